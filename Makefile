@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+# Both create .venv if it is missing and install what they need.
+# TORCH pins a CPU-friendly build; override it for your accelerator, e.g. `make demo TORCH=torch`.
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.lmtune-installed
+
+.PHONY: install demo test check lab readme clean-demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml setup.py
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/lmtune demo
+
+# Fails when a notebook carries outputs, when lmtune/ differs from the notebooks, or when
+# README.md differs from nbs/index.ipynb; then runs every notebook and the integration tests.
+check: install
+	$(BIN)/python tools/check_sync.py
+
+test: check
+	$(BIN)/nbdev-test --n-workers 2
+	$(BIN)/python -m pytest -q tests/
+
+readme: install
+	$(BIN)/python tools/make_readme.py
+
+lab: install
+	$(BIN)/jupyter lab nbs
+
+clean-demo:
+	rm -rf lmtune-demo
