@@ -7,10 +7,10 @@ Docs: https://lmtune.github.io/lmtune/cli.html.md"""
 # %% auto #0
 __all__ = ['GiB', 'DEFAULT_GPUS', 'estimate_report', 'main']
 
-# %% ../nbs/12_cli.ipynb #6414356b
+# %% ../nbs/12_cli.ipynb #c44a9bc4
 import argparse, sys
 
-# %% ../nbs/12_cli.ipynb #37681006
+# %% ../nbs/12_cli.ipynb #b0b67c63
 def _size(x:str)->float:
     "Parse a number such as `2e9`, `500M` or `3B` (a count of tokens or dollars)."
     s = str(x).strip().replace('_', '').replace(',', '')
@@ -18,7 +18,7 @@ def _size(x:str)->float:
     try: return float(s[:-1]) * mult if mult else float(s)
     except ValueError: raise argparse.ArgumentTypeError(f"{x!r} is not a number: use e.g. 2e9, 500M or 3B") from None
 
-# %% ../nbs/12_cli.ipynb #0757782d
+# %% ../nbs/12_cli.ipynb #f74fbabe
 def _add_run_args(p:argparse.ArgumentParser):
     "Add the run-settings arguments shared by the estimator commands."
     p.add_argument('model', help='catalog name (e.g. llama-3.1-8b), a model directory, a config.json or a hub id')
@@ -41,7 +41,7 @@ def _run_settings(a:argparse.Namespace)->dict:
                 lora_target_modules=a.lora_target_modules, attn_implementation=a.attn_implementation,
                 num_gpus=a.num_gpus, strategy=a.strategy)
 
-# %% ../nbs/12_cli.ipynb #4210a061
+# %% ../nbs/12_cli.ipynb #51e7889b
 GiB = 2**30
 DEFAULT_GPUS = ('RTX-4090', 'A100-40GB', 'A100-80GB', 'H100-SXM', 'H200')
 
@@ -69,7 +69,7 @@ def estimate_report(model, gpus=DEFAULT_GPUS, tokens:float=1e8, **settings)->str
                  "prices from lmtune.catalog, dated)")
     return '\n'.join(lines)
 
-# %% ../nbs/12_cli.ipynb #77f95a0e
+# %% ../nbs/12_cli.ipynb #32c63ce3
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='lmtune', description='Decide, estimate and train: lmtune from the command line.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
@@ -90,14 +90,20 @@ def _parser()->argparse.ArgumentParser:
     a.add_argument('--num-gpus', type=int, default=1)
     a.add_argument('--base-knows-domain', default='partial', help='none, partial or good')
     a.add_argument('--model', default=None, help='catalog name or model directory')
+    a.add_argument('--queries-per-day', type=_size, default=None)
+    a.add_argument('--language-supported', action=argparse.BooleanOptionalAction, default=None)
+    a.add_argument('--on-prem', action=argparse.BooleanOptionalAction, default=None, help='data must stay on your machines')
+    a.add_argument('--prompting-works', default=None, help='untested, no, partly or yes')
+    a.add_argument('--data-quality', default=None, help='unknown, mixed or high')
     return p
 
-# %% ../nbs/12_cli.ipynb #c26739a5
+# %% ../nbs/12_cli.ipynb #6727495f
 def _advise_kwargs(a:argparse.Namespace)->dict:
     kw = dict(goal=a.goal, labeled_examples=int(a.labeled_examples), preference_pairs=int(a.preference_pairs),
               domain_tokens=a.domain_tokens, num_gpus=a.num_gpus, base_knows_domain=a.base_knows_domain)
-    for k in ('budget_usd', 'deadline_days', 'gpu', 'model'):
+    for k in ('budget_usd', 'deadline_days', 'gpu', 'model', 'language_supported', 'on_prem', 'prompting_works', 'data_quality'):
         if getattr(a, k) is not None: kw[k] = getattr(a, k)
+    if a.queries_per_day is not None: kw['queries_per_day'] = int(a.queries_per_day)
     return kw
 
 def main(argv:list|None=None)->int:
