@@ -28,8 +28,9 @@ demo: install
 check: install
 	$(BIN)/python tools/check_sync.py
 
+# Two notebook workers on two cores: one torch thread each, or they slow each other down many times over.
 test: check
-	$(BIN)/nbdev-test --n-workers 2
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2
 	$(BIN)/python -m pytest -q tests/
 
 readme: install

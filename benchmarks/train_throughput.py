@@ -13,7 +13,7 @@ GPU:   python benchmarks/train_throughput.py --model <model dir or hub id> --ste
 CPU smoke test (checks that it runs; not a speed claim):
        python benchmarks/train_throughput.py --tiny --steps 5
 """
-import argparse, json, os, resource, subprocess, sys, tempfile, time
+import argparse, json, os, resource, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 VARIANTS = ("lmtune-lora", "lmtune-full", "trainer-lora", "trainer-full")
@@ -54,6 +54,7 @@ def _plain_trainer(a, model_dir, lora:bool, out):
     if lora:
         from peft import LoraConfig, get_peft_model
         model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+        if a.gradient_checkpointing: model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks need a grad input
     def encode(r):
         prompt = [dict(role="user", content=r["prompt"])]
         p_ids = tok.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
@@ -113,20 +114,21 @@ def run_variant(a):
         except ValueError: pass
     else:
         res["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
+    shutil.rmtree(out, ignore_errors=True)
     print("RESULT " + json.dumps(res), flush=True)
 
 def main():
     a = parse()
     if a.variant: return run_variant(a)
-    model_dir = a.model
+    model_dir, tmp_model = a.model, None
     if model_dir is None:
         if not a.tiny: sys.exit("pass --model <dir or hub id>, or --tiny for a CPU smoke test")
         from lmtune.models import make_tiny_model_dir
-        model_dir = str(make_tiny_model_dir(Path(tempfile.mkdtemp(prefix="tp-model-")) / "tiny", "llama", seed=0))
+        tmp_model = tempfile.mkdtemp(prefix="tp-model-")
+        model_dir = str(make_tiny_model_dir(Path(tmp_model) / "tiny", "llama", seed=0))
     rows = []
     for v in a.variants.split(","):
         cmd = [sys.executable, __file__, "--variant", v, "--model-dir", model_dir] + [x for x in sys.argv[1:]]
-        t0 = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True)
         line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
         if p.returncode or line is None:
@@ -141,5 +143,6 @@ def main():
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
         print(f"{r['variant']:14s} {r['tokens_per_s']:10.0f} {r[mem]:13.2f} {mfu:>7s} {r['runtime_s']:10.2f} {r['tokens']:8d}  {r['optim']}")
     if a.out: Path(a.out).write_text(json.dumps(dict(args=vars(a), results=rows), indent=1))
+    if tmp_model: shutil.rmtree(tmp_model, ignore_errors=True)
 
 if __name__ == "__main__": main()

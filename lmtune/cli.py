@@ -7,10 +7,10 @@ Docs: https://lmtune.github.io/lmtune/cli.html.md"""
 # %% auto #0
 __all__ = ['GiB', 'DEFAULT_GPUS', 'estimate_report', 'main']
 
-# %% ../nbs/12_cli.ipynb #c44a9bc4
+# %% ../nbs/12_cli.ipynb #13046922
 import argparse, sys
 
-# %% ../nbs/12_cli.ipynb #b0b67c63
+# %% ../nbs/12_cli.ipynb #4ec22cfa
 def _size(x:str)->float:
     "Parse a number such as `2e9`, `500M` or `3B` (a count of tokens or dollars)."
     s = str(x).strip().replace('_', '').replace(',', '')
@@ -18,7 +18,7 @@ def _size(x:str)->float:
     try: return float(s[:-1]) * mult if mult else float(s)
     except ValueError: raise argparse.ArgumentTypeError(f"{x!r} is not a number: use e.g. 2e9, 500M or 3B") from None
 
-# %% ../nbs/12_cli.ipynb #f74fbabe
+# %% ../nbs/12_cli.ipynb #260b0b0a
 def _add_run_args(p:argparse.ArgumentParser):
     "Add the run-settings arguments shared by the estimator commands."
     p.add_argument('model', help='catalog name (e.g. llama-3.1-8b), a model directory, a config.json or a hub id')
@@ -41,7 +41,7 @@ def _run_settings(a:argparse.Namespace)->dict:
                 lora_target_modules=a.lora_target_modules, attn_implementation=a.attn_implementation,
                 num_gpus=a.num_gpus, strategy=a.strategy)
 
-# %% ../nbs/12_cli.ipynb #51e7889b
+# %% ../nbs/12_cli.ipynb #1d94ad93
 GiB = 2**30
 DEFAULT_GPUS = ('RTX-4090', 'A100-40GB', 'A100-80GB', 'H100-SXM', 'H200')
 
@@ -64,12 +64,12 @@ def estimate_report(model, gpus=DEFAULT_GPUS, tokens:float=1e8, **settings)->str
         fits = est.device_total <= gpu.memory_bytes
         t = estimate_time(model, gpu=gpu, tokens=tokens, **settings)
         lines.append(f"{gpu.name:<12}{gpu.memory_bytes/GiB:8.0f}G{'yes' if fits else 'no':>6}{t.step_seconds:9.3f}"
-                     f"{t.tokens_per_second:11,.0f}{t.total_seconds/3600:9.1f}{t.cost_usd:10,.0f}")
+                     f"{t.tokens_per_second:11,.0f}{t.total_seconds/3600:9.1f}{t.cost_usd:10,.{2 if t.cost_usd < 100 else 0}f}")
     lines.append(f"(time and cost for {tokens:,.0f} training tokens on {settings.get('num_gpus', 1)} GPU(s) of each type; "
                  "prices from lmtune.catalog, dated)")
     return '\n'.join(lines)
 
-# %% ../nbs/12_cli.ipynb #32c63ce3
+# %% ../nbs/12_cli.ipynb #2d419f70
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='lmtune', description='Decide, estimate and train: lmtune from the command line.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
@@ -97,7 +97,7 @@ def _parser()->argparse.ArgumentParser:
     a.add_argument('--data-quality', default=None, help='unknown, mixed or high')
     return p
 
-# %% ../nbs/12_cli.ipynb #6727495f
+# %% ../nbs/12_cli.ipynb #1adba94e
 def _advise_kwargs(a:argparse.Namespace)->dict:
     kw = dict(goal=a.goal, labeled_examples=int(a.labeled_examples), preference_pairs=int(a.preference_pairs),
               domain_tokens=a.domain_tokens, num_gpus=a.num_gpus, base_knows_domain=a.base_knows_domain)

@@ -7,11 +7,11 @@ Docs: https://lmtune.github.io/lmtune/demo.html.md"""
 # %% auto #0
 __all__ = ['answer', 'text_loss', 'run_demo']
 
-# %% ../nbs/11_demo.ipynb #d3f28e12
+# %% ../nbs/11_demo.ipynb #893379da
 import html, json, time
 from pathlib import Path
 
-# %% ../nbs/11_demo.ipynb #9f9eef8c
+# %% ../nbs/11_demo.ipynb #df54bb1d
 def answer(model, tokenizer, prompts:list[str], max_new_tokens:int=8)->list[str]:
     "Greedy answers of `model` to each prompt, through the tokenizer's chat template."
     import torch
@@ -32,7 +32,7 @@ def text_loss(model, tokenizer, texts:list[str], seq_len:int=64)->float:
     model.eval()
     with torch.no_grad(): return float(model(input_ids=blocks, labels=blocks).loss)
 
-# %% ../nbs/11_demo.ipynb #2a115ac0
+# %% ../nbs/11_demo.ipynb #caa854d3
 def _plot_losses(results:dict, path:Path):
     import matplotlib; matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
@@ -52,7 +52,7 @@ table{{border-collapse:collapse;margin:.5rem 0 1rem}}th,td{{border:1px solid #cc
 th{{background:#f4f4f4}}pre{{background:#f7f7f7;padding:.6rem;overflow-x:auto}}</style></head><body>
 <h1>lmtune demo report</h1><table>{_rows(facts)}</table>{body}</body></html>""")
 
-# %% ../nbs/11_demo.ipynb #3e5a5139
+# %% ../nbs/11_demo.ipynb #f0f3810a
 def run_demo(out:str|Path='lmtune-demo', # report folder
              pretrain_steps:int=300, # optimizer steps of pretraining on the general corpus
              sft_steps:int=150, # optimizer steps of fine-tuning on the instruction task
@@ -101,12 +101,12 @@ def run_demo(out:str|Path='lmtune-demo', # report folder
     say(f"Report: {(out/'index.html').resolve()}  ({summary['seconds']} s)")
     return summary
 
-# %% ../nbs/11_demo.ipynb #356e8058
+# %% ../nbs/11_demo.ipynb #b9f034e2
 def _real_model_questions()->dict:
     from lmtune.cli import estimate_report
     from lmtune.advisor import advise
     est = estimate_report('llama-3.1-8b', gpus=('RTX-4090', 'A100-80GB', 'H100-SXM'), tokens=2e7, method='qlora',
-                          batch_size=4, seq_len=2048, precision='bf16', optim='paged_adamw_8bit',
+                          batch_size=1, seq_len=2048, precision='bf16', optim='paged_adamw_8bit',
                           gradient_checkpointing=True, lora_r=16, lora_target_modules='all-linear',
                           attn_implementation='sdpa', num_gpus=1, strategy='ddp')
     rec = advise(goal='task', labeled_examples=2000, budget_usd=500, gpu='RTX-4090', num_gpus=1, model='llama-3.1-8b')

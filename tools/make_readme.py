@@ -22,6 +22,7 @@ def render() -> str:
         if c.cell_type == 'code': c.outputs = []
         if c.source: cells.append(c)
     nb.cells = cells
+    nb.metadata['language_info'] = {'name': 'python'}  # so code blocks are fenced as ```python
     body, _ = MarkdownExporter().from_notebook_node(nb)
     return HEADER + re.sub(r'\n{3,}', '\n\n', body).strip() + '\n'
 
