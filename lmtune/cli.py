@@ -7,10 +7,16 @@ Docs: https://lmtune.github.io/lmtune/cli.html.md"""
 # %% auto #0
 __all__ = ['GiB', 'DEFAULT_GPUS', 'estimate_report', 'main']
 
-# %% ../nbs/12_cli.ipynb #13046922
+# %% ../nbs/12_cli.ipynb #f1f21bb9
 import argparse, sys
 
-# %% ../nbs/12_cli.ipynb #4ec22cfa
+# %% ../nbs/12_cli.ipynb #2978baab
+def _count(x:str)->int:
+    "Parse a whole count such as `2000`, `5k` or `1.5M`."
+    v = _size(x)
+    if not float(v).is_integer(): raise argparse.ArgumentTypeError(f"{x!r} is not a whole number")
+    return int(v)
+
 def _size(x:str)->float:
     "Parse a number such as `2e9`, `500M` or `3B` (a count of tokens or dollars)."
     s = str(x).strip().replace('_', '').replace(',', '')
@@ -18,7 +24,7 @@ def _size(x:str)->float:
     try: return float(s[:-1]) * mult if mult else float(s)
     except ValueError: raise argparse.ArgumentTypeError(f"{x!r} is not a number: use e.g. 2e9, 500M or 3B") from None
 
-# %% ../nbs/12_cli.ipynb #260b0b0a
+# %% ../nbs/12_cli.ipynb #047461f5
 def _add_run_args(p:argparse.ArgumentParser):
     "Add the run-settings arguments shared by the estimator commands."
     p.add_argument('model', help='catalog name (e.g. llama-3.1-8b), a model directory, a config.json or a hub id')
@@ -41,7 +47,7 @@ def _run_settings(a:argparse.Namespace)->dict:
                 lora_target_modules=a.lora_target_modules, attn_implementation=a.attn_implementation,
                 num_gpus=a.num_gpus, strategy=a.strategy)
 
-# %% ../nbs/12_cli.ipynb #1d94ad93
+# %% ../nbs/12_cli.ipynb #2988e079
 GiB = 2**30
 DEFAULT_GPUS = ('RTX-4090', 'A100-40GB', 'A100-80GB', 'H100-SXM', 'H200')
 
@@ -51,8 +57,10 @@ def estimate_report(model, gpus=DEFAULT_GPUS, tokens:float=1e8, **settings)->str
     from lmtune.cost import estimate_time
     from lmtune.catalog import gpu_spec
     est = estimate_memory(model, **settings)
+    gc = 'on' if settings.get('gradient_checkpointing') else 'off'
     lines = [f"Memory per GPU for {model} ({settings.get('method')}, batch {settings.get('batch_size')} x "
-             f"{settings.get('seq_len')} tokens, {settings.get('precision')}, {settings.get('optim')}):"]
+             f"{settings.get('seq_len')} tokens, {settings.get('precision')}, {settings.get('optim')}, "
+             f"gradient checkpointing {gc}, {settings.get('num_gpus', 1)} GPU(s) {settings.get('strategy', 'ddp')}):"]
     lines += [f"  {k:<24}{v/GiB:9.2f} GiB" for k, v in est.breakdown.items() if v]
     lines += [f"  {'peak allocated':<24}{est.peak_allocated/GiB:9.2f} GiB",
               f"  {'peak reserved':<24}{est.peak_reserved/GiB:9.2f} GiB",
@@ -69,7 +77,7 @@ def estimate_report(model, gpus=DEFAULT_GPUS, tokens:float=1e8, **settings)->str
                  "prices from lmtune.catalog, dated)")
     return '\n'.join(lines)
 
-# %% ../nbs/12_cli.ipynb #2d419f70
+# %% ../nbs/12_cli.ipynb #e13a2311
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='lmtune', description='Decide, estimate and train: lmtune from the command line.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
@@ -81,8 +89,8 @@ def _parser()->argparse.ArgumentParser:
     e.add_argument('--tokens', type=_size, default=1e8, help='training tokens for time and cost, e.g. 2e9 or 500M')
     a = sub.add_parser('advise', help='prompting, RAG, fine-tuning, continued pretraining or pretraining?')
     a.add_argument('--goal', required=True, help='behavior, task, knowledge, fresh-facts, new-language, new-modality or alignment')
-    a.add_argument('--labeled-examples', type=_size, default=0)
-    a.add_argument('--preference-pairs', type=_size, default=0)
+    a.add_argument('--labeled-examples', type=_count, default=0)
+    a.add_argument('--preference-pairs', type=_count, default=0)
     a.add_argument('--domain-tokens', type=_size, default=0)
     a.add_argument('--budget-usd', type=_size, default=None)
     a.add_argument('--deadline-days', type=float, default=None)
@@ -90,20 +98,22 @@ def _parser()->argparse.ArgumentParser:
     a.add_argument('--num-gpus', type=int, default=1)
     a.add_argument('--base-knows-domain', default='partial', help='none, partial or good')
     a.add_argument('--model', default=None, help='catalog name or model directory')
-    a.add_argument('--queries-per-day', type=_size, default=None)
+    a.add_argument('--queries-per-day', type=_count, default=None)
+    a.add_argument('--few-shot-tokens', type=_count, default=None, help='extra prompt tokens per query that few-shot prompting needs')
+    a.add_argument('--usd-per-million-tokens', type=float, default=None, help='your price of a million prompt tokens')
     a.add_argument('--language-supported', action=argparse.BooleanOptionalAction, default=None)
     a.add_argument('--on-prem', action=argparse.BooleanOptionalAction, default=None, help='data must stay on your machines')
     a.add_argument('--prompting-works', default=None, help='untested, no, partly or yes')
     a.add_argument('--data-quality', default=None, help='unknown, mixed or high')
     return p
 
-# %% ../nbs/12_cli.ipynb #1adba94e
+# %% ../nbs/12_cli.ipynb #e10a98ba
 def _advise_kwargs(a:argparse.Namespace)->dict:
-    kw = dict(goal=a.goal, labeled_examples=int(a.labeled_examples), preference_pairs=int(a.preference_pairs),
+    kw = dict(goal=a.goal, labeled_examples=a.labeled_examples, preference_pairs=a.preference_pairs,
               domain_tokens=a.domain_tokens, num_gpus=a.num_gpus, base_knows_domain=a.base_knows_domain)
-    for k in ('budget_usd', 'deadline_days', 'gpu', 'model', 'language_supported', 'on_prem', 'prompting_works', 'data_quality'):
+    for k in ('budget_usd', 'deadline_days', 'gpu', 'model', 'language_supported', 'on_prem', 'prompting_works', 'data_quality',
+              'queries_per_day', 'few_shot_tokens', 'usd_per_million_tokens'):
         if getattr(a, k) is not None: kw[k] = getattr(a, k)
-    if a.queries_per_day is not None: kw['queries_per_day'] = int(a.queries_per_day)
     return kw
 
 def main(argv:list|None=None)->int:
