@@ -35,11 +35,12 @@ def parse():
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
     return p.parse_args()
 
-def _precision(p):
+def _precision(p, method):
+    "What lmtune's `sft` resolves `precision` to for `method` here (`lmtune.settings.resolve_precision`), for both variants."
     import torch
-    if p != "auto": return p
-    if not torch.cuda.is_available(): return "fp32"
-    return "mixed" if torch.cuda.is_bf16_supported() else "fp16"
+    from lmtune.settings import resolve_precision
+    cuda = torch.cuda.is_available()
+    return resolve_precision(p, method, "sft", cuda=cuda, bf16_supported=cuda and torch.cuda.is_bf16_supported())
 
 def _plain_trainer(a, model_dir, lora:bool, out):
     "A plain transformers Trainer: same rows rendered with the chat template, loss on the response, padded batches."
@@ -48,9 +49,10 @@ def _plain_trainer(a, model_dir, lora:bool, out):
     from datasets import Dataset
     from lmtune.corpus import instruction_set
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True)
-    prec = _precision(a.precision)
-    if prec == "bf16": model = model.to(torch.bfloat16)
+    prec = _precision(a.precision, "lora" if lora else "full")
+    # an explicit dtype, as lmtune loads: fp32 master weights unless precision is bf16 (not the checkpoint's saved dtype)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True,
+                                                 dtype=torch.bfloat16 if prec == "bf16" else torch.float32)
     if lora:
         from peft import LoraConfig, get_peft_model
         model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
@@ -69,7 +71,7 @@ def _plain_trainer(a, model_dir, lora:bool, out):
                     attention_mask=torch.tensor([pad([1] * len(r["input_ids"]), 0) for r in rows]))
     args = TrainingArguments(output_dir=out, per_device_train_batch_size=a.batch_size, max_steps=a.steps,
                              learning_rate=2e-4 if lora else 1e-5, bf16=prec in ("bf16", "mixed"), fp16=prec == "fp16",
-                             gradient_checkpointing=a.gradient_checkpointing, logging_steps=max(1, a.steps // 5),
+                             activation_checkpointing=a.gradient_checkpointing, logging_steps=max(1, a.steps // 5),
                              save_strategy="no", report_to="none", include_num_input_tokens_seen="non_padding",
                              disable_tqdm=True, seed=42, remove_unused_columns=False)
     tr = Trainer(model=model, args=args, train_dataset=ds, data_collator=collate)
@@ -102,7 +104,7 @@ def run_variant(a):
     tps = tokens / m["train_runtime"]
     flops_per_token = 6 * n + 12 * cfg.num_hidden_layers * cfg.hidden_size * a.seq_len
     res = dict(variant=a.variant, steps=a.steps, tokens=tokens, runtime_s=m["train_runtime"], tokens_per_s=tps,
-               params=n, optim=optim, precision=_precision(a.precision), device="cpu", mfu=None)
+               params=n, optim=optim, precision=_precision(a.precision, method), device="cpu", mfu=None)
     if _cuda():
         name = torch.cuda.get_device_name()
         res.update(device=name, peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30)
@@ -136,12 +138,12 @@ def main():
         rows.append(json.loads(line[7:]))
     mem = "peak_mem_gib" if rows and "peak_mem_gib" in rows[0] else "peak_rss_gib"
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
-    print(f"device: {rows[0]['device'] if rows else '?'}; precision {rows[0]['precision'] if rows else '?'}; "
+    print(f"device: {rows[0]['device'] if rows else '?'}; precision {a.precision} (resolved per variant below); "
           f"batch {a.batch_size} x seq {a.seq_len}, {a.steps} steps; {rows[0]['params'] if rows else '?':,} params")
-    print(f"{'variant':14s} {'tokens/s':>10s} {mem:>13s} {'MFU':>7s} {'runtime s':>10s} {'tokens':>8s}  optim")
+    print(f"{'variant':14s} {'tokens/s':>10s} {mem:>13s} {'MFU':>7s} {'runtime s':>10s} {'tokens':>8s}  {'precision':9s} optim")
     for r in rows:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
-        print(f"{r['variant']:14s} {r['tokens_per_s']:10.0f} {r[mem]:13.2f} {mfu:>7s} {r['runtime_s']:10.2f} {r['tokens']:8d}  {r['optim']}")
+        print(f"{r['variant']:14s} {r['tokens_per_s']:10.0f} {r[mem]:13.2f} {mfu:>7s} {r['runtime_s']:10.2f} {r['tokens']:8d}  {r['precision']:9s} {r['optim']}")
     if a.out: Path(a.out).write_text(json.dumps(dict(args=vars(a), results=rows), indent=1))
     if tmp_model: shutil.rmtree(tmp_model, ignore_errors=True)
 
