@@ -48,12 +48,13 @@ def naive(r, archs):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", nargs="*", default=[os.path.join(ROOT, "..", "shared", "calibration", "*.jsonl"),
+    cal = os.environ.get("LMTUNE_CALIBRATION") or os.path.join(ROOT, "..", "shared", "calibration")
+    ap.add_argument("--data", nargs="*", default=[os.path.join(cal, "*.jsonl"),
                                                   os.path.join(HERE, "results", "*.jsonl")])
     ap.add_argument("--calls", type=int, default=2000)
     args = ap.parse_args()
     rows, archs = load_rows(args.data)
-    if not rows: sys.exit(f"no measurement rows found in {args.data}")
+    if not rows: sys.exit(f"no measurement rows found in {args.data} (set LMTUNE_CALIBRATION to the calibration folder)")
     print(f"{len(rows)} measured runs from {sorted({r['_file'] for r in rows})}\n")
     hdr = f"{'run':<32}{'meas alloc':>11}{'pred alloc':>11}{'err%':>7}{'meas res':>10}{'pred res':>10}{'err%':>7}{'step1 err%':>11}{'load err%':>10}{'naive err%':>11}"
     print(hdr); print("-"*len(hdr))

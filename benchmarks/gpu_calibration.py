@@ -48,7 +48,7 @@ def predictions(gpu):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--dry-run', action='store_true', help='list the configurations and their predictions; no GPU needed')
-    ap.add_argument('--gpu', default=None, help='catalog GPU for predictions (default: the CUDA device, else H100-SXM)')
+    ap.add_argument('--gpu', default=None, help='catalog GPU for predictions (default: the CUDA device; H100-SXM for --dry-run on a machine without one)')
     ap.add_argument('--out', default=None, help='output jsonl (default: benchmarks/results/<gpu>-grid.jsonl)')
     ap.add_argument('--only', nargs='*', default=None, help='measure only these names')
     ap.add_argument('--budget-s', type=float, default=420, help='start no new configuration after this many seconds')
@@ -60,7 +60,11 @@ def main(argv=None):
     gpu = a.gpu
     if gpu is None and not a.dry_run:
         import torch
-        if torch.cuda.is_available(): gpu = catalog_gpu(torch.cuda.get_device_name())
+        if torch.cuda.is_available():
+            dev = torch.cuda.get_device_name()
+            gpu = catalog_gpu(dev)
+            if gpu is None: raise SystemExit(f"{dev!r} is not in lmtune's GPU catalog: pass --gpu <closest catalog GPU> "
+                                             f"to predict for it, or add a catalog.GPU entry")
     gpu = gpu_spec(gpu or 'H100-SXM').name
     grid = [g for g in GRID if a.only is None or g[0] in a.only]
     if a.only:
@@ -84,7 +88,7 @@ def main(argv=None):
     for name, model, s in keep:
         if time.time() - t0 > a.budget_s:
             print(f"budget of {a.budget_s:.0f} s spent; not measured: {name}"); continue
-        run_grid(out, [dict(model=model, name=name, **s)])
+        run_grid(out, [dict(model=model, name=name, **s)], gpu=gpu)
     print(f"measured in {time.time() - t0:.0f} s; rows appended to {out}")
 
 

@@ -19,6 +19,8 @@ def main(argv=None):
     ap.add_argument('--no-loo', action='store_true', help='skip the leave-one-out refits (about 8 s each)')
     ap.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results', 'time_accuracy.txt'))
     a = ap.parse_args(argv)
+    missing = [p for p in a.data if not os.path.exists(p)]
+    if missing: raise SystemExit(f"calibration data not found: {missing}; pass --data or set LMTUNE_CALIBRATION to the folder")
     rows = [r for path in a.data for r in load_measurements(path)]
     lines = [f"$ python {shlex.join(['benchmarks/time_accuracy.py'] + (argv if argv is not None else sys.argv[1:]))}",
              f"data: {', '.join(a.data)} ({len(rows)} rows)", f"constants: {CALIBRATED}", ""]
