@@ -9,11 +9,11 @@ __all__ = ['METHODS', 'PRECISIONS', 'STRATEGIES', 'ATTN_IMPLEMENTATIONS', 'LR_PR
            'check_choice', 'check_positive', 'RunSettings', 'run_settings', 'resolve_precision', 'estimator_kwargs',
            'launch_command']
 
-# %% ../nbs/00_settings.ipynb #7d432021
+# %% ../nbs/00_settings.ipynb #2d91285e
 import difflib, shlex
 from dataclasses import dataclass, asdict, fields
 
-# %% ../nbs/00_settings.ipynb #410885a5
+# %% ../nbs/00_settings.ipynb #a423b31c
 METHODS = ('full', 'freeze', 'lora', 'qlora', 'dora', 'prefix', 'ia3', 'bitfit')
 PRECISIONS = ('bf16', 'mixed', 'fp16', 'fp32')
 STRATEGIES = ('ddp', 'zero1', 'zero2', 'zero3', 'fsdp')
@@ -36,7 +36,7 @@ def check_positive(arg:str, value, integer:bool=True):
     if not ok: raise ValueError(f"{arg}={value!r} must be a positive {'integer' if integer else 'number'}.")
     return int(value) if integer else value
 
-# %% ../nbs/00_settings.ipynb #7b76b75f
+# %% ../nbs/00_settings.ipynb #7caa9782
 LR_PRESET_NAMES = ('pretrain', 'continued', 'finetune')
 
 @dataclass
@@ -126,7 +126,7 @@ class RunSettings:
         "A checked copy with `changes` applied."
         return run_settings(self, **changes)
 
-# %% ../nbs/00_settings.ipynb #3d52ddc4
+# %% ../nbs/00_settings.ipynb #b8bf4e09
 _ALIASES = {'freeze_layers': 'trainable_layers', 'num_train_epochs': 'num_epochs', 'lr': 'learning_rate',
             'per_device_train_batch_size': 'batch_size', 'max_length': 'seq_len'}
 
@@ -149,11 +149,11 @@ def run_settings(settings=None, # a `RunSettings`, a dict, or None
                          + " See `RunSettings` for the names.")
     return RunSettings(**base)
 
-# %% ../nbs/00_settings.ipynb #eeb49546
+# %% ../nbs/00_settings.ipynb #90c67ebc
 _ESTIMATOR_FIELDS = ('method', 'batch_size', 'seq_len', 'precision', 'optim', 'gradient_checkpointing', 'lora_r',
                      'lora_alpha', 'lora_dropout', 'lora_target_modules', 'attn_implementation', 'use_dora',
                      'num_gpus', 'strategy', 'offload_optimizer', 'offload_params', 'trainable_layers',
-                     'gradient_accumulation_steps')
+                     'gradient_accumulation_steps', 'use_liger_kernel')
 STAGE_METHODS = {'pretrain': 'full', 'continue_pretraining': 'full', 'sft': 'lora', 'dpo': 'lora'}
 
 ADAPTER_METHODS = ('lora', 'qlora', 'dora', 'prefix', 'ia3')
@@ -184,7 +184,7 @@ def estimator_kwargs(s:RunSettings, # the run
     kw['num_gpus'] = s.world_size
     return kw
 
-# %% ../nbs/00_settings.ipynb #927ea145
+# %% ../nbs/00_settings.ipynb #3c0ad4ed
 def launch_command(s:RunSettings, # the run
                    script:str, # the training script and its arguments, e.g. "train.py --config run.json"
                    machine_rank:int=0, # this machine's rank, for num_machines > 1
