@@ -15,31 +15,19 @@ sys.path.insert(0, ROOT)
 GiB = 2**30
 
 def load_rows(patterns):
-    rows, archs = [], {}
-    for pat in patterns:
-        for path in sorted(glob.glob(pat)):
-            af = os.path.join(os.path.dirname(path), "architectures.json")
-            if os.path.exists(af): archs.update(json.load(open(af)))
-            for line in open(path):
-                line = line.strip()
-                if not line: continue
-                r = json.loads(line)
-                if r.get("kind") == "env" or "peak_alloc_bytes" not in r: continue
-                r["_file"] = os.path.relpath(path, ROOT); rows.append(r)
-    return rows, archs
+    "Measured runs (`lmtune.calibrate.Measurement`) of every file matching `patterns`."
+    from lmtune.calibrate import read_measurements
+    return [m for m in read_measurements(patterns) if "peak_alloc_bytes" in m.row]
 
-def predict(r, archs):
+def predict(m):
     from lmtune.memory import estimate_memory
-    cfg = archs.get(r["arch"], r["arch"])
-    return estimate_memory(cfg, method=r["method"], batch_size=r["batch"], seq_len=r["seq"], precision=r["precision"],
-                           optim=r["optim"], gradient_checkpointing=r["gc"], lora_r=r.get("lora_r", 16),
-                           lora_target_modules=r.get("targets", "all-linear"), attn_implementation=r.get("attn", "sdpa"),
-                           use_dora=bool(r.get("dora", False)))
+    return estimate_memory(m.config, m.settings)
 
-def naive(r, archs):
+def naive(m):
     "'Transformer Math' style: 16 bytes/param (full) or 2 bytes/param + 16 bytes/trainable (PEFT) + activations sbh(34+5as/h)."
     from lmtune.catalog import model_spec
-    sp = model_spec(archs.get(r["arch"], r["arch"]))
+    r = m.row
+    sp = model_spec(m.config)
     N, s, b, h, L, a = sp.num_params, r["seq"], r["batch"], sp.hidden_size, sp.num_layers, sp.num_heads
     T = r.get("trainable", N)
     w = 16*N if r["method"] == "full" else (0.5 if r["method"] == "qlora" else 2)*N + 16*T
@@ -53,21 +41,22 @@ def main():
                                                   os.path.join(HERE, "results", "*.jsonl")])
     ap.add_argument("--calls", type=int, default=2000)
     args = ap.parse_args()
-    rows, archs = load_rows(args.data)
+    rows = load_rows(args.data)
     if not rows: sys.exit(f"no measurement rows found in {args.data} (set LMTUNE_CALIBRATION to the calibration folder)")
-    print(f"{len(rows)} measured runs from {sorted({r['_file'] for r in rows})}\n")
+    print(f"{len(rows)} measured runs from {sorted({os.path.relpath(m.source, ROOT) for m in rows})}\n")
     hdr = f"{'run':<32}{'meas alloc':>11}{'pred alloc':>11}{'err%':>7}{'meas res':>10}{'pred res':>10}{'err%':>7}{'step1 err%':>11}{'load err%':>10}{'naive err%':>11}"
     print(hdr); print("-"*len(hdr))
     ea, er, e0, el, en = [], [], [], [], []
-    for r in rows:
-        e = predict(r, archs)
+    for m in rows:
+        r = m.row
+        e = predict(m)
         ma, mr = r["peak_alloc_bytes"], r["peak_reserved_bytes"]
         da, dr = 100*(e.peak_allocated/ma - 1), 100*(e.peak_reserved/mr - 1)
         # step_peaks are raw allocator peaks; peak_alloc_bytes had the memory allocated before the model subtracted
         off = max(r["step_peaks"]) - ma if r.get("step_peaks") else 0
         d0 = 100*(e.peak_allocated_first_step/(r["step_peaks"][0] - off) - 1) if r.get("step_peaks") else float("nan")
         dl = 100*(e.after_load/r["after_load_bytes"] - 1) if r.get("after_load_bytes") else float("nan")
-        dn = 100*(naive(r, archs)/ma - 1)
+        dn = 100*(naive(m)/ma - 1)
         ea.append(da); er.append(dr); e0.append(d0); el.append(dl); en.append(dn)
         print(f"{r['name']:<32}{ma/GiB:>11.2f}{e.peak_allocated/GiB:>11.2f}{da:>+7.1f}{mr/GiB:>10.2f}{e.peak_reserved/GiB:>10.2f}{dr:>+7.1f}{d0:>+11.1f}{dl:>+10.1f}{dn:>+11.1f}")
     med = lambda xs: statistics.median(abs(x) for x in xs)
@@ -77,7 +66,6 @@ def main():
         print(f"{name:<40} median |error| {med(xs):5.1f}%   worst |error| {max(abs(x) for x in xs):5.1f}%")
     # speed
     from lmtune.memory import estimate_memory
-    r = rows[0]; cfg = archs.get(r["arch"], r["arch"])
     from lmtune.catalog import model_spec
     for label, c in (("catalog name", "llama-3.1-8b"), ("ModelSpec", model_spec("llama-3.1-8b"))):
         estimate_memory(c, method="lora", batch_size=4, seq_len=2048, gradient_checkpointing=True)

@@ -10,12 +10,13 @@ Usage:
 """
 import argparse, os, shlex, statistics, sys, time
 
-from lmtune.cost import CALIBRATED, CALIBRATION_PATH, fit_throughput, load_measurements, predict_rows, step_breakdown
+from lmtune.calibrate import calibration_dir
+from lmtune.cost import CALIBRATED, fit_throughput, load_measurements, predict_rows, step_breakdown
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--data', nargs='+', default=[CALIBRATION_PATH], help='calibration jsonl files (rows with step_s)')
+    ap.add_argument('--data', nargs='+', default=[str(calibration_dir() / 'h200-trainer-grid1.jsonl')], help='calibration jsonl files (rows with step_s)')
     ap.add_argument('--no-loo', action='store_true', help='skip the leave-one-out refits (about 8 s each)')
     ap.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results', 'time_accuracy.txt'))
     a = ap.parse_args(argv)

@@ -7,39 +7,111 @@ Docs: https://lmtune.github.io/lmtune/calibrate.html.md"""
 
 # %% ../nbs/06_calibrate.ipynb #5c3c6fac
 from __future__ import annotations
-import json, os, statistics, tempfile, time
+import glob, json, os, statistics, tempfile, time
+from dataclasses import dataclass
+from pathlib import Path
+from .settings import RunSettings, run_settings, bad_value
 
 # %% auto #0
-__all__ = ['SETTINGS', 'full_settings', 'settings_from_row', 'row_from_settings', 'config_dict', 'model_name', 'predict',
-           'measured_step_s', 'compare_row', 'measure', 'env_info', 'append_jsonl', 'catalog_gpu', 'run_grid',
-           'compare']
+__all__ = ['ROW_FIELDS', 'settings_from_row', 'row_fields', 'median_step_seconds', 'catalog_gpu', 'calibration_dir',
+           'Measurement', 'read_measurements', 'config_dict', 'model_name', 'predict', 'compare_row', 'measure',
+           'env_info', 'append_jsonl', 'run_grid', 'compare']
 
 # %% ../nbs/06_calibrate.ipynb #224cab1e
-SETTINGS = dict(method='lora', batch_size=4, seq_len=2048, precision='bf16', optim='adamw_torch_fused',
-                gradient_checkpointing=False, lora_r=16, lora_target_modules='all-linear', attn_implementation='sdpa',
-                use_dora=False, trainable_layers=2)
-_ROW_KEYS = dict(method='method', batch_size='batch', seq_len='seq', precision='precision', optim='optim',
-                 gradient_checkpointing='gc', lora_r='lora_r', lora_target_modules='targets',
-                 attn_implementation='attn', use_dora='dora', trainable_layers='trainable_layers')
+ROW_FIELDS = dict(method='method', batch_size='batch', seq_len='seq', precision='precision', optim='optim',
+                  gradient_checkpointing='gc', lora_r='lora_r', lora_target_modules='targets', attn_implementation='attn',
+                  use_dora='dora', trainable_layers='trainable_layers', num_virtual_tokens='num_virtual_tokens',
+                  gradient_accumulation_steps='grad_accum', use_liger_kernel='liger') # RunSettings field -> calibration-row key
 
-def full_settings(**settings)->dict:
-    "`SETTINGS` updated with `settings`; unknown names are an error that lists the known ones."
-    import difflib
-    for k in settings:
-        if k not in SETTINGS:
-            close = difflib.get_close_matches(k, list(SETTINGS), n=1)
-            raise ValueError(f"{k}={settings[k]!r}: unknown setting{f' (did you mean {close[0]!r}?)' if close else ''}; known: {', '.join(SETTINGS)}.")
-    s = SETTINGS | settings
-    if s['method'] == 'dora': s['method'], s['use_dora'] = 'lora', True
-    return s
+def settings_from_row(row:dict)->RunSettings:
+    "The `RunSettings` a calibration row measured."
+    return run_settings({k: row[r] for k, r in ROW_FIELDS.items() if r in row})
 
-def settings_from_row(row:dict)->dict:
-    "The run settings a calibration row measured."
-    return full_settings(**{k: row[r] for k, r in _ROW_KEYS.items() if r in row})
+def row_fields(s:RunSettings)->dict:
+    "The calibration-row fields that describe `s`."
+    return {r: getattr(s, k) for k, r in ROW_FIELDS.items()}
 
-def row_from_settings(settings:dict)->dict:
-    "The calibration-row fields that describe `settings`."
-    return {r: settings[k] for k, r in _ROW_KEYS.items()}
+def median_step_seconds(step_s:list)->float:
+    "Median of steps 2-5 of a measured run (the first step includes warm-up)."
+    return statistics.median(step_s[1:5] if len(step_s) > 1 else step_s)
+
+# %% ../nbs/06_calibrate.ipynb #cal00003
+_DEVICE_RULES = [   # (pattern on the lower-cased `torch.cuda.get_device_name()`, catalog GPU, note when only approximate)
+    (r"h100.*nvl", "H100-PCIe", "the H100 NVL (94 GB, 3.9 TB/s) has no catalog entry; it is estimated as an H100-PCIe "
+                                "(80 GB, 2.0 TB/s), so its memory and speed are underestimated"),
+    (r"h100.*pcie", "H100-PCIe", None), (r"h100", "H100-SXM", None),            # "NVIDIA H100 80GB HBM3" is the SXM part
+    (r"h200.*nvl", "H200", "the H200 NVL runs at a lower power limit than the H200 SXM it is estimated as: expect it slower"),
+    (r"h200", "H200", None), (r"b200", "B200", None),
+    (r"a100.*80\s*gb", "A100-80GB", None), (r"a100.*40\s*gb", "A100-40GB", None),
+    (r"a10g", "A10G", None), (r"l40s", "L40S", None), (r"\bl4\b", "L4", None), (r"\bt4\b", "T4", None),
+    (r"v100.*16\s*gb", "V100", None), (r"rtx\s*3090", "RTX-3090", None), (r"rtx\s*4090", "RTX-4090", None),
+    (r"rtx\s*5090", "RTX-5090", None), (r"mi300x", "MI300X", None),
+]
+
+def catalog_gpu(device_name:str, # as `torch.cuda.get_device_name()` reports it, e.g. "NVIDIA A100-SXM4-80GB"
+               )->str|None:
+    "The catalog GPU for a device name, or None when the catalog has no entry for it (approximate mappings warn)."
+    import re, warnings
+    name = str(device_name).lower()
+    for pat, gpu, note in _DEVICE_RULES:
+        if re.search(pat, name):
+            if note: warnings.warn(f"{device_name}: {note}")
+            return gpu
+    return None
+
+# %% ../nbs/06_calibrate.ipynb #cal00001
+def calibration_dir()->Path:
+    "Folder of the shared calibration measurements: `$LMTUNE_CALIBRATION`, else `../shared/calibration` beside the repository."
+    if os.environ.get('LMTUNE_CALIBRATION'): return Path(os.environ['LMTUNE_CALIBRATION'])
+    import lmtune
+    return (Path(lmtune.__file__).resolve().parents[1] / '..' / 'shared' / 'calibration').resolve()
+
+@dataclass
+class Measurement:
+    "One measured training run: what ran (model config, settings, GPU) and what the GPU measured."
+    name:str # the row's name, e.g. 'l8-lora-gc-b1s2048'
+    config:dict # the model's config.json facts
+    settings:RunSettings # the run, as `settings_from_row` reads it
+    gpu:str # the catalog GPU it ran on
+    row:dict # the raw JSON line (peak_alloc_bytes, step_s, step_peaks, params, trainable, ...)
+    source:str = '' # the file it came from
+
+    @property
+    def step_seconds(self)->float:
+        "Median step time of steps 2-5."
+        return median_step_seconds(self.row['step_s'])
+
+    @property
+    def peak_allocated_first_step(self)->int:
+        "Peak allocated during step 1 (before optimizer states exist); `step_peaks` are raw, so what preceded the model is subtracted."
+        p = self.row['step_peaks']
+        return p[0] - (max(p) - self.row['peak_alloc_bytes'])
+
+def _row_config(row:dict, archs:dict)->dict:
+    "The model config of a row: its own `config`, else `architectures.json`'s entry, else the catalog's."
+    if row.get('config'): return dict(row['config'])
+    if row['arch'] in archs: return dict(archs[row['arch']])
+    from lmtune.catalog import ARCHITECTURES
+    if row['arch'] in ARCHITECTURES: return dict(ARCHITECTURES[row['arch']])
+    raise bad_value('arch', row['arch'], "the row has no config, and neither architectures.json nor the catalog knows it")
+
+def read_measurements(paths=None, # jsonl files or glob patterns; default: every `*.jsonl` in `calibration_dir()`
+                      )->list[Measurement]:
+    "Every measured row (env lines and failed runs skipped) of the calibration files."
+    pats = [str(calibration_dir() / '*.jsonl')] if paths is None else ([paths] if isinstance(paths, (str, Path)) else list(paths))
+    out = []
+    for f in sorted({f for p in pats for f in glob.glob(str(p))}):
+        af = Path(f).parent / 'architectures.json'
+        archs = json.loads(af.read_text()) if af.exists() else {}
+        env_gpu = 'H200'
+        for line in open(f):
+            if not line.strip(): continue
+            r = json.loads(line)
+            if r.get('kind') == 'env': env_gpu = catalog_gpu(r.get('gpu', '')) or env_gpu; continue
+            if 'step_s' not in r: continue
+            out.append(Measurement(name=r.get('name', r['arch']), config=_row_config(r, archs), settings=settings_from_row(r),
+                                   gpu=r.get('gpu_catalog') or catalog_gpu(r.get('gpu', '')) or env_gpu, row=r, source=f))
+    return out
 
 # %% ../nbs/06_calibrate.ipynb #a7ba2a6f
 def config_dict(config)->dict:
@@ -48,51 +120,55 @@ def config_dict(config)->dict:
     if isinstance(config, dict): return dict(config)
     if isinstance(config, str) and config in ARCHITECTURES: return dict(ARCHITECTURES[config])
     if hasattr(config, 'to_dict'): return config.to_dict()
-    if isinstance(config, str) and os.path.exists(config):
+    if isinstance(config, (str, os.PathLike)) and os.path.exists(config):
         p = os.path.join(config, 'config.json') if os.path.isdir(config) else config
         return json.load(open(p))
     import difflib
     close = difflib.get_close_matches(str(config), list(ARCHITECTURES), n=3)
-    raise ValueError(f"config={config!r}: not a catalog name, dict, PretrainedConfig or local path"
-                     f"{f'; did you mean {close}?' if close else ''}. The GPU machine is offline: hub ids cannot be resolved there.")
+    raise bad_value('config', config, f"not a catalog name, dict, PretrainedConfig or local path{f'; did you mean {close}?' if close else ''}. "
+                    "The GPU machine is offline: hub ids cannot be resolved there.")
 
 def model_name(config)->str:
     "A short name for `config` (its catalog name or model_type)."
     return config if isinstance(config, str) and not os.path.exists(config) else config_dict(config).get('model_type', 'model')
 
 # %% ../nbs/06_calibrate.ipynb #44ccc331
-def predict(config, gpu='H200', **settings)->dict:
+def predict(config, # catalog name, config dict, PretrainedConfig or local path
+            gpu='H200', # the catalog GPU to predict for
+            settings:RunSettings|dict|None=None, # the run
+            **overrides, # `RunSettings` fields
+           )->dict:
     "Predicted peak memory (bytes) and step time (s) of `config` with `settings` on one `gpu`."
     from lmtune.cost import estimate_time
     from lmtune.memory import estimate_memory
-    s = full_settings(**settings)      # every name in SETTINGS is an argument of both estimators
-    t = estimate_time(config, gpu=gpu, steps=5, **s)
-    m = estimate_memory(config, **s)
+    s = run_settings(settings, **overrides)
+    t = estimate_time(config, s, gpu=gpu, steps=5)
+    m = estimate_memory(config, s)
     return dict(step_s=t.step_seconds, peak_alloc_bytes=m.peak_allocated, peak_reserved_bytes=m.peak_reserved,
                 device_total_bytes=m.device_total)
 
 # %% ../nbs/06_calibrate.ipynb #ae1272d0
-def measured_step_s(row:dict)->float:
-    "Median of steps 2-5 of a measured row (step 1 includes warm-up)."
-    return statistics.median(row['step_s'][1:5] if len(row['step_s']) > 1 else row['step_s'])
-
-def compare_row(row:dict, gpu=None)->'pandas.DataFrame':
-    "Predicted vs measured peak memory and step time of one measured `row`, as a table."
+def compare_row(row, # a `Measurement`, or a measured row (calibration jsonl schema)
+                gpu=None, # catalog GPU to predict for; default: the one it ran on
+               )->'pandas.DataFrame':
+    "Predicted vs measured peak memory and step time of one measured run, as a table."
     import pandas as pd
-    cfg = row.get('config') or row['arch']
-    if isinstance(cfg, str) and not row.get('config'):
-        from lmtune.cost import calibration_dir
-        arch_file = calibration_dir() / 'architectures.json'
-        if os.path.exists(arch_file): cfg = json.load(open(arch_file)).get(cfg, cfg)
-    p = predict(cfg, gpu=gpu or row.get('gpu_catalog') or 'H200', **settings_from_row(row))
-    meas = dict(peak_alloc_bytes=row.get('peak_alloc_bytes'), peak_reserved_bytes=row.get('peak_reserved_bytes'), step_s=measured_step_s(row))
+    m = row if isinstance(row, Measurement) else Measurement(row.get('name', row['arch']), _row_config(row, _architectures()),
+                                                              settings_from_row(row), row.get('gpu_catalog') or 'H200', row)
+    p = predict(m.config, gpu=gpu or m.gpu, settings=m.settings)
+    meas = dict(peak_alloc_bytes=m.row.get('peak_alloc_bytes'), peak_reserved_bytes=m.row.get('peak_reserved_bytes'), step_s=m.step_seconds)
     out = []
-    for k, m in meas.items():
-        if k not in p or m is None: continue
+    for k, v in meas.items():
+        if k not in p or v is None: continue
         gib = k.endswith('bytes')
         out.append(dict(quantity=k.replace('_bytes', ' (GiB)').replace('step_s', 'step (s)'),
-                        predicted=p[k] / 2**30 if gib else p[k], measured=m / 2**30 if gib else m, error=p[k] / m - 1))
+                        predicted=p[k] / 2**30 if gib else p[k], measured=v / 2**30 if gib else v, error=p[k] / v - 1))
     return pd.DataFrame(out)
+
+def _architectures()->dict:
+    "The shared folder's `architectures.json` (empty when it is missing)."
+    f = calibration_dir() / 'architectures.json'
+    return json.loads(f.read_text()) if f.exists() else {}
 
 # %% ../nbs/06_calibrate.ipynb #6cee1267
 def _require_cuda():
@@ -124,53 +200,44 @@ def _random_tokens(vocab_size:int, n:int, seq_len:int, seed:int=0)->list[dict]:
     ids = torch.randint(0, vocab_size, (n, seq_len), generator=g)
     return [dict(input_ids=x, attention_mask=torch.ones_like(x), labels=x.clone()) for x in ids]
 
-def _decoder_layers(model):
-    "The list of decoder layers of a causal LM (Llama-style `model.layers` or GPT-2 `transformer.h`)."
-    for path in ('model.layers', 'model.model.layers', 'transformer.h', 'model.decoder.layers'):
-        obj = model
-        try:
-            for a in path.split('.'): obj = getattr(obj, a)
-            return list(obj)
-        except AttributeError: continue
-    raise ValueError(f"method='freeze': cannot find the decoder layers of {type(model).__name__}")
-
-def _build_model(cfg_dict:dict, s:dict, device:str, workdir:str):
-    "Build the model of `cfg_dict` for settings `s` on `device`, as the calibration protocol does."
+def _build_model(cfg_dict:dict, s:RunSettings, device:str, workdir:str):
+    "Build the model of `cfg_dict` for the resolved settings `s` on `device`, as the calibration protocol does."
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
+    from lmtune.settings import method_info
+    from lmtune.train import peft_config_for, freeze_all_but_last, bitfit
     cfg = AutoConfig.for_model(**cfg_dict)
-    dtype = torch.bfloat16 if s['precision'] == 'bf16' else torch.float32   # mixed/fp16/fp32: fp32 weights
-    if s['method'] == 'qlora':
+    info = method_info(s.method)
+    dtype = torch.bfloat16 if s.precision == 'bf16' else torch.float32   # mixed/fp16/fp32: fp32 weights
+    if info.quantized_base:   # the protocol: save the bf16 model, reload it in 4-bit, prepare it for k-bit training
         from transformers import BitsAndBytesConfig
         from peft import prepare_model_for_kbit_training
         with torch.device(device): m = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
         m.save_pretrained(workdir); del m
         if device == 'cuda': torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
-        q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+        q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=s.double_quant,
+                               bnb_4bit_compute_dtype=torch.bfloat16)
         model = AutoModelForCausalLM.from_pretrained(workdir, quantization_config=q, dtype=torch.bfloat16, device_map={'': 0},
-                                                     attn_implementation=s['attn_implementation'])
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=s['gradient_checkpointing'])
+                                                     attn_implementation=s.attn_implementation)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=s.gradient_checkpointing)
     else:
-        with torch.device(device): model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation=s['attn_implementation'])
-    if s['method'] in ('lora', 'qlora'):
-        from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(r=s['lora_r'], lora_alpha=2 * s['lora_r'], lora_dropout=0.0,
-                                                 target_modules=s['lora_target_modules'], use_dora=s['use_dora'], task_type='CAUSAL_LM'))
-    elif s['method'] == 'freeze':
-        for p in model.parameters(): p.requires_grad_(False)
-        for layer in _decoder_layers(model)[-s['trainable_layers']:]:
-            for p in layer.parameters(): p.requires_grad_(True)
-    elif s['method'] != 'full':
-        raise ValueError(f"method={s['method']!r}: measure supports full, freeze, lora (use_dora for DoRA) and qlora.")
+        with torch.device(device): model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation=s.attn_implementation)
+    if info.peft:   # the trainer's own PEFT configs, so what is measured is what lmtune trains
+        from peft import get_peft_model
+        model = get_peft_model(model, peft_config_for(s.method, s, model))
+    elif s.method == 'freeze': freeze_all_but_last(model, s.trainable_layers)
+    elif s.method == 'bitfit': bitfit(model)
     return model
 
 # %% ../nbs/06_calibrate.ipynb #17bc4ccb
-def _run_steps(config, s:dict, device:str, max_steps:int, name:str|None)->dict:
+def _run_steps(config, s:RunSettings, device:str, max_steps:int, name:str|None)->dict:
     "Build, train `max_steps` steps and return the measurement row (device: 'cuda', or 'cpu' for a smoke test)."
     import torch, transformers
     from transformers import Trainer, TrainingArguments, default_data_collator
+    from lmtune.settings import resolve_defaults
     cfg = config_dict(config)
     cuda = device == 'cuda'
+    s = resolve_defaults(s, 'sft', cuda=cuda)
     with tempfile.TemporaryDirectory() as workdir:
         if cuda: torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated() if cuda else 0
@@ -178,16 +245,18 @@ def _run_steps(config, s:dict, device:str, max_steps:int, name:str|None)->dict:
         model = _build_model(cfg, s, device, workdir)
         load_s = round(time.perf_counter() - t0, 2)
         after_load = (torch.cuda.memory_allocated() - base) if cuda else 0
-        args = TrainingArguments(output_dir=os.path.join(workdir, 'out'), per_device_train_batch_size=s['batch_size'],
-                                 max_steps=max_steps, learning_rate=1e-4, gradient_checkpointing=s['gradient_checkpointing'],
-                                 optim=s['optim'], bf16=s['precision'] in ('bf16', 'mixed') and cuda, fp16=s['precision'] == 'fp16' and cuda,
+        args = TrainingArguments(output_dir=os.path.join(workdir, 'out'), per_device_train_batch_size=s.batch_size,
+                                 gradient_accumulation_steps=s.gradient_accumulation_steps,
+                                 max_steps=max_steps, learning_rate=1e-4, gradient_checkpointing=s.gradient_checkpointing,
+                                 optim=s.optim, bf16=s.precision in ('bf16', 'mixed') and cuda, fp16=s.precision == 'fp16' and cuda,
+                                 use_liger_kernel=s.use_liger_kernel,
                                  logging_strategy='no', save_strategy='no', report_to=[], disable_tqdm=True,
                                  dataloader_num_workers=0, use_cpu=not cuda)
         timer = _step_timer()
-        data = _random_tokens(cfg.get('vocab_size') or model.config.vocab_size, max_steps * s['batch_size'], s['seq_len'])
+        data = _random_tokens(cfg.get('vocab_size') or model.config.vocab_size, max_steps * s.batch_size * s.gradient_accumulation_steps, s.seq_len)
         trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=default_data_collator, callbacks=[timer])
         trainer.train()
-        row = dict(name=name or f"{model_name(config)}-{s['method']}", arch=model_name(config), **row_from_settings(s),
+        row = dict(name=name or f"{model_name(config)}-{s.method}", arch=model_name(config), **row_fields(s),
                    params=sum(p.numel() for p in model.parameters()), trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
                    load_s=load_s, step_s=timer.times, after_load_bytes=after_load,
                    peak_alloc_bytes=(torch.cuda.max_memory_allocated() - base) if cuda else None,
@@ -200,13 +269,15 @@ def _run_steps(config, s:dict, device:str, max_steps:int, name:str|None)->dict:
     return row
 
 def measure(config, # catalog name, config dict, PretrainedConfig or local path
+            settings:RunSettings|dict|None=None, # the run (any of the eight methods)
             max_steps:int=5, # optimizer steps (the first includes warm-up)
             name:str|None=None, # row name (default: "<model>-<method>")
-            **settings, # run settings: method, batch_size, seq_len, precision, optim, gradient_checkpointing, ...
+            **overrides, # `RunSettings` fields: method, batch_size, seq_len, precision, optim, gradient_checkpointing, ...
            )->dict:
     "Train `config` for `max_steps` steps on the CUDA GPU; return the measurement row (calibration jsonl schema)."
+    s = run_settings(settings, **overrides)
     _require_cuda()
-    return _run_steps(config, full_settings(**settings), 'cuda', max_steps, name)
+    return _run_steps(config, s, 'cuda', max_steps, name)
 
 # %% ../nbs/06_calibrate.ipynb #bddc30d7
 def env_info()->dict:
@@ -231,31 +302,8 @@ def append_jsonl(path:str, row:dict, env:dict|None=None):
         f.write(json.dumps(row) + '\n')
 
 # %% ../nbs/06_calibrate.ipynb #23ece247
-_DEVICE_RULES = [   # (pattern on the lower-cased `torch.cuda.get_device_name()`, catalog GPU, note when only approximate)
-    (r"h100.*nvl", "H100-PCIe", "the H100 NVL (94 GB, 3.9 TB/s) has no catalog entry; it is estimated as an H100-PCIe "
-                                "(80 GB, 2.0 TB/s), so its memory and speed are underestimated"),
-    (r"h100.*pcie", "H100-PCIe", None), (r"h100", "H100-SXM", None),            # "NVIDIA H100 80GB HBM3" is the SXM part
-    (r"h200.*nvl", "H200", "the H200 NVL runs at a lower power limit than the H200 SXM it is estimated as: expect it slower"),
-    (r"h200", "H200", None), (r"b200", "B200", None),
-    (r"a100.*80\s*gb", "A100-80GB", None), (r"a100.*40\s*gb", "A100-40GB", None),
-    (r"a10g", "A10G", None), (r"l40s", "L40S", None), (r"\bl4\b", "L4", None), (r"\bt4\b", "T4", None),
-    (r"v100.*16\s*gb", "V100", None), (r"rtx\s*3090", "RTX-3090", None), (r"rtx\s*4090", "RTX-4090", None),
-    (r"rtx\s*5090", "RTX-5090", None), (r"mi300x", "MI300X", None),
-]
-
-def catalog_gpu(device_name:str, # as `torch.cuda.get_device_name()` reports it, e.g. "NVIDIA A100-SXM4-80GB"
-               )->str|None:
-    "The catalog GPU for a device name, or None when the catalog has no entry for it (approximate mappings warn)."
-    import re, warnings
-    name = str(device_name).lower()
-    for pat, gpu, note in _DEVICE_RULES:
-        if re.search(pat, name):
-            if note: warnings.warn(f"{device_name}: {note}")
-            return gpu
-    return None
-
 def run_grid(path_out:str, # jsonl file the rows are appended to
-             configs:list[dict], # each: {"model": ..., "name": ..., **settings}
+             configs:list[dict], # each: {"model": ..., "name": ..., **RunSettings fields}
              max_steps:int=5,
              gpu:str|None=None, # catalog GPU to predict for; default: `catalog_gpu` of this device
             )->list[dict]:
@@ -269,12 +317,14 @@ def run_grid(path_out:str, # jsonl file the rows are appended to
               f"Pass run_grid(..., gpu='<closest catalog GPU>') or add a catalog.GPU entry to compare.", flush=True)
     for c in configs:
         c = dict(c); model = c.pop('model'); name = c.pop('name', None)
+        s = run_settings(c)
         try:
-            row = measure(model, max_steps=max_steps, name=name, **c)
+            row = measure(model, s, max_steps=max_steps, name=name)
             row['gpu_catalog'] = gpu
         except torch.cuda.OutOfMemoryError as e:
             torch.cuda.empty_cache()
-            row = dict(name=name, arch=model_name(model), **row_from_settings(full_settings(**c)), error='oom', message=str(e)[:200])
+            from lmtune.settings import resolve_defaults
+            row = dict(name=name, arch=model_name(model), **row_fields(resolve_defaults(s)), error='oom', message=str(e)[:200])
         append_jsonl(path_out, row, env)
         rows.append(row)
         if 'step_s' in row and gpu is not None:
@@ -285,13 +335,16 @@ def run_grid(path_out:str, # jsonl file the rows are appended to
 
 # %% ../nbs/06_calibrate.ipynb #c0d75b70
 def compare(config, # catalog name, config dict, PretrainedConfig or local path
+            settings:RunSettings|dict|None=None, # the run
             max_steps:int=5,
-            **settings)->'pandas.DataFrame':
+            **overrides, # `RunSettings` fields
+           )->'pandas.DataFrame':
     "Measure `config` on the CUDA GPU and return predicted vs measured peak memory and step time."
+    s = run_settings(settings, **overrides)
     _require_cuda()
     import torch
     dev = torch.cuda.get_device_name()
     gpu = catalog_gpu(dev)
-    if gpu is None: raise ValueError(f"gpu={dev!r}: not in lmtune's GPU catalog, so there is nothing to predict for; "
-                                     f"measure(...) then compare_row(row, gpu='<closest catalog GPU>') compares against one you choose")
-    return compare_row(measure(config, max_steps=max_steps, **settings), gpu)
+    if gpu is None: raise bad_value('gpu', dev, "not in lmtune's GPU catalog, so there is nothing to predict for; measure(...) then "
+                                    "compare_row(row, gpu='<closest catalog GPU>') compares against one you choose")
+    return compare_row(measure(config, s, max_steps=max_steps), gpu)

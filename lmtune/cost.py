@@ -9,18 +9,21 @@ from __future__ import annotations
 import difflib, json, math, os, statistics
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
-from .settings import check_choice, check_positive, METHODS, PRECISIONS, STRATEGIES, ATTN_IMPLEMENTATIONS
-from .memory import OPTIMIZERS, check_settings, extra_settings, _sliding, LIGER_MODEL_TYPES, liger_chunk_size
+from .settings import (check_choice, check_positive, bad_value, RunSettings, run_settings, gpu_layout, METHODS, PRECISIONS,
+                             STRATEGIES, ATTN_IMPLEMENTATIONS)
+from .memory import OPTIMIZERS, ResolvedRun, resolve_run, count_trainable, estimate_memory, _sliding, LIGER_MODEL_TYPES, liger_chunk_size
+from .catalog import gpu_spec, model_spec
+from .report import fmt_seconds, fmt_usd, html_table
 
 # %% auto #0
 __all__ = ['BYTES', 'OPS', 'BWD_BYTES', 'BWD_OPS', 'OPTIM_BYTES', 'PER_TENSOR_OPTIMS', 'INTERCONNECT_GBPS', 'COMM_OVERLAP',
-           'COLLECTIVE_LATENCY_S', 'CALIBRATION_PATH', 'CALIBRATED', 'PCIE_GBPS', 'CPU_ADAM_PARAMS_PER_S',
-           'MEMORY_ONLY_SETTINGS', 'TIME_ONLY_SETTINGS', 'TimedRun', 'Matmul', 'lowest_trainable_layer',
-           'layer_matmuls', 'lm_head_matmul', 'attention_entries', 'attention_flops', 'step_flops', 'optimizer_traffic',
-           'Throughput', 'trainable_params', 'optimizer_bytes', 'comm_seconds', 'step_breakdown', 'calibration_dir',
-           'measured_step_seconds', 'run_from_row', 'load_measurements', 'predict_rows', 'fit_throughput',
+           'COLLECTIVE_LATENCY_S', 'CALIBRATED', 'PCIE_GBPS', 'CPU_ADAM_PARAMS_PER_S', 'COMMON_GPUS', 'FIX_HEADROOM',
+           'EIGHT_BIT_OPTIMIZERS', 'TimedRun', 'timed_run', 'Matmul', 'lowest_trainable_layer', 'layer_matmuls',
+           'lm_head_matmul', 'attention_entries', 'attention_flops', 'step_flops', 'optimizer_traffic', 'Throughput',
+           'optimizer_bytes', 'comm_seconds', 'step_breakdown', 'load_measurements', 'predict_rows', 'fit_throughput',
            'offload_seconds', 'TimeEstimate', 'gpu_price', 'estimate_time', 'chinchilla_tokens', 'PretrainingPlan',
-           'pretraining_plan', 'fits_in_memory', 'max_batch_size', 'max_seq_len', 'Setup', 'cheapest_setup']
+           'pretraining_plan', 'fits_in_memory', 'max_batch_size', 'max_seq_len', 'Setup', 'cheapest_setup',
+           'GpuComparison', 'compare_gpus', 'Fix', 'fixes']
 
 # %% ../nbs/05_cost.ipynb #3bdaeaba
 @dataclass
@@ -41,6 +44,7 @@ class TimedRun:
     strategy: str = 'ddp'
     gradient_accumulation_steps: int = 1
     use_liger_kernel: bool = False # Liger's fused linear cross-entropy (on the model types it patches)
+    trainable: int|None = None # trainable parameters (`lmtune.memory.count_trainable`), set by `timed_run`
 
     def __post_init__(self):
         check_choice('method', self.method, METHODS)
@@ -52,9 +56,22 @@ class TimedRun:
         if self.method == 'dora': self.method, self.use_dora = 'lora', True
 
     @property
-    def adapters(self)->bool: return self.method in ('lora', 'qlora')
+    def adapters(self)->bool: return self.method in ('lora', 'qlora')   # LoRA matrices (DoRA is LoRA + use_dora)
+    @property
+    def peft(self)->bool: return self.method in ('lora', 'qlora', 'prefix', 'ia3')   # fp32 adapters next to a frozen base
+    @property
+    def base_weights_train(self)->bool: return self.method in ('full', 'freeze', 'bitfit')
     @property
     def tokens(self)->int: return self.batch_size * self.seq_len
+
+def timed_run(r:ResolvedRun)->TimedRun:
+    "The `TimedRun` of a resolved run."
+    s = r.settings
+    return TimedRun(method=s.method, batch_size=s.batch_size, seq_len=s.seq_len, precision=s.precision, optim=s.optim,
+                    gradient_checkpointing=s.gradient_checkpointing, lora_r=s.lora_r, lora_target_modules=s.lora_target_modules,
+                    attn_implementation=r.attn, use_dora=s.use_dora, trainable_layers=s.trainable_layers, num_gpus=r.world_size,
+                    strategy=s.strategy, gradient_accumulation_steps=s.gradient_accumulation_steps,
+                    use_liger_kernel=s.use_liger_kernel, trainable=count_trainable(r))
 
 # %% ../nbs/05_cost.ipynb #64caf859
 @dataclass
@@ -290,35 +307,22 @@ def _micro_batch_work(spec, run:TimedRun, peak, bw, thr)->dict:
     return dict(matmul_s=mm_s, attention_s=attn_s, elementwise_bytes=elem, ops=ops)
 
 # %% ../nbs/05_cost.ipynb #27de8ece
-def trainable_params(spec, run:TimedRun)->int:
-    "Parameters that get gradients and optimizer states in `run`."
-    L = spec.num_layers
-    if run.method == 'full': return spec.num_params
-    if run.method == 'freeze':
-        k = min(run.trainable_layers, L)
-        return sum(spec.layer_params(i) for i in range(L - k, L))
-    if run.adapters:
-        targets = _targets(spec, run.lora_target_modules)
-        n = 0
-        for i in range(L):
-            for name, k, o, c in spec.linear_layers(i):
-                if _is_target(name, targets): n += (run.lora_r * (k + o) + (o if run.use_dora else 0)) * c
-        return n
-    if run.method == 'bitfit': return sum(spec._layer_bias_and_norm_params(i) for i in range(L))
-    if run.method == 'ia3': return L * (2 * spec.num_kv_heads * spec.head_dim + spec.intermediate_size)
-    return L * 20 * spec.hidden_size * 2   # prefix: 20 virtual tokens of keys and values per layer
+def _trainable(spec, run:TimedRun)->int:
+    "Trainable parameters of `run` (counted once, by `lmtune.memory.count_trainable`)."
+    if run.trainable is None: raise ValueError("this TimedRun has no trainable count: build it with timed_run(resolve_run(...))")
+    return run.trainable
 
 def _param_bytes(run:TimedRun)->int:
     "Bytes of one trainable parameter (and of its gradient and Adam states)."
-    return 4 if (run.adapters or run.precision != 'bf16') else 2
+    return 4 if (run.peft or run.precision != 'bf16') else 2
 
 def optimizer_bytes(spec, run:TimedRun, trainable:int|None=None)->float:
     "Memory traffic of gradient clipping and the optimizer update for all trainable parameters."
-    n = trainable_params(spec, run) if trainable is None else trainable
+    n = _trainable(spec, run) if trainable is None else trainable
     pb = _param_bytes(run)
     per = optimizer_traffic(run.optim)
     per = 3 * pb + 4 if per == '8bit' else per * pb
-    extra = 6 if (run.precision in ('mixed', 'fp16') and not run.adapters) else 0   # bf16 weight grads cast to fp32
+    extra = 6 if (run.precision in ('mixed', 'fp16') and run.base_weights_train) else 0   # bf16 weight grads cast to fp32
     return n * (per + 3 * pb + extra)
 
 # %% ../nbs/05_cost.ipynb #35bb28b3
@@ -332,7 +336,7 @@ def comm_seconds(spec, run:TimedRun, gbps:float, trainable:int|None=None)->float
     "Seconds of gradient/parameter communication per optimizer step on `run.num_gpus` GPUs (before overlap)."
     n = run.num_gpus
     if n == 1: return 0.0
-    grad_bytes = (trainable_params(spec, run) if trainable is None else trainable) * _param_bytes(run)
+    grad_bytes = (_trainable(spec, run) if trainable is None else trainable) * _param_bytes(run)
     vol = 2 * (n - 1) / n * grad_bytes
     if run.strategy in ('zero3', 'fsdp'):
         wbytes = spec.num_params * (0.5 if run.method == 'qlora' else (2 if run.precision == 'bf16' else 4))
@@ -353,7 +357,7 @@ def step_breakdown(spec, run:TimedRun, gpu, thr:Throughput|None=None, interconne
     gpu_s = w['matmul_s'] + w['attention_s'] + elem_s + kern_s
     cpu_s = w['ops'] * thr.cpu_op_us * 1e-6
     micro_s = max(gpu_s, cpu_s)
-    trainable = trainable_params(spec, run)
+    trainable = _trainable(spec, run)
     shard = run.num_gpus if run.strategy != 'ddp' else 1
     opt_s = optimizer_bytes(spec, run, trainable) / shard / (bw * thr.bandwidth_efficiency)
     opt_ops = OPS['optimizer'] + (10 * _param_tensors(spec) if run.optim in PER_TENSOR_OPTIMS else 0)
@@ -369,41 +373,16 @@ def step_breakdown(spec, run:TimedRun, gpu, thr:Throughput|None=None, interconne
                 comm_exposed_s=exposed, overhead_s=thr.step_overhead_ms * 1e-3, step_s=step, trainable_params=trainable)
 
 # %% ../nbs/05_cost.ipynb #cbdca3e7
-def calibration_dir()->Path:
-    "Folder of the shared calibration measurements: `$LMTUNE_CALIBRATION`, else `../shared/calibration` beside the repository."
-    if os.environ.get('LMTUNE_CALIBRATION'): return Path(os.environ['LMTUNE_CALIBRATION'])
-    import lmtune
-    return (Path(lmtune.__file__).resolve().parents[1] / '..' / 'shared' / 'calibration').resolve()
-
-CALIBRATION_PATH = str(calibration_dir() / 'h200-trainer-grid1.jsonl')
-
-def measured_step_seconds(row:dict)->float:
-    "Median of steps 2-5 (the first step includes warm-up)."
-    return statistics.median(row['step_s'][1:5])
-
-def run_from_row(row:dict)->TimedRun:
-    "The `TimedRun` a calibration row measured."
-    return TimedRun(method=row['method'], batch_size=row['batch'], seq_len=row['seq'], precision=row['precision'],
-                    optim=row['optim'], gradient_checkpointing=row['gc'], lora_r=row.get('lora_r', 16),
-                    lora_target_modules=row.get('targets', 'all-linear'), attn_implementation=row.get('attn', 'sdpa'),
-                    use_dora=bool(row.get('dora', False)), trainable_layers=row.get('trainable_layers', 2))
-
-def load_measurements(path:str=CALIBRATION_PATH, architectures:str|None=None)->list[dict]:
-    "Rows of a calibration jsonl with their `spec`, `run` and measured `step_s` (env lines skipped)."
-    import os
-    from lmtune.catalog import model_spec, gpu_spec
-    arch_path = architectures or os.path.join(os.path.dirname(path), 'architectures.json')
-    archs = json.load(open(arch_path)) if os.path.exists(arch_path) else {}
-    rows, env_gpu = [], 'H200'
-    for line in open(path):
-        r = json.loads(line)
-        if r.get('kind') == 'env': env_gpu = r.get('gpu', env_gpu)
-        if r.get('kind') == 'env' or 'step_s' not in r: continue
-        cfg = r.get('config') or archs.get(r['arch']) or r['arch']
-        spec = model_spec(dict(cfg) if isinstance(cfg, dict) else cfg)
-        rows.append(dict(name=r.get('name', r['arch']), spec=spec, run=run_from_row(r), measured=measured_step_seconds(r),
-                         gpu=gpu_spec(r.get('gpu_catalog') or r.get('gpu') or env_gpu).name, row=r))
-    return rows
+def load_measurements(paths=None, # jsonl files or globs; default: the first H200 grid, which the constants are fitted on
+                     )->list[dict]:
+    "Measured rows as the time model reads them: `name`, `spec`, `run` (a `TimedRun`), `measured` step seconds, `gpu`, `row`."
+    from lmtune.calibrate import read_measurements, calibration_dir
+    ms = read_measurements(paths if paths is not None else calibration_dir() / 'h200-trainer-grid1.jsonl')
+    out = []
+    for m in ms:
+        r = resolve_run(m.config, m.settings)
+        out.append(dict(name=m.name, spec=r.spec, run=timed_run(r), measured=m.step_seconds, gpu=m.gpu, row=m.row))
+    return out
 
 # %% ../nbs/05_cost.ipynb #ef404847
 def _nelder_mead(f, x0, steps, iters=600, tol=1e-7):
@@ -445,7 +424,7 @@ def fit_throughput(rows:list[dict], start:Throughput|None=None)->Throughput:
     return Throughput(*[round(float(v), 3) for v in t.vector()], attention_efficiency=start.attention_efficiency)
 
 # %% ../nbs/05_cost.ipynb #e597c956
-CALIBRATED = Throughput(matmul_efficiency=0.667, bandwidth_efficiency=0.905, kernel_latency_us=1.501, cpu_op_us=22.304, step_overhead_ms=19.286)
+CALIBRATED = Throughput(matmul_efficiency=0.672, bandwidth_efficiency=0.904, kernel_latency_us=1.432, cpu_op_us=22.14, step_overhead_ms=20.321)
 
 # %% ../nbs/05_cost.ipynb #adcddbfa
 PCIE_GBPS = 25
@@ -463,18 +442,6 @@ def offload_seconds(spec, run:TimedRun, offload_optimizer:bool, offload_params:b
     return s
 
 # %% ../nbs/05_cost.ipynb #6e277711
-def _fmt_s(s:float|None)->str:
-    if s is None: return '—'
-    if s < 1: return f"{s*1e3:.1f} ms"
-    if s < 120: return f"{s:.2f} s"
-    if s < 7200: return f"{s/60:.1f} min"
-    if s < 3 * 86400: return f"{s/3600:.1f} h"
-    return f"{s/86400:.1f} days"
-
-def _html_table(title:str, rows:list[tuple[str,str]])->str:
-    body = ''.join(f"<tr><td style='text-align:left'>{k}</td><td style='text-align:right'>{v}</td></tr>" for k, v in rows)
-    return f"<b>{title}</b><table>{body}</table>"
-
 @dataclass
 class TimeEstimate:
     "Predicted speed and cost of a training run."
@@ -494,6 +461,8 @@ class TimeEstimate:
     price_date: str
     breakdown: dict = field(default_factory=dict, repr=False)
     notes: list = field(default_factory=list)   # assumptions the estimate rests on (e.g. an unknown model_type)
+    settings: RunSettings|None = field(default=None, repr=False)   # the run, every default resolved
+    stage: str = 'sft'
 
     @property
     def total_hours(self)->float|None: return None if self.total_seconds is None else self.total_seconds / 3600
@@ -501,10 +470,10 @@ class TimeEstimate:
     def _rows(self):
         b = self.breakdown
         bound = 'CPU dispatch' if b.get('cpu_bound') else 'GPU work'
-        return [('step', _fmt_s(self.step_seconds) + f" ({bound}-bound)"), ('tokens/s', f"{self.tokens_per_second:,.0f}"),
+        return [('step', fmt_seconds(self.step_seconds) + f" ({bound}-bound)"), ('tokens/s', f"{self.tokens_per_second:,.0f}"),
                 ('FLOPs/step', f"{self.flops_per_step:.3g}"), ('MFU', f"{self.mfu:.0%}"),
-                ('steps', '—' if self.steps is None else f"{self.steps:,}"), ('total', _fmt_s(self.total_seconds)),
-                ('cost', '—' if self.cost_usd is None else f"${self.cost_usd:,.2f} at ${self.usd_per_hour:.2f}/GPU-h ({self.price_date})")]
+                ('steps', '—' if self.steps is None else f"{self.steps:,}"), ('total', fmt_seconds(self.total_seconds)),
+                ('cost', '—' if self.cost_usd is None else f"{fmt_usd(self.cost_usd)} at ${self.usd_per_hour:.2f}/GPU-h ({self.price_date})")]
 
     def __repr__(self):
         head = f"TimeEstimate({self.model} on {self.num_gpus}x {self.gpu})"
@@ -512,29 +481,11 @@ class TimeEstimate:
 
     def _repr_html_(self):
         notes = ''.join(f"<li><b>{n}</b></li>" for n in self.notes)
-        return _html_table(f"{self.model} on {self.num_gpus}× {self.gpu}", self._rows()) + (f"<ul>{notes}</ul>" if notes else '')
+        return html_table(f"{self.model} on {self.num_gpus}× {self.gpu}", self._rows()) + (f"<ul>{notes}</ul>" if notes else '')
 
 # %% ../nbs/05_cost.ipynb #a7a75475
-def _run_and_spec(config, method, batch_size, seq_len, precision, optim, gradient_checkpointing, lora_r,
-                  lora_target_modules, attn_implementation, use_dora, trainable_layers, num_gpus, strategy,
-                  gradient_accumulation_steps, lora_dropout=0.0, offload_optimizer=False, offload_params=False, use_liger_kernel=False):
-    "Validate the settings exactly as `estimate_memory` does, then build the `TimedRun`."
-    from lmtune.catalog import model_spec
-    spec = model_spec(config)
-    check_settings(spec, method, batch_size, seq_len, precision, optim, lora_r, lora_dropout, lora_target_modules,
-                   attn_implementation, use_dora, num_gpus, strategy, offload_optimizer, offload_params, trainable_layers,
-                   gradient_accumulation_steps, use_liger_kernel=use_liger_kernel)
-    run = TimedRun(method=method, batch_size=batch_size, seq_len=seq_len, precision=precision, optim=optim,
-                   gradient_checkpointing=bool(gradient_checkpointing), lora_r=lora_r, lora_target_modules=lora_target_modules,
-                   attn_implementation=attn_implementation, use_dora=bool(use_dora), trainable_layers=trainable_layers or 2,
-                   num_gpus=num_gpus, strategy=strategy, gradient_accumulation_steps=gradient_accumulation_steps,
-                   use_liger_kernel=use_liger_kernel)
-    if run.adapters: _targets(spec, run.lora_target_modules)   # validate names early
-    return spec, run
-
 def gpu_price(gpu, usd_per_hour:float|None=None, prices:dict|None=None)->float:
     "Price of one GPU-hour: `usd_per_hour` if given, else `prices[gpu.name]`, else the catalog's dated price."
-    from lmtune.catalog import gpu_spec
     g = gpu_spec(gpu)
     if usd_per_hour is not None: return check_positive('usd_per_hour', usd_per_hour, integer=False)
     if prices:
@@ -550,53 +501,30 @@ def _liger_notes(spec, run:TimedRun)->list[str]:
     return ["use_liger_kernel: fused linear cross-entropy modelled as one read and one in-place write per logits element, "
             "chunk by chunk (from Liger-Kernel's source, not measured); Liger's fused RMSNorm/SwiGLU/RoPE are timed as the eager ones"]
 
-MEMORY_ONLY_SETTINGS = ('num_virtual_tokens', 'double_quant', 'context_bytes', 'gpus_per_node')  # estimate_memory arguments time ignores
-TIME_ONLY_SETTINGS = ('gpu', 'tokens', 'steps', 'usd_per_hour', 'prices', 'interconnect_gbps', 'throughput')  # estimate_time-only
-
-def estimate_time(config, # catalog name, hub id, config dict/path/object or ModelSpec
-                  method:str='lora', # full, freeze, lora, qlora, dora, prefix, ia3, bitfit
-                  batch_size:int=4, # micro-batch per GPU
-                  seq_len:int=2048, # tokens per sequence
-                  precision:str='bf16', # bf16, mixed, fp16 or fp32
-                  optim:str='adamw_torch_fused', # transformers OptimizerNames value
-                  gradient_checkpointing:bool=False,
-                  lora_r:int=16,
-                  lora_target_modules='all-linear', # "all-linear" or a list of module names
-                  attn_implementation:str='sdpa', # sdpa, flash_attention_2 or eager
-                  use_dora:bool=False,
-                  num_gpus:int=1,
-                  strategy:str='ddp', # ddp, zero1, zero2, zero3 or fsdp
+def estimate_time(model, # catalog name, hub id, config dict/path/object or ModelSpec
+                  settings:RunSettings|dict|None=None, # the run; None: `RunSettings()`'s defaults
+                  stage:str='sft', # decides what method=None and precision='auto' mean
                   gpu='H100-SXM', # catalog GPU name or `GPU`
                   tokens:float|None=None, # total training tokens (or give `steps`)
                   steps:int|None=None, # optimizer steps (or give `tokens`)
-                  gradient_accumulation_steps:int=1,
-                  trainable_layers:int|None=None, # method='freeze': the last N layers train (required for it, as in estimate_memory)
-                  offload_optimizer:bool=False,
-                  offload_params:bool=False,
                   usd_per_hour:float|None=None, # your price per GPU-hour
                   prices:dict|None=None, # {gpu name: price per GPU-hour} overrides
                   interconnect_gbps:float|None=None, # per-GPU collective bandwidth, GB/s (default: INTERCONNECT_GBPS)
                   throughput:Throughput|None=None, # model constants (default: CALIBRATED)
-                  lora_dropout:float=0.0, # validated like estimate_memory; no effect on the time model
-                  use_liger_kernel:bool=False, # Liger's fused linear cross-entropy: less traffic over the vocabulary (unmeasured)
-                  **settings, # canonical run settings without effect on time (learning_rate, lora_alpha, freeze_layers) and
-                              # estimate_memory-only ones (num_virtual_tokens, double_quant, context_bytes, gpus_per_node);
-                              # anything else is an error
+                  **overrides, # `RunSettings` fields, e.g. method='qlora', batch_size=4
                  )->TimeEstimate:
     "Predict step time, throughput, total time and cost of training `config` on `num_gpus` x `gpu`."
     from lmtune.catalog import gpu_spec
-    trainable_layers = extra_settings(settings, estimate_time, trainable_layers, no_effect=MEMORY_ONLY_SETTINGS)
     g = gpu_spec(gpu)
-    spec, run = _run_and_spec(config, method, batch_size, seq_len, precision, optim, gradient_checkpointing, lora_r,
-                              lora_target_modules, attn_implementation, use_dora, trainable_layers, num_gpus, strategy,
-                              gradient_accumulation_steps, lora_dropout, offload_optimizer, offload_params, use_liger_kernel)
+    r = resolve_run(model, settings, stage, bf16_supported=g.bf16_supported, **overrides)
+    spec, run, s = r.spec, timed_run(r), r.settings
     if run.precision in ('bf16', 'mixed') and not getattr(g, 'bf16_supported', True):
         raise ValueError(f"precision={run.precision!r} on gpu={g.name!r}: this GPU has no bf16 support; use precision='fp16' (or 'fp32').")
     if tokens is not None and steps is not None: raise ValueError(f"tokens={tokens!r} and steps={steps!r}: give one of them, not both.")
     if tokens is not None: tokens = check_positive('tokens', tokens, integer=False)
     if steps is not None: steps = check_positive('steps', steps)
     b = step_breakdown(spec, run, g, throughput, interconnect_gbps)
-    b['offload_s'] = offload_seconds(spec, run, offload_optimizer, offload_params, b['trainable_params'])
+    b['offload_s'] = offload_seconds(spec, run, s.offload_optimizer, s.offload_params, b['trainable_params'])
     step_s = b['step_s'] + b['offload_s']; b['step_s'] = step_s
     tps = run.tokens * run.num_gpus * run.gradient_accumulation_steps
     fl = step_flops(spec, run)
@@ -611,7 +539,8 @@ def estimate_time(config, # catalog name, hub id, config dict/path/object or Mod
                         steps=steps, tokens=tokens if tokens is not None else (None if steps is None else steps * tps),
                         total_seconds=total, usd_per_hour=price,
                         cost_usd=None if total is None else total / 3600 * price * run.num_gpus,
-                        price_date=g.price_date, breakdown=b, notes=([spec.assumed] if spec.assumed else []) + _liger_notes(spec, run))
+                        price_date=g.price_date, breakdown=b, notes=([spec.assumed] if spec.assumed else []) + _liger_notes(spec, run),
+                        settings=s, stage=r.stage)
 
 # %% ../nbs/05_cost.ipynb #0db1f62a
 def chinchilla_tokens(params, # parameter count, or any config `model_spec` accepts (MoE: active parameters)
@@ -636,36 +565,38 @@ class PretrainingPlan:
     def _rows(self):
         return [('parameters', f"{self.params/1e9:.2f} B"), ('tokens (Chinchilla)', f"{self.tokens/1e9:,.1f} B"),
                 ('GPUs', f"{self.num_gpus}× {self.gpu}"), ('throughput', f"{self.estimate.tokens_per_second:,.0f} tokens/s"),
-                ('time', f"{self.days:,.1f} days"), ('cost', f"${self.cost_usd:,.0f}")]
+                ('time', f"{self.days:,.1f} days"), ('cost', fmt_usd(self.cost_usd))]
     def __repr__(self): return f"PretrainingPlan({self.model})" + ''.join(f"\n  {k:<20}{v}" for k, v in self._rows())
-    def _repr_html_(self): return _html_table(f"Pretraining {self.model}", self._rows())
+    def _repr_html_(self): return html_table(f"Pretraining {self.model}", self._rows())
 
 def pretraining_plan(config, # model to pretrain
                      gpu='H100-SXM',
-                     num_gpus:int=8,
+                     num_gpus:int=8, # GPUs in total (machines of 8: `lmtune.settings.gpu_layout`)
                      tokens:float|None=None, # default: chinchilla_tokens
-                     batch_size:int=4, seq_len:int=2048,
-                     **settings, # more estimate_time arguments (precision, strategy, usd_per_hour, ...)
+                     settings:RunSettings|dict|None=None, # the run; by default full weights, mixed precision, checkpointing, FSDP on several GPUs
+                     **overrides, # `RunSettings` fields and `estimate_time` arguments (usd_per_hour, prices, ...)
                     )->PretrainingPlan:
     "Chinchilla-optimal token budget and its time and cost on `num_gpus` x `gpu`."
     from lmtune.catalog import model_spec
     spec = model_spec(config)
     tokens = chinchilla_tokens(spec) if tokens is None else tokens
-    kw = dict(method='full', precision='mixed', gradient_checkpointing=True, strategy='fsdp' if num_gpus > 1 else 'ddp') | settings
-    est = estimate_time(spec, batch_size=batch_size, seq_len=seq_len, num_gpus=num_gpus, gpu=gpu, tokens=tokens, **kw)
+    base = dict(method='full', precision='mixed', gradient_checkpointing=True, batch_size=4, seq_len=2048,
+                strategy='fsdp' if num_gpus > 1 else 'ddp', **gpu_layout(num_gpus))
+    est = estimate_time(spec, run_settings(settings, **{**base, **{k: v for k, v in overrides.items() if k in RunSettings.__dataclass_fields__}}),
+                        stage='pretrain', gpu=gpu, tokens=tokens, **{k: v for k, v in overrides.items() if k not in RunSettings.__dataclass_fields__})
     return PretrainingPlan(model=spec.name, params=spec.num_params, tokens=tokens, gpu=est.gpu, num_gpus=num_gpus,
                            days=est.total_seconds / 86400, cost_usd=est.cost_usd, estimate=est)
 
 # %% ../nbs/05_cost.ipynb #cfd122e9
-def _memory_kwargs(settings:dict)->dict:
-    "`settings` without the time-only arguments; `estimate_memory` rejects anything else it does not know."
-    return {k: v for k, v in settings.items() if k not in TIME_ONLY_SETTINGS}
-
-def fits_in_memory(config, gpu, **settings)->tuple[bool, int]:
-    "Whether `estimate_memory(config, **settings).device_total` fits in `gpu`'s memory, and that total in bytes."
+def fits_in_memory(model, # anything `estimate_memory` accepts
+                   gpu, # catalog GPU name or `GPU`
+                   settings:RunSettings|dict|None=None, # the run
+                   stage:str='sft',
+                   **overrides, # `RunSettings` fields
+                  )->tuple[bool, int]:
+    "Whether `estimate_memory(model, settings).device_total` fits in `gpu`'s memory, and that total in bytes."
     from lmtune.catalog import gpu_spec
-    from lmtune.memory import estimate_memory
-    need = estimate_memory(config, **_memory_kwargs(settings)).device_total
+    need = estimate_memory(model, settings, stage, **overrides).device_total
     return need <= gpu_spec(gpu).memory_bytes, need
 
 def _largest(ok, hi:int)->int:
@@ -678,18 +609,17 @@ def _largest(ok, hi:int)->int:
         else: hi = mid - 1
     return lo
 
-def max_batch_size(config, gpu='H100-SXM', seq_len:int=2048, limit:int=4096, **settings)->int:
-    "Largest per-GPU batch size of `seq_len`-token sequences that fits on `gpu` (0 if even 1 does not)."
+def max_batch_size(model, gpu='H100-SXM', settings:RunSettings|dict|None=None, stage:str='sft', limit:int=4096, **overrides)->int:
+    "Largest per-GPU batch size of the run's `seq_len`-token sequences that fits on `gpu` (0 if even 1 does not)."
     from lmtune.catalog import model_spec
-    spec, seq_len = model_spec(config), check_positive('seq_len', seq_len)
-    return _largest(lambda b: fits_in_memory(spec, gpu, batch_size=b, seq_len=seq_len, **settings)[0], limit)
+    spec, s = model_spec(model), run_settings(settings, **overrides)
+    return _largest(lambda b: fits_in_memory(spec, gpu, s.replace(batch_size=b), stage)[0], limit)
 
-def max_seq_len(config, gpu='H100-SXM', batch_size:int=1, limit:int|None=None, **settings)->int:
-    "Longest sequence (tokens) that fits on `gpu` at `batch_size` (capped by `limit`, default the model's max positions)."
+def max_seq_len(model, gpu='H100-SXM', settings:RunSettings|dict|None=None, stage:str='sft', limit:int|None=None, **overrides)->int:
+    "Longest sequence (tokens) that fits on `gpu` at the run's `batch_size` (capped by `limit`, default the model's max positions)."
     from lmtune.catalog import model_spec
-    spec, batch_size = model_spec(config), check_positive('batch_size', batch_size)
-    limit = limit or spec.max_position_embeddings
-    return _largest(lambda s: fits_in_memory(spec, gpu, batch_size=batch_size, seq_len=s, **settings)[0], limit)
+    spec, s = model_spec(model), run_settings(settings, **overrides)
+    return _largest(lambda n: fits_in_memory(spec, gpu, s.replace(seq_len=n), stage)[0], limit or spec.max_position_embeddings)
 
 # %% ../nbs/05_cost.ipynb #6e5b0d2f
 @dataclass
@@ -702,37 +632,40 @@ class Setup:
         if self.best is None: return [('result', f"no setup fits and finishes within {self.deadline_hours:g} h"),
                                       ('hint', 'allow more GPUs (max_gpus=), a later deadline, LoRA/QLoRA or gradient checkpointing')]
         b = self.best
-        return [('GPUs', f"{b['num_gpus']}× {b['gpu']}"), ('time', _fmt_s(b['hours'] * 3600)),
-                ('cost', f"${b['cost_usd']:,.2f}"), ('memory/GPU', f"{b['memory_gib']:.1f} of {b['gpu_gib']:.0f} GiB")]
+        return [('GPUs', f"{b['num_gpus']}× {b['gpu']}"), ('time', fmt_seconds(b['hours'] * 3600)),
+                ('cost', fmt_usd(b['cost_usd'])), ('memory/GPU', f"{b['memory_gib']:.1f} of {b['gpu_gib']:.0f} GiB")]
     def __repr__(self): return f"Setup(deadline {self.deadline_hours:g} h)" + ''.join(f"\n  {k:<11}{v}" for k, v in self._rows()) + f"\n{self.table.head(8).to_string()}"
-    def _repr_html_(self): return _html_table(f"Cheapest setup within {self.deadline_hours:g} h", self._rows()) + self.table.head(12).to_html(index=False, float_format=lambda x: f'{x:,.3g}')
+    def _repr_html_(self): return html_table(f"Cheapest setup within {self.deadline_hours:g} h", self._rows()) + self.table.head(12).to_html(index=False, float_format=lambda x: f'{x:,.3g}')
 
-def cheapest_setup(config, # model to train
+def cheapest_setup(model, # model to train
                    tokens:float, # total training tokens
                    deadline_hours:float, # must finish within this many hours
+                   settings:RunSettings|dict|None=None, # the run (its num_gpus is what this chooses)
+                   stage:str='sft',
                    gpus:list|None=None, # GPU names to consider (default: the whole catalog)
                    max_gpus:int=8, # GPUs per setup at most (counts tried: 1, 2, 4, ... and max_gpus)
                    prices:dict|None=None, # {gpu name: price per GPU-hour} overrides
-                   **settings, # estimate_time/estimate_memory settings (method, batch_size, seq_len, ...)
+                   **overrides, # `RunSettings` fields (method, batch_size, seq_len, ...)
                   )->Setup:
     "Cheapest GPU type x count that fits in memory and finishes `tokens` by the deadline, with the ranked alternatives."
     import pandas as pd
     from lmtune.catalog import GPUS, gpu_spec, model_spec
-    spec = model_spec(config)
+    if 'num_gpus' in overrides or 'num_machines' in overrides:
+        raise bad_value('num_gpus', overrides.get('num_gpus', overrides.get('num_machines')), "cheapest_setup chooses the GPU count; pass max_gpus= instead")
+    spec, s = model_spec(model), run_settings(settings, **overrides)
     tokens = check_positive('tokens', tokens, integer=False)
     deadline_hours = check_positive('deadline_hours', deadline_hours, integer=False)
     max_gpus = check_positive('max_gpus', max_gpus)
     gs = [gpu_spec(g) for g in (gpus or list(GPUS))]
-    if settings.get('precision', 'bf16') in ('bf16', 'mixed'): gs = [g for g in gs if getattr(g, 'bf16_supported', True)]   # T4, V100: fp16 only
+    if s.precision in ('auto', 'bf16', 'mixed'): gs = [g for g in gs if g.bf16_supported]   # T4, V100: fp16 only
     counts = sorted({2**i for i in range(max_gpus.bit_length()) if 2**i <= max_gpus} | {max_gpus})
-    if 'num_gpus' in settings: raise ValueError("num_gpus: cheapest_setup chooses the GPU count; pass max_gpus= instead.")
     rows, needs = [], {}
     for g in gs:
         for n in counts:
-            kw = dict(settings, num_gpus=n)
-            if n not in needs: needs[n] = fits_in_memory(spec, g, **kw)[1]   # memory does not depend on the GPU type
+            sn = s.replace(**gpu_layout(n))
+            if n not in needs: needs[n] = fits_in_memory(spec, g, sn, stage)[1]   # memory does not depend on the GPU type
             need = needs[n]; ok = need <= g.memory_bytes
-            t = estimate_time(spec, gpu=g, tokens=tokens, prices=prices, **kw)
+            t = estimate_time(spec, sn, stage, gpu=g, tokens=tokens, prices=prices)
             rows.append(dict(gpu=g.name, num_gpus=n, fits=ok, meets_deadline=t.total_hours <= deadline_hours,
                              memory_gib=need / 2**30, gpu_gib=g.memory_gib, step_s=t.step_seconds,
                              tokens_per_s=t.tokens_per_second, hours=t.total_hours, cost_usd=t.cost_usd,
@@ -742,3 +675,138 @@ def cheapest_setup(config, # model to train
     df = df.sort_values(['feasible', 'fits', 'cost_usd'], ascending=[False, False, True]).reset_index(drop=True)
     best = df.iloc[0].to_dict() if df.feasible.iloc[0] else None
     return Setup(best=best, table=df, deadline_hours=deadline_hours)
+
+# %% ../nbs/05_cost.ipynb #cost0006
+COMMON_GPUS = ('RTX-4090', 'A100-40GB', 'A100-80GB', 'H100-SXM', 'H200') # the consumer card and the data-centre parts people rent
+
+@dataclass
+class GpuComparison:
+    "Memory, fit, speed and cost of one run on each of several GPU types."
+    memory:object # the run's `MemoryEstimate` (per GPU; the same on every type)
+    times:list # one `TimeEstimate` per GPU type
+    tokens:float # training tokens priced
+
+    def rows(self)->list[tuple]:
+        "(gpu, GPU memory, fits, step, tokens/s, total, cost) per GPU type."
+        out = []
+        for t in self.times:
+            g = gpu_spec(t.gpu)
+            out.append((g.name, f"{g.memory_gib:.0f} GiB", 'yes' if self.memory.fits(g) else 'no', fmt_seconds(t.step_seconds),
+                        f"{t.tokens_per_second:,.0f}", fmt_seconds(t.total_seconds), fmt_usd(t.cost_usd)))
+        return out
+
+    HEADER = ('GPU', 'memory', 'fits', 'step', 'tokens/s', 'total', 'cost')
+
+    def __repr__(self):
+        from lmtune.report import text_table, fmt_count
+        s = self.memory.settings
+        parallel = f", {s.world_size} GPU(s) {s.strategy}" if s.world_size > 1 else ''
+        head = (f"Memory per GPU for {self.memory.model} ({s.method}, batch {s.batch_size} x {s.seq_len} tokens, {s.precision}, {s.optim}, "
+                f"gradient checkpointing {'on' if s.gradient_checkpointing else 'off'}{parallel}):")
+        return (f"{head}\n{self.memory!r}\n\n" + text_table(self.rows(), header=self.HEADER) + f"\n(time and cost for "
+                f"{fmt_count(self.tokens)} training tokens on {self.times[0].num_gpus} GPU(s) of each type; prices from lmtune.catalog, "
+                f"dated {self.times[0].price_date})")
+
+    def _repr_html_(self):
+        return self.memory._repr_html_() + html_table(f"{self.memory.model} needs {self.memory.device_total/2**30:.1f} GiB per GPU",
+                                                      self.rows(), header=self.HEADER)
+
+def compare_gpus(model, # anything `estimate_memory` accepts
+                 settings:RunSettings|dict|None=None, # the run
+                 stage:str='sft',
+                 gpus=COMMON_GPUS, # GPU names (or `GPU`s) to compare
+                 tokens:float=1e8, # training tokens to price
+                 **overrides, # `RunSettings` fields
+                )->GpuComparison:
+    "Whether one run fits each of `gpus`, and its step time, total time and cost there."
+    s = run_settings(settings, **overrides)
+    return GpuComparison(memory=estimate_memory(model, s, stage), tokens=tokens,
+                         times=[estimate_time(model, s, stage, gpu=g, tokens=tokens) for g in gpus])
+
+# %% ../nbs/05_cost.ipynb #cost0002
+FIX_HEADROOM = 0.05 # fraction of the GPU a proposed fix leaves free (reserved-memory error on the H200 rows: up to ~10%)
+EIGHT_BIT_OPTIMIZERS = ('adamw_8bit', 'adamw_bnb_8bit', 'paged_adamw_8bit', 'adamw_torch_8bit', 'lion_8bit', 'paged_lion_8bit')
+
+@dataclass
+class Fix:
+    "One way to change a run so that it fits: the changes, the run they give, and its memory, time and cost."
+    label:str # what changes, in words
+    changes:dict # the `RunSettings` fields that change
+    settings:RunSettings # the changed run
+    memory:object # its `MemoryEstimate`
+    time:TimeEstimate|None # its `TimeEstimate`
+    fits:bool # fits the GPU with `FIX_HEADROOM` to spare
+    changes_task:bool = False # it changes what the model learns (a shorter context)
+
+    def __repr__(self):
+        t = f", {fmt_seconds(self.time.step_seconds)}/step" if self.time else ""
+        c = f", {fmt_usd(self.time.cost_usd)}" if self.time and self.time.cost_usd is not None else ""
+        return f"Fix({self.label}: {self.memory.device_total/2**30:.1f} GiB{t}{c}, {'fits' if self.fits else 'does not fit'})"
+
+def _fix_candidates(r:ResolvedRun, stage:str)->list[tuple[str, dict, bool]]:
+    "(label, changes, changes_task) for every lever that can lower this run's memory."
+    s, m, out = r.settings, r.method, []
+    if not s.gradient_checkpointing: out.append(("gradient checkpointing", dict(gradient_checkpointing=True), False))
+    b, ga = s.batch_size, s.gradient_accumulation_steps
+    for nb in sorted({b // 2**k for k in range(1, b.bit_length())} - {0}, reverse=True):
+        if b % nb == 0: out.append((f"micro-batch {nb} x {ga*b//nb} accumulation steps (same effective batch)",
+                                    dict(batch_size=nb, gradient_accumulation_steps=ga*(b//nb)), False))
+    if stage != 'pretrain':
+        if m.base_weights_train: out.append(("LoRA instead of training the weights", dict(method='lora'), False))
+        if not m.quantized_base and (m.lora or m.base_weights_train): out.append(("QLoRA: LoRA on a 4-bit base", dict(method='qlora'), False))
+    if m.base_weights_train and s.optim not in EIGHT_BIT_OPTIMIZERS: out.append(("8-bit AdamW states", dict(optim='adamw_8bit'), False))
+    if not s.use_liger_kernel and r.spec.model_type in LIGER_MODEL_TYPES:
+        out.append(("Liger's fused cross-entropy (no full logits)", dict(use_liger_kernel=True), False))
+    if r.world_size > 1:
+        for st in ('zero3', 'fsdp'):
+            if s.strategy != st: out.append((f"shard weights, gradients and states over the GPUs ({st})", dict(strategy=st), False))
+        if not s.offload_optimizer:
+            st = s.strategy if s.strategy != 'ddp' else 'zero3'
+            out.append((f"optimizer states on the CPU ({st} offload)", dict(strategy=st, offload_optimizer=True), False))
+    for n in (2, 4, 8, 16, 32, 64):
+        if n > r.world_size: out.append((f"{n} GPUs, sharded (fsdp)", dict(**gpu_layout(n), strategy='fsdp'), False))
+    if s.seq_len >= 256: out.append((f"shorter sequences: seq_len {s.seq_len // 2} (less context)", dict(seq_len=s.seq_len // 2), True))
+    return out
+
+def _evaluate_fix(model, s:RunSettings, stage:str, gpu, tokens, label:str, changes:dict, changes_task:bool)->Fix|None:
+    "The `Fix` that applies `changes` to `s`, or None when the changed run is not valid for this model."
+    try:
+        new = s.replace(**changes)
+        mem = estimate_memory(model, new, stage)
+        t = estimate_time(model, new, stage, gpu=gpu, tokens=tokens, steps=None if tokens else 1)
+    except ValueError: return None
+    return Fix(label, changes, new, mem, t, mem.fits(gpu, headroom=FIX_HEADROOM), changes_task)
+
+def _combined_fix(spec, s:RunSettings, stage:str, gpu, tokens, max_combined:int)->Fix|None:
+    "Task-preserving changes applied one after another, the biggest saving first, until the run fits (None if it never does)."
+    cur, labels, changes = s, [], {}
+    for _ in range(max_combined):
+        step = [f for c in _fix_candidates(resolve_run(spec, cur, stage), stage) if not c[2]
+                if (f := _evaluate_fix(spec, cur, stage, gpu, tokens, *c))]
+        if not step: return None
+        best = min(step, key=lambda f: f.memory.device_total)
+        if best.memory.device_total >= estimate_memory(spec, cur, stage).device_total: return None
+        cur, labels, changes = best.settings, labels + [best.label], {**changes, **best.changes}
+        if best.fits: return Fix(' + '.join(labels), changes, cur, best.memory, best.time, True)
+    return None
+
+def fixes(model, # anything `estimate_memory` accepts
+          settings:RunSettings|dict|None=None, # the run that does not fit
+          gpu='H100-SXM', # catalog GPU name or `GPU` (a `GPU(...)` with your card's memory works too)
+          stage:str='sft',
+          tokens:float|None=None, # training tokens, to rank fitting fixes by cost (default: by step time per token)
+          max_combined:int=4, # changes combined at most when no single one fits
+         )->list[Fix]:
+    "Ranked changes that make the run fit `gpu` (empty when it already fits): fitting ones first, cheapest or fastest first."
+    from lmtune.catalog import model_spec
+    spec, s = model_spec(model), run_settings(settings)
+    if estimate_memory(spec, s, stage).fits(gpu, headroom=FIX_HEADROOM): return []
+    found = [f for c in _fix_candidates(resolve_run(spec, s, stage), stage) if (f := _evaluate_fix(spec, s, stage, gpu, tokens, *c))]
+    if not any(f.fits and not f.changes_task for f in found):
+        combo = _combined_fix(spec, s, stage, gpu, tokens, max_combined)
+        if combo: found.append(combo)
+    def rank(f):
+        t = f.time
+        speed = t.cost_usd if (tokens and t.cost_usd is not None) else t.step_seconds / t.tokens_per_step
+        return (not f.fits, f.changes_task, speed if f.fits else f.memory.device_total)
+    return sorted(found, key=rank)

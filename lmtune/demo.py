@@ -10,6 +10,7 @@ __all__ = ['answer', 'text_loss', 'run_demo']
 # %% ../nbs/11_demo.ipynb #372c45d1
 import html, json, time
 from pathlib import Path
+from .settings import RunSettings
 
 # %% ../nbs/11_demo.ipynb #1bf57ad9
 def answer(model, tokenizer, prompts:list[str], max_new_tokens:int=8)->list[str]:
@@ -105,12 +106,10 @@ def run_demo(out:str|Path='lmtune-demo', # report folder
 
 # %% ../nbs/11_demo.ipynb #7b814bc3
 def _real_model_questions()->dict:
-    from lmtune.cli import estimate_report
+    from lmtune.cost import compare_gpus
     from lmtune.advisor import advise
-    est = estimate_report('llama-3.1-8b', gpus=('RTX-4090', 'A100-80GB', 'H100-SXM'), tokens=2e7, method='qlora',
-                          batch_size=1, seq_len=2048, precision='bf16', optim='paged_adamw_8bit',
-                          gradient_checkpointing=True, lora_r=16, lora_target_modules='all-linear',
-                          attn_implementation='sdpa', num_gpus=1, strategy='ddp')
+    est = repr(compare_gpus('llama-3.1-8b', RunSettings(method='qlora', batch_size=1, seq_len=2048, optim='paged_adamw_8bit',
+                                                        gradient_checkpointing=True), gpus=('RTX-4090', 'A100-80GB', 'H100-SXM'), tokens=2e7))
     rec = advise(goal='task', labeled_examples=2000, budget_usd=500, gpu='RTX-4090', num_gpus=1, model='llama-3.1-8b')
     return dict(estimate=est, advice=str(rec))
 

@@ -7,15 +7,18 @@ Docs: https://lmtune.github.io/lmtune/memory.html.md"""
 
 # %% ../nbs/04_memory.ipynb #a4288767
 from __future__ import annotations
-import difflib, math
-from dataclasses import dataclass, field
-from .catalog import ModelSpec, model_spec, gpu_spec, GPU, GPUS, ARCHITECTURES
-from .settings import METHODS, PRECISIONS, STRATEGIES, ATTN_IMPLEMENTATIONS
+import math
+from dataclasses import dataclass, field, replace
+from .catalog import ModelSpec, model_spec, gpu_spec, GPU
+from .settings import (RunSettings, Method, run_settings, resolve_defaults, method_info, stage_info, bad_value,
+                             check_choice, TRAINER_OPTIMIZERS)
 
 # %% auto #0
-__all__ = ['GiB', 'OPTIMIZERS', 'LIGER_MODEL_TYPES', 'CUDA_CONTEXT_BYTES', 'WORKSPACE_BYTES', 'NCCL_BYTES', 'HOST_BASE_BYTES',
-           'SHARD_BYTES', 'FRAG_CONST', 'FRAG_LOGITS', 'NO_EFFECT_SETTINGS', 'OptimState', 'lora_targets',
-           'MemoryEstimate', 'liger_chunk_size', 'extra_settings', 'check_settings', 'estimate_memory']
+__all__ = ['GiB', 'OPTIMIZERS', 'IA3_TARGETS', 'CUDA_CONTEXT_BYTES', 'WORKSPACE_BYTES', 'NCCL_BYTES', 'HOST_BASE_BYTES',
+           'SHARD_BYTES', 'FRAG_CONST', 'FRAG_LOGITS', 'LIGER_MODEL_TYPES', 'NF4_BLOCK', 'NESTED_BLOCK',
+           'NF4_CODE_BYTES', 'ROUTING_BYTES_PER_PAIR', 'BREAKDOWN_ORDER', 'OptimState', 'lora_targets', 'lora_params',
+           'ia3_targets', 'ia3_params', 'ResolvedRun', 'resolve_run', 'bias_params', 'count_trainable',
+           'trainable_params', 'MemoryEstimate', 'liger_chunk_size', 'estimate_memory']
 
 # %% ../nbs/04_memory.ipynb #c6216e70
 GiB = 2**30
@@ -38,11 +41,11 @@ _lion8 = dict(state_bytes=1 + 4/256, bnb8=True, bnb32_states=1)
 OPTIMIZERS: dict[str, OptimState] = {o.name: o for o in [
     OptimState("adamw_torch", None, 2, foreach_temp=1), OptimState("adamw_torch_fused", None, 2),
     OptimState("adamw_torch_xla", None, 2), OptimState("adamw_torch_npu_fused", None, 2),
-    OptimState("adamw_apex_fused", None, 2), OptimState("adamw_anyprecision", None, 2),
+    OptimState("adamw_anyprecision", None, 2),
     OptimState("adamw_torch_8bit", 2 + 2*4/256), OptimState("adamw_torch_4bit", 1 + 2*4/128),
     OptimState("adamw_bnb_8bit", **_adam8), OptimState("adamw_8bit", **_adam8),
     OptimState("paged_adamw_8bit", paged=True, **_adam8),
-    OptimState("paged_adamw_32bit", 8.0, paged=True, bnb32_states=2), OptimState("paged_adamw", 8.0, paged=True, bnb32_states=2),
+    OptimState("paged_adamw_32bit", 8.0, paged=True, bnb32_states=2),
     OptimState("ademamix", None, 3), OptimState("ademamix_8bit", state_bytes=3 + 3*4/256, bnb8=True, bnb32_states=3),
     OptimState("paged_ademamix_32bit", 12.0, paged=True, bnb32_states=3),
     OptimState("paged_ademamix_8bit", state_bytes=3 + 3*4/256, bnb8=True, bnb32_states=3, paged=True),
@@ -56,41 +59,34 @@ OPTIMIZERS: dict[str, OptimState] = {o.name: o for o in [
     OptimState("stable_adamw", None, 2), OptimState("grokadamw", None, 3),
 ]}
 
-# %% ../nbs/04_memory.ipynb #7afe60a2
-def _bad(arg, value, fix): return ValueError(f"{arg}={value!r}: {fix}")
-
-def _choice(arg, value, options):
-    if value in options: return value
-    close = difflib.get_close_matches(str(value), list(options), n=3, cutoff=0.5)
-    raise _bad(arg, value, f"unknown; did you mean {close}?" if close else f"choose one of {', '.join(options)}")
-
-def _positive(arg, value, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
-        raise _bad(arg, value, "must be a positive number" if not allow_zero else "must be >= 0")
-    return value
-
 # %% ../nbs/04_memory.ipynb #bb64296b
 _ATTN_NAMES = {"q_proj","k_proj","v_proj","o_proj","qkv_proj","c_attn","q_a_proj","q_b_proj","kv_a_proj_with_mqa","kv_b_proj"}
 
-def lora_targets(spec:ModelSpec, targets="all-linear")->set[str]:
+def lora_targets(spec:ModelSpec, # the model's shapes
+                 targets="all-linear", # `lora_target_modules`: 'all-linear' or module names
+                )->frozenset[str]:
     "Short names of the modules of a decoder layer that LoRA `targets` match (PEFT rules: exact name or suffix)."
     names = {n for n,*_ in spec.linear_layers()} | ({n for n,*_ in spec.linear_layers(0)} if spec.is_moe else set())
-    if targets in ("all-linear", "all_linear"): return names
+    if targets in ("all-linear", "all_linear"): return frozenset(names)
     if isinstance(targets, str): targets = [targets]
-    if not isinstance(targets, (list, tuple, set)) or not targets:
-        raise _bad("lora_target_modules", targets, "pass 'all-linear' or a list of module names such as ['q_proj','v_proj']")
     hit = set()
     for t in targets:
         m = {n for n in names if n == t or n.endswith("." + t) or n.split(".")[0] == t}
         if t == "experts": m = {n for n in names if n.startswith("experts.")}
         if not m:
+            import difflib
             close = difflib.get_close_matches(t, sorted(names), n=3, cutoff=0.4)
-            raise _bad("lora_target_modules", t, f"matches no module of {spec.name}; its modules are {sorted(names)}"
-                       + (f" (did you mean {close}?)" if close else ""))
+            raise bad_value("lora_target_modules", t, f"matches no module of {spec.name}; its modules are {sorted(names)}"
+                            + (f" (did you mean {close}?)" if close else ""))
         hit |= m
-    return hit
+    return frozenset(hit)
 
-def _lora_params(spec:ModelSpec, layer:int, targets:set, r:int, dora:bool)->int:
+def lora_params(spec:ModelSpec, # the model's shapes
+                layer:int, # decoder layer index
+                targets:frozenset, # from `lora_targets`
+                r:int, # LoRA rank
+                dora:bool=False, # DoRA: one magnitude per output feature too
+               )->int:
     "LoRA (and DoRA magnitude) parameters that PEFT adds to one decoder layer."
     n = 0
     for name, i, o, c in spec.linear_layers(layer):
@@ -100,29 +96,145 @@ def _lora_params(spec:ModelSpec, layer:int, targets:set, r:int, dora:bool)->int:
         else: n += r*(i + o) + (o if dora else 0)
     return n
 
+# %% ../nbs/04_memory.ipynb #mem00003
+IA3_TARGETS = { # model_type -> (target_modules, feedforward_modules); PEFT's defaults where PEFT has them (checked below)
+    "llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"]), "mistral": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "qwen2": (["q_proj", "v_proj", "down_proj"], ["down_proj"]), "qwen3": (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "gemma": (["q_proj", "v_proj", "down_proj"], ["down_proj"]), "gemma2": (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "gemma3_text": (["q_proj", "v_proj", "down_proj"], ["down_proj"]), "gpt2": (["c_attn", "mlp.c_proj"], ["mlp.c_proj"]),
+    # lmtune's choice where PEFT has no default: the same roles (keys and values, the feed-forward output)
+    "phi3": (["qkv_proj", "down_proj"], ["down_proj"]), "olmo": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "olmo2": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+}
+
+def ia3_targets(spec:ModelSpec)->tuple[list, list]:
+    "`(target_modules, feedforward_modules)` of IA3 for this model, the ones the trainer passes to `peft.IA3Config`."
+    if spec.model_type in IA3_TARGETS: return IA3_TARGETS[spec.model_type]
+    if spec.assumed: return IA3_TARGETS["llama"]   # a model_type lmtune does not know, modelled as a Llama
+    raise bad_value("method", "ia3", f"lmtune has no IA3 target modules for model_type {spec.model_type!r} (PEFT has no default "
+                    f"either); use method='lora', or a model type among {', '.join(IA3_TARGETS)}")
+
+def ia3_params(spec:ModelSpec)->int:
+    "IA3 scaling vectors: one per output feature of each target, one per input feature of each feed-forward target."
+    targets, ff = ia3_targets(spec)
+    short = lambda t: t.split(".")[-1]
+    n = 0
+    for name, i, o, c in spec.linear_layers():
+        for t in targets:
+            if name != short(t): continue
+            if spec.model_type == "gpt2" and t.startswith("mlp.") and i == spec.hidden_size: continue  # attn.c_proj is not mlp.c_proj
+            n += i if t in ff else o
+    return n*spec.num_layers
+
+# %% ../nbs/04_memory.ipynb #5da57e87
+CUDA_CONTEXT_BYTES = 648_871_936   # CUDA context + kernels outside the caching allocator (H200, torch 2.11, calibration env row)
+WORKSPACE_BYTES = 64 * 2**20       # cuBLAS + cuBLASLt workspaces (allocated through the caching allocator on Hopper)
+NCCL_BYTES = 512 * 2**20           # NCCL communicator buffers per GPU when num_gpus > 1 (outside the allocator, rough)
+HOST_BASE_BYTES = 3 * GiB          # python + torch + CUDA libraries in host RAM
+SHARD_BYTES = 5 * 10**9            # safetensors shard streamed through host RAM while loading
+FRAG_CONST = 1.22 * GiB            # caching allocator: cached-but-free blocks at the peak (least-squares fit on the H200 rows)
+FRAG_LOGITS = 0.43                 # ... plus this fraction of the largest transient block, the fp32 logits (same fit)
+LIGER_MODEL_TYPES = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text", "phi3", "olmo2"}   # model types Liger patches (see "Liger kernels")
+
 # %% ../nbs/04_memory.ipynb #a338cca8
-@dataclass
-class _Run:
-    "Normalised settings of one estimate (internal)."
-    spec: ModelSpec; method: str; b: int; s: int; precision: str; optim: OptimState; gc: bool; r: int
-    targets: set; attn: str; dora: bool; num_gpus: int; strategy: str; off_opt: bool; off_par: bool
-    trainable_layers: int; ga: int; dropout: float; num_virtual_tokens: int; context_bytes: int; dq: bool = True
-    gpus_per_node: int = 8
-    liger: bool = False                                                        # Liger kernels patched in (use_liger_kernel on a supported model)
+@dataclass(frozen=True)
+class ResolvedRun:
+    "A `RunSettings` checked against one model with every default resolved: what both estimators compute from."
+    spec:ModelSpec # the model's shapes
+    settings:RunSettings # method, precision, optim, attn_implementation and lora_alpha concrete
+    stage:str # pretrain, continue_pretraining, sft or dpo
+    method:Method # the method's row of `lmtune.settings.METHOD_TABLE`
+    optim:OptimState # how the optimizer stores its state
+    targets:frozenset # module names that carry LoRA matrices (lora, qlora, dora) or IA3 scales (ia3)
+    liger:bool # Liger kernels are patched in (use_liger_kernel on a model type Liger supports)
+    attn:str # the attention implementation the estimate assumes (CPU checks use 'sdpa_cpu', torch's CPU flash kernel)
+    context_bytes:int # CUDA context outside the caching allocator, per GPU
+
     @property
-    def tokens(self): return self.b * self.s
+    def tokens(self)->int: return self.settings.batch_size * self.settings.seq_len   # per GPU per micro-step
     @property
-    def wbytes(self): return 2 if self.precision == "bf16" else 4              # weights held as
+    def world_size(self)->int: return self.settings.world_size
     @property
-    def autocast(self): return self.precision != "fp32"
+    def wbytes(self)->int: return 2 if self.settings.precision == "bf16" else 4   # bytes per weight as held
     @property
-    def a(self): return 2 if self.autocast else 4                              # matmul outputs
+    def autocast(self)->bool: return self.settings.precision != "fp32"
     @property
-    def quant(self): return self.method == "qlora"
+    def a(self)->int: return 2 if self.autocast else 4                            # bytes of a matmul output
     @property
-    def r_bytes(self): return 4 if self.quant else self.wbytes                 # residual stream (qlora: fp32 embeddings/norms)
+    def quant(self)->bool: return self.method.quantized_base
     @property
-    def peft(self): return self.method in ("lora", "qlora", "dora", "prefix", "ia3")
+    def r_bytes(self)->int: return 4 if self.quant else self.wbytes               # residual stream (QLoRA: fp32 embeddings/norms)
+    @property
+    def dora(self)->bool: return self.settings.use_dora
+
+# %% ../nbs/04_memory.ipynb #mem00006
+def resolve_run(model, # catalog name, hub id, path, config dict, `PretrainedConfig` or `ModelSpec`
+                settings:RunSettings|dict|None=None, # the run; None: `RunSettings()`'s defaults
+                stage:str="sft", # decides what method=None and precision='auto' mean
+                context_bytes:int|None=None, # CUDA context outside the allocator (default `CUDA_CONTEXT_BYTES`, the H200's)
+                bf16_supported:bool=True, # resolve precision='auto' as on a GPU that computes in bf16
+                **overrides, # `RunSettings` fields, e.g. method='qlora', batch_size=4
+               )->ResolvedRun:
+    "Check `settings` against `model` and resolve its defaults: the one normalisation both estimators use."
+    spec = model_spec(model)
+    s = resolve_defaults(run_settings(settings, **overrides), stage_info(stage).name, cuda=True, bf16_supported=bf16_supported)
+    info = method_info(s.method)
+    if s.optim not in OPTIMIZERS:
+        raise bad_value("optim", s.optim, f"the Trainer knows it, but lmtune cannot size its state; estimate with one of "
+                        f"{', '.join(OPTIMIZERS)}")
+    if spec.learned_positions and s.seq_len > spec.max_position_embeddings:
+        raise bad_value("seq_len", s.seq_len, f"{spec.name} has a learned position table of {spec.max_position_embeddings} "
+                        f"positions: sequences cannot be longer; use seq_len <= {spec.max_position_embeddings}")
+    if info.name == "bitfit" and bias_params(spec) == 0:
+        raise bad_value("method", "bitfit", f"{spec.name} has no bias parameters to train; use method='lora' or 'ia3'")
+    if info.name == "freeze" and s.trainable_layers > spec.num_layers:
+        raise bad_value("trainable_layers", s.trainable_layers, f"{spec.name} has num_layers={spec.num_layers}: train 1 to "
+                        f"{spec.num_layers} of its last layers (or method='full')")
+    if info.lora: targets = lora_targets(spec, s.lora_target_modules)
+    elif info.name == "ia3": targets = frozenset(t.split(".")[-1] for t in ia3_targets(spec)[0])
+    else: targets = frozenset()
+    return ResolvedRun(spec=spec, settings=s, stage=stage_info(stage).name, method=info, optim=OPTIMIZERS[s.optim],
+                       targets=targets, liger=s.use_liger_kernel and spec.model_type in LIGER_MODEL_TYPES,
+                       attn=s.attn_implementation, context_bytes=CUDA_CONTEXT_BYTES if context_bytes is None else int(context_bytes))
+
+# %% ../nbs/04_memory.ipynb #mem00009
+NF4_BLOCK = 64          # bitsandbytes NF4: one absmax per 64 weights
+NESTED_BLOCK = 256      # double quantisation: the absmaxes are 8-bit, with one fp32 scale per 256 of them
+NF4_CODE_BYTES = 1024   # double quantisation keeps the 256-entry fp32 code table of the nested state per quantized weight
+
+def bias_params(spec:ModelSpec)->int:
+    "Bias vectors (and LayerNorm biases) of the model: what BitFit trains."
+    sp = spec
+    H, nh, nkv, hd = sp.hidden_size, sp.num_heads, sp.num_kv_heads, sp.head_dim
+    n = (nh + 2*nkv)*hd*sp.attn_bias + H*sp.o_bias
+    if sp.mlp_bias: n += sum(o for name, i, o, c in sp.linear_layers() if name in ("gate_proj", "up_proj", "down_proj", "c_fc", "gate_up_proj") or (sp.model_type == "gpt2" and name == "c_proj" and i != H))
+    if sp.norm == "layer" and sp.norm_has_weight: n += sp.norms_per_layer*H
+    return n*sp.num_layers + (H if sp.norm == "layer" and sp.norm_has_weight else 0)
+
+def _layer_kinds(spec:ModelSpec)->list[tuple[int, int]]:
+    "(a representative layer, how many layers share its shape): dense layers, and MoE layers, are all alike."
+    dense = [l for l in range(spec.num_layers) if not spec.is_moe_layer(l)]
+    moe = [l for l in range(spec.num_layers) if spec.is_moe_layer(l)]
+    return [(g[0], len(g)) for g in (dense, moe) if g]
+
+def count_trainable(run:ResolvedRun)->int:
+    "Parameters of `run` that get gradients and optimizer states (the count both estimators use)."
+    sp, s, m = run.spec, run.settings, run.method.name
+    L = sp.num_layers
+    if m == "full": return sp.num_params
+    if m == "freeze": return sum(sp.layer_params(l) for l in range(L - s.trainable_layers, L)) + sp._norm_size(sp.hidden_size)
+    if m == "bitfit": return bias_params(sp)
+    if run.method.lora: return sum(lora_params(sp, l, run.targets, s.lora_r, run.dora) * n for l, n in _layer_kinds(sp))
+    if m == "ia3": return ia3_params(sp)
+    return s.num_virtual_tokens*L*2*sp.num_kv_heads*sp.vdim            # prefix tuning: a key and a value per virtual token
+
+def trainable_params(model, # anything `resolve_run` accepts
+                     settings:RunSettings|dict|None=None, # the run
+                     stage:str="sft", # decides what method=None means
+                     **overrides, # `RunSettings` fields
+                    )->int:
+    "How many parameters a run trains: what `sum(p.numel() for p in model.parameters() if p.requires_grad)` reports."
+    return count_trainable(resolve_run(model, settings, stage, **overrides))
 
 # %% ../nbs/04_memory.ipynb #46dda03e
 def _norm_saved(spec:ModelSpec, d:int, in_bytes:int, xg:bool, nw:bool, autocast:bool)->float:
@@ -184,137 +296,137 @@ def _attn_saved(spec:ModelSpec, kernel:str, a:int, skv:int, o_wt:bool)->float:
     return qkv + rep + probs + (a*nh*vd if o_wt else 0)                        # eager: out.contiguous() saved by o_proj
 
 # %% ../nbs/04_memory.ipynb #e330ee2f
-def _layer(run:_Run, layer:int, wt:bool, xg:bool)->dict:
-    "Saved-for-backward bytes of one decoder layer: per token (`tok`), fixed (`fixed`, weight-sized) and backward transients."
+ROUTING_BYTES_PER_PAIR = 36   # per routed (token, expert) pair: top-k indices, weights and the gather/scatter index
+                              # tensors of transformers' expert loop (matched to the byte by the CPU check below)
+
+def _layer_context(run:ResolvedRun)->dict:
+    "What `_consumers_saved` needs to know about the run (output dtype, autocast, adapted modules, LoRA rank, dropout)."
+    s = run.settings
+    return dict(a=run.a, autocast=run.autocast, lora=run.targets if run.method.lora else frozenset(),
+                ia3=run.targets if run.method.name == "ia3" else frozenset(), r=s.lora_r, dropout=s.lora_dropout, dora=run.dora)
+
+def _attention_block_saved(run:ResolvedRun, layer:int, wt:bool, xg:bool, nw:bool, c:dict)->tuple[float, str, int]:
+    "Bytes per token the attention block of `layer` saves; the attention kernel; the key length."
     sp, a, r, ac = run.spec, run.a, run.r_bytes, run.autocast
     H, nh, nkv, hd, vd = sp.hidden_size, sp.num_heads, sp.num_kv_heads, sp.head_dim, sp.vdim
-    lora = run.targets if run.method in ("lora", "qlora", "dora") else set()
-    ia3 = run.targets if run.method == "ia3" else set()
-    c = dict(a=a, autocast=ac, lora=lora, ia3=ia3, r=run.r, dropout=run.dropout, dora=run.dora)
-    nw = wt and run.method != "bitfit"
     lin = {n: (i, o, k) for n, i, o, k in sp.linear_layers(layer)}
-    moe = sp.is_moe_layer(layer)
-    if not (xg or wt or any(n in lin for n in lora | ia3) or run.method == "prefix"): return dict(tok=0., fixed=0., ttok=0., tfixed=0.)
-    out_b = r                                                         # norm output dtype (= residual dtype)
-    gemma = sp.model_type in ("gemma", "gemma2", "gemma3_text")
     post_norm = sp.model_type == "olmo2"
-    tok = 0.
-    # --- attention block
-    tok += 0 if post_norm else _norm_saved(sp, H, r, xg, nw, ac)
-    x1 = r if not post_norm else r
+    tok = 0 if post_norm else _norm_saved(sp, H, r, xg, nw, ac)
     attn_in = [n for n in lin if n in _ATTN_NAMES and n not in ("o_proj", "kv_b_proj", "q_b_proj") and not (sp.model_type == "gpt2" and n == "c_proj")]
-    tok += _consumers_saved(x1, H, [(n, wt, lin[n][1]) for n in attn_in], c)
+    tok += _consumers_saved(r, H, [(n, wt, lin[n][1]) for n in attn_in], c)
     if sp.is_mla:                                                     # kv_a_layernorm + kv_b_proj (+ q_a path)
         L = sp.kv_lora_rank
         tok += _norm_saved(sp, L, a, True, nw, False) + _consumers_saved(a, L, [("kv_b_proj", wt, lin["kv_b_proj"][1])], c)
         if sp.q_lora_rank: tok += _norm_saved(sp, sp.q_lora_rank, a, True, nw, False) + _consumers_saved(a, sp.q_lora_rank, [("q_b_proj", wt, lin["q_b_proj"][1])], c)
     if sp.qk_norm: tok += _norm_saved(sp, (nh + nkv)*hd, a, True, nw, False) if sp.qk_norm == "full" else \
                           _norm_saved(sp, nh*hd, a, True, nw, False) + _norm_saved(sp, nkv*hd, a, True, nw, False) + 4*(nh + nkv - 2)  # rsqrt per head
-    kernel = _attn_kernel(sp, run.attn, a, run.method == "prefix" or _sliding(sp, layer, run.s))
-    skv = run.s + (run.num_virtual_tokens if run.method == "prefix" else 0)
+    prefix = run.method.name == "prefix"
+    kernel = _attn_kernel(sp, run.attn, a, prefix or _sliding(sp, layer, run.settings.seq_len))
+    skv = run.settings.seq_len + (run.settings.num_virtual_tokens if prefix else 0)
     tok += _attn_saved(sp, kernel, a, skv, wt)
     oname = "c_proj" if sp.model_type == "gpt2" else "o_proj"
-    tok += _consumers_saved(a, nh*vd, [(oname, False, H)], c, already=kernel not in ("eager", "math") or wt)     # o_proj input is the kernel's saved output
-    if gemma or post_norm: tok += _norm_saved(sp, H, a, True, nw, ac and sp.norm == "layer")   # post-attention norm
-    # --- MLP block
-    tok += 0 if post_norm else _norm_saved(sp, H, r, True, nw, ac)
-    I = sp.intermediate_size
-    fixed = ttok = tfixed = 0.
-    if moe:
-        E, k, Im = sp.num_experts, sp.experts_per_token, sp.moe_intermediate_size
-        router_g = wt or "gate" in lora
-        exp_g = wt or bool({"experts.gate_up_proj", "experts.down_proj"} & lora)
-        tok += _consumers_saved(r, H, [("router", router_g, E)], c) + 4*E                    # router input, softmax(fp32)
-        per = a*2*Im + a*Im + (a*H if exp_g else 0) + (a*Im if exp_g else 0) + (a*H if router_g else 0)
-        tok += k*per + 36*k                                                                  # per routed (token, expert); routing indices
-        nparam = E*3*Im*H
-        if {"experts.gate_up_proj", "experts.down_proj"} & lora:                              # ParamWrapper: W + BA merged
-            fixed += run.wbytes*nparam + (a*nparam if run.wbytes != a else 0)
-            tfixed = max(tfixed, run.wbytes*E*2*Im*H)                                          # grad of merged gate_up
-        elif wt: tfixed = max(tfixed, 2*run.wbytes*E*2*Im*H)                                   # per-expert select backward
-        ttok = max(ttok, k*a*3*Im)
-        if sp.shared_expert_intermediate_size:
-            S = sp.shared_expert_intermediate_size
-            pre = "shared_expert" if sp.shared_expert_gate else "shared_experts"
-            tok += _consumers_saved(r, H, [(f"{pre}.gate_proj", wt, S), (f"{pre}.up_proj", wt, S)], c)
-            tok += 3*a*S + _consumers_saved(a, S, [(f"{pre}.down_proj", wt, H)], c)
-            if sp.shared_expert_gate: tok += 4 + a*H
+    tok += _consumers_saved(a, nh*vd, [(oname, False, H)], c, already=kernel not in ("eager", "math") or wt)  # o_proj input: the kernel's saved output
+    if sp.model_type in ("gemma", "gemma2", "gemma3_text", "olmo2"): tok += _norm_saved(sp, H, a, True, nw, ac and sp.norm == "layer")  # post-attention norm
+    return tok, kernel, skv
+
+def _moe_block_saved(run:ResolvedRun, layer:int, wt:bool, c:dict)->tuple[float, float, float, float]:
+    "(per-token, fixed, transient per-token, transient fixed) bytes of a mixture-of-experts block."
+    sp, a, r = run.spec, run.a, run.r_bytes
+    H, E, k, Im = sp.hidden_size, sp.num_experts, sp.experts_per_token, sp.moe_intermediate_size
+    lora, fixed, tfixed = c["lora"], 0., 0.
+    router_g = wt or "gate" in lora
+    exp_g = wt or bool({"experts.gate_up_proj", "experts.down_proj"} & lora)
+    tok = _consumers_saved(r, H, [("router", router_g, E)], c) + 4*E                    # router input, softmax(fp32)
+    per = a*2*Im + a*Im + (a*H if exp_g else 0) + (a*Im if exp_g else 0) + (a*H if router_g else 0)
+    tok += k*per + ROUTING_BYTES_PER_PAIR*k                                             # per routed (token, expert)
+    nparam = E*3*Im*H
+    if {"experts.gate_up_proj", "experts.down_proj"} & lora:                             # ParamWrapper: W + BA merged
+        fixed += run.wbytes*nparam + (a*nparam if run.wbytes != a else 0)
+        tfixed = run.wbytes*E*2*Im*H                                                     # grad of merged gate_up
+    elif wt: tfixed = 2*run.wbytes*E*2*Im*H                                              # per-expert select backward
+    ttok = k*a*3*Im
+    if sp.shared_expert_intermediate_size:
+        S = sp.shared_expert_intermediate_size
+        pre = "shared_expert" if sp.shared_expert_gate else "shared_experts"
+        tok += _consumers_saved(r, H, [(f"{pre}.gate_proj", wt, S), (f"{pre}.up_proj", wt, S)], c)
+        tok += 3*a*S + _consumers_saved(a, S, [(f"{pre}.down_proj", wt, H)], c)
+        if sp.shared_expert_gate: tok += 4 + a*H
+    return tok, fixed, ttok, tfixed
+
+def _dense_mlp_saved(run:ResolvedRun, layer:int, wt:bool, c:dict)->tuple[float, float]:
+    "(per-token, transient per-token) bytes of a dense MLP block (SwiGLU/GeGLU, or GPT-2's GELU MLP)."
+    sp, a, r, ac = run.spec, run.a, run.r_bytes, run.autocast
+    H, I = sp.hidden_size, sp.intermediate_size
+    lin = {n: (i, o, k) for n, i, o, k in sp.linear_layers(layer)}
+    if sp.model_type == "gpt2":
+        tok = _consumers_saved(r, H, [("c_fc", wt, I)], c)
+        if sp.hidden_act in ("gelu_new", "gelu_fast"):                       # python GELU: pow, tanh, 1+t, 0.5x
+            tok += (4*I + 4*I + 4*I + a*I) if ac else 16*I
+            prod_b = 4                                                       # the product comes out in fp32
+        else: tok += a*I; prod_b = a
+        tok += _consumers_saved(prod_b, I, [("c_proj", wt, H)], c)
     else:
-        if sp.model_type == "gpt2":
-            tok += _consumers_saved(r, H, [("c_fc", wt, I)], c)
-            if sp.hidden_act in ("gelu_new", "gelu_fast"):                       # python GELU: pow, tanh, 1+t, 0.5x
-                tok += (4*I + 4*I + 4*I + a*I) if ac else 16*I
-                prod_b = 4                                                       # the product comes out in fp32
-            else: tok += a*I; prod_b = a
-            tok += _consumers_saved(prod_b, I, [("c_proj", wt, H)], c)
-        else:
-            names = ["gate_up_proj"] if sp.fused_gate_up else (["gate_proj", "up_proj"] if sp.gated_mlp else ["up_proj"])
-            tok += _consumers_saved(r, H, [(n, wt, lin[n][1]) for n in names], c)
-            mo = r if run.quant else a                                           # bnb Linear4bit returns the input dtype (fp32)
-            tok += (3 if sp.gated_mlp else 1)*mo*I                               # act input, act output, up output
-            tok += _consumers_saved(mo, I, [("down_proj", wt, H)], c)
-        ttok = max(ttok, a*3*I)
-    if gemma or post_norm: tok += _norm_saved(sp, H, a, True, nw, False)         # post-feedforward norm
+        names = ["gate_up_proj"] if sp.fused_gate_up else (["gate_proj", "up_proj"] if sp.gated_mlp else ["up_proj"])
+        tok = _consumers_saved(r, H, [(n, wt, lin[n][1]) for n in names], c)
+        mo = r if run.quant else a                                           # bnb Linear4bit returns the input dtype (fp32)
+        tok += (3 if sp.gated_mlp else 1)*mo*I                               # act input, act output, up output
+        tok += _consumers_saved(mo, I, [("down_proj", wt, H)], c)
+    return tok, a*3*I
+
+# %% ../nbs/04_memory.ipynb #mem00013
+def _layer(run:ResolvedRun, layer:int, wt:bool, xg:bool)->dict:
+    "Saved-for-backward bytes of one decoder layer: per token (`tok`), fixed (`fixed`, weight-sized) and backward transients."
+    sp, a, r = run.spec, run.a, run.r_bytes
+    H, nh, nkv, hd = sp.hidden_size, sp.num_heads, sp.num_kv_heads, sp.head_dim
+    c = _layer_context(run)
+    lin = {n: (i, o, k) for n, i, o, k in sp.linear_layers(layer)}
+    if not (xg or wt or any(n in lin for n in c["lora"] | c["ia3"]) or run.method.name == "prefix"):
+        return dict(tok=0., fixed=0., ttok=0., tfixed=0.)             # below everything that trains: not in the graph
+    nw = wt and run.method.name != "bitfit"                          # norm weights train
+    tok, kernel, skv = _attention_block_saved(run, layer, wt, xg, nw, c)
+    tok += 0 if sp.model_type == "olmo2" else _norm_saved(sp, H, r, True, nw, run.autocast)   # pre-MLP norm
+    if sp.is_moe_layer(layer): mlp, fixed, ttok, tfixed = _moe_block_saved(run, layer, wt, c)
+    else: (mlp, ttok), fixed, tfixed = _dense_mlp_saved(run, layer, wt, c), 0., 0.
+    tok += mlp
+    if sp.model_type in ("gemma", "gemma2", "gemma3_text", "olmo2"): tok += _norm_saved(sp, H, a, True, nw, False)  # post-feedforward norm
     if sp.dropout > 0: tok += 2*H                                                 # residual dropout masks (bool)
     if sp.attention_dropout > 0 and kernel in ("eager", "math"): tok += nh*skv    # dropout mask over the probabilities
     ttok += 2*r*H + a*(nh + 2*nkv)*hd
     if kernel in ("eager", "math"): ttok += (4 + a)*nh*skv                        # grad of the probabilities
-    if run.dora: tfixed = max([tfixed] + [4*i*o for n, (i, o, k) in lin.items() if n in lora and k == 1])   # fp32 W + BA for the norm
-    # frozen fp32 weights under autocast: the bf16 copy made per call is saved for the input gradient
-    if run.autocast and run.wbytes == 4 and not run.quant and not wt:
-        fixed += a*sum(i*o*k for n, (i, o, k) in lin.items() if k == 1)
+    if run.dora: tfixed = max([tfixed] + [4*i*o for n, (i, o, k) in lin.items() if n in c["lora"] and k == 1])   # fp32 W + BA for the norm
+    if run.autocast and run.wbytes == 4 and not run.quant and not wt:             # frozen fp32 weights under autocast: the
+        fixed += a*sum(i*o*k for n, (i, o, k) in lin.items() if k == 1)            # bf16 copy made per call, saved for input grad
     return dict(tok=tok, fixed=fixed, ttok=ttok, tfixed=tfixed)
 
 # %% ../nbs/04_memory.ipynb #dc879086
-def _params(run:_Run)->dict:
-    "Parameter bytes: base weights, quantization state, adapters; trainable counts for gradients and optimizer states."
-    sp, N = run.spec, run.spec.num_params
+def _quantized(run:ResolvedRun)->dict:
+    "QLoRA: NF4 weights (packed two per byte), their quantization state, and the fp32 rest."
+    sp, N, L = run.spec, run.spec.num_params, run.spec.num_layers
+    mats = [(i*o*k) for l in range(L) for n, i, o, k in sp.linear_layers(l) if k == 1 and n != "gate"]
+    q = sum(mats)
+    state = (q/NF4_BLOCK + 4*q/(NF4_BLOCK*NESTED_BLOCK) + NF4_CODE_BYTES*len(mats)) if run.settings.double_quant else 4*q/NF4_BLOCK
+    return dict(weights=q/2 + 4*(N - q), quant=state)   # everything not NF4 is upcast to fp32 (prepare_model_for_kbit_training)
+
+def _params(run:ResolvedRun)->dict:
+    "Parameter bytes (base weights, quantization state, adapters) and what the optimizer needs to know about the trainable ones."
+    sp, N, s, m = run.spec, run.spec.num_params, run.settings, run.method.name
     H, V, L = sp.hidden_size, sp.vocab_size, sp.num_layers
-    emb = sp.embedding_params
-    norms_total = (L*sp.norms_per_layer + 1)*sp._norm_size(H)
-    d = dict(weights=0., quant=0., adapters=0., trainable=0, tbytes=4, small=0, embedding_trainable=0,
-             factored=0, largest=0)
-    if run.quant:
-        q = sum(i*o*k for l in range(L) for n, i, o, k in sp.linear_layers(l) if k == 1 and n != "gate")
-        d["weights"] = q/2 + 4*(N - q)                        # NF4 packed + fp32 (prepare_model_for_kbit_training)
-        d["quant"] = q/64 + 4*q/(64*256) + 1024*7*L if run.dq else 4*q/64
-        d["nf4_params"] = q
-    else: d["weights"] = run.wbytes*N
-    m = run.method
-    if m in ("full", "freeze", "bitfit"):
-        d["tbytes"] = run.wbytes
-        if m == "full":
-            T = N; d["embedding_trainable"] = emb; d["small"] = norms_total + _bias_params(sp)
-            d["factored"] = sum((i + o)*k for l in range(L) for n, i, o, k in sp.linear_layers(l)) + (V + H)*(1 if sp.tie_embeddings else 2)
-            d["largest"] = V*H
-        elif m == "freeze":
-            k = run.trainable_layers
-            T = sum(sp.layer_params(l) for l in range(L - k, L)) + sp._norm_size(H)
-            d["small"] = k*sp.norms_per_layer*sp._norm_size(H) + k*_bias_params(sp)//L
-            d["factored"] = sum((i + o)*c for l in range(L - k, L) for n, i, o, c in sp.linear_layers(l))
-            d["largest"] = max(i*o for n, i, o, c in sp.linear_layers(L - 1))*1
-        else:
-            T = _bias_params(sp)
-            if T == 0: raise _bad("method", "bitfit", f"{sp.name} has no bias parameters to train; use method='lora' or 'ia3'")
-            d["small"] = T; d["factored"] = T; d["largest"] = sp.hidden_size*4
-        d["trainable"] = T
-    else:
-        if m in ("lora", "qlora", "dora"): T = sum(_lora_params(sp, l, run.targets, run.r, run.dora) for l in range(L))
-        elif m == "ia3": T = L*sum((o if n != "down_proj" and n != "c_proj" else i) for n, i, o, k in sp.linear_layers() if n in run.targets)
-        else: T = run.num_virtual_tokens*L*2*sp.num_kv_heads*sp.vdim            # prefix tuning: past key/values
-        d["adapters"] = 4.*T; d["trainable"] = T; d["tbytes"] = 4                 # PEFT keeps adapters in fp32
-        d["factored"] = T; d["largest"] = T // max(L, 1)
-        if m == "ia3": d["small"] = T
+    T = count_trainable(run)
+    d = dict(weights=run.wbytes*N, quant=0., adapters=0., trainable=T, tbytes=run.wbytes, small=0, embedding_trainable=0, factored=0, largest=0)
+    if run.quant: d.update(_quantized(run))
+    if m == "full":
+        d.update(embedding_trainable=sp.embedding_params, small=(L*sp.norms_per_layer + 1)*sp._norm_size(H) + bias_params(sp), largest=V*H,
+                 factored=sum((i + o)*k for l in range(L) for n, i, o, k in sp.linear_layers(l)) + (V + H)*(1 if sp.tie_embeddings else 2))
+    elif m == "freeze":
+        k = s.trainable_layers
+        d.update(small=k*sp.norms_per_layer*sp._norm_size(H) + k*bias_params(sp)//L, largest=max(i*o for n, i, o, c in sp.linear_layers(L - 1)),
+                 factored=sum((i + o)*c for l in range(L - k, L) for n, i, o, c in sp.linear_layers(l)))
+    elif m == "bitfit": d.update(small=T, factored=T, largest=sp.hidden_size*4)
+    else:                                                                     # PEFT adapters, kept in fp32
+        d.update(adapters=4.*T, tbytes=4, factored=T, largest=T // max(L, 1), small=T if m == "ia3" else 0)
     return d
 
-def _bias_params(sp:ModelSpec)->int:
-    H, nh, nkv, hd = sp.hidden_size, sp.num_heads, sp.num_kv_heads, sp.head_dim
-    n = (nh + 2*nkv)*hd*sp.attn_bias + H*sp.o_bias
-    if sp.mlp_bias: n += sum(o for name, i, o, c in sp.linear_layers() if name in ("gate_proj", "up_proj", "down_proj", "c_fc", "gate_up_proj") or (sp.model_type == "gpt2" and name == "c_proj" and i != H))
-    if sp.norm == "layer" and sp.norm_has_weight: n += sp.norms_per_layer*H
-    return n*sp.num_layers + (H if sp.norm == "layer" and sp.norm_has_weight else 0)
-
-def _optimizer_bytes(run:_Run, p:dict)->tuple[float, float, float]:
+def _optimizer_bytes(run:ResolvedRun, p:dict)->tuple[float, float, float]:
     "(device state bytes, paged state bytes, step temporaries) for the trainable parameters."
     o, T, tb = run.optim, p["trainable"], p["tbytes"]
     if o.factored: st = tb*p["factored"]
@@ -331,16 +443,18 @@ def _optimizer_bytes(run:_Run, p:dict)->tuple[float, float, float]:
 @dataclass
 class MemoryEstimate:
     "Predicted GPU (per device) and host memory of one training run."
-    peak_allocated: int        # bytes: torch.cuda.max_memory_allocated() per GPU
-    peak_reserved: int         # bytes: torch.cuda.max_memory_reserved() per GPU
-    device_total: int          # bytes: what nvidia-smi shows per GPU (reserved + CUDA context + unified memory)
-    cpu_ram: int               # bytes: host RAM of one machine (its `gpus_per_node` ranks, each loading the model, + its share of offloaded states)
-    breakdown: dict            # component -> bytes (sums to device_total)
-    peak_at: str = ""          # which moment of the step sets the peak
-    peak_allocated_first_step: int = 0   # before optimizer states exist
-    after_load: int = 0        # allocated once model (+ adapters) are built
-    settings: dict = field(default_factory=dict)
-    notes: list = field(default_factory=list)
+    peak_allocated:int # bytes: torch.cuda.max_memory_allocated() per GPU
+    peak_reserved:int # bytes: torch.cuda.max_memory_reserved() per GPU
+    device_total:int # bytes: what nvidia-smi shows per GPU (reserved + CUDA context + unified memory)
+    cpu_ram:int # bytes: host RAM of one machine (its `num_gpus` ranks, each loading the model, + its share of offloaded states)
+    breakdown:dict # component -> bytes (sums to device_total)
+    peak_at:str = "" # which moment of the step sets the peak
+    peak_allocated_first_step:int = 0 # before optimizer states exist
+    after_load:int = 0 # allocated once model (+ adapters) are built
+    model:str = "" # the model's name
+    settings:RunSettings|None = None # the run, every default resolved
+    stage:str = "sft"
+    notes:list = field(default_factory=list) # what the estimate assumes, and warnings
 
     def fits(self, gpu:str|GPU, # GPU name or `GPU`
              headroom:float=0.0, # fraction of the GPU's memory kept free
@@ -350,281 +464,199 @@ class MemoryEstimate:
 
     def _rows(self): return [(k, v/GiB) for k, v in self.breakdown.items()]
 
-    def __repr__(self):
+    def _title(self)->str:
         s = self.settings
-        head = f"MemoryEstimate({s.get('model','?')}, {s.get('method','?')}, b={s.get('batch_size')}, s={s.get('seq_len')}, {s.get('precision')}, gc={s.get('gradient_checkpointing')})"
+        return f"{self.model}, {s.method}, batch {s.batch_size} x {s.seq_len}, {s.precision}, gc={s.gradient_checkpointing}" if s else self.model
+
+    def __repr__(self):
         rows = "\n".join(f"  {k:<28}{v:9.2f} GiB" for k, v in self._rows())
-        return (f"{head}\n{rows}\n  {'-'*38}\n  {'peak allocated':<28}{self.peak_allocated/GiB:9.2f} GiB  ({self.peak_at})\n"
+        return (f"MemoryEstimate({self._title()})\n{rows}\n  {'-'*38}\n  {'peak allocated':<28}{self.peak_allocated/GiB:9.2f} GiB  ({self.peak_at})\n"
                 f"  {'peak reserved':<28}{self.peak_reserved/GiB:9.2f} GiB\n  {'device total (nvidia-smi)':<28}{self.device_total/GiB:9.2f} GiB\n"
                 f"  {'host RAM per machine':<28}{self.cpu_ram/GiB:9.2f} GiB")
 
     def _repr_html_(self):
-        rows = "".join(f"<tr><td>{k}</td><td style='text-align:right'>{v:.2f}</td></tr>" for k, v in self._rows())
-        tot = [("peak allocated", self.peak_allocated), ("peak reserved", self.peak_reserved),
-               ("device total (nvidia-smi)", self.device_total), ("host RAM per machine", self.cpu_ram)]
-        rows += "".join(f"<tr><th style='text-align:left'>{k}</th><th style='text-align:right'>{v/GiB:.2f}</th></tr>" for k, v in tot)
+        from lmtune.report import html_table, fmt_gib
+        rows = [(k, fmt_gib(v)) for k, v in self.breakdown.items()]
+        rows += [(f"<b>{k}</b>", f"<b>{fmt_gib(v)}</b>") for k, v in [("peak allocated", self.peak_allocated), ("peak reserved", self.peak_reserved),
+                 ("device total (nvidia-smi)", self.device_total), ("host RAM per machine", self.cpu_ram)]]
         notes = "".join(f"<li>{n}</li>" for n in self.notes)
-        return (f"<b>{self.settings.get('model')}</b> {self.settings.get('method')} — peak set at: {self.peak_at}"
-                f"<table><tr><th>component</th><th>GiB</th></tr>{rows}</table>" + (f"<ul>{notes}</ul>" if notes else ""))
+        return (html_table(f"{self._title()} — peak set at: {self.peak_at}", rows, header=("component", "memory"), escape=False)
+                + (f"<ul>{notes}</ul>" if notes else ""))
 
 # %% ../nbs/04_memory.ipynb #06f2ff1f
-LIGER_MODEL_TYPES = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text", "phi3", "olmo2"}
-
-def liger_chunk_size(tokens:int,             # rows of the flattened hidden states (batch x seq)
-                     vocab_size:int, hidden_size:int,
-                     chunk_mem_const:int=1,  # Liger's transient-logits budget multiplier (its default: 1)
+def liger_chunk_size(tokens:int, # rows of the flattened hidden states (batch x seq)
+                     vocab_size:int, # V
+                     hidden_size:int, # H
+                     chunk_mem_const:int=1, # Liger's transient-logits budget multiplier (its default: 1)
                     )->int:
     "Rows per chunk of Liger's fused linear cross-entropy: `next_pow2(ceil(BT / ceil(V / H)))`, at most `BT`."
     inc = -(-vocab_size // (chunk_mem_const*hidden_size))
     n = -(-tokens // inc)
     return min(1 << (n - 1).bit_length(), tokens)
 
-def _flce_bytes(run:_Run)->tuple[float, float, int]:
+def _flce_bytes(run:ResolvedRun)->tuple[float, float, int]:
     "(forward, backward) bytes Liger's fused linear cross-entropy holds at the loss, and its chunk size."
     sp, T = run.spec, run.tokens
     H, V = sp.hidden_size, sp.vocab_size
     c = liger_chunk_size(T, V, H)
     a_l = run.a if run.autocast else 4
-    grad_w = run.wbytes*V*H if run.method == "full" else 0.    # zeros_like(lm_head.weight), filled during the forward
+    grad_w = run.wbytes*V*H if run.method.name == "full" else 0.   # zeros_like(lm_head.weight), filled during the forward
     fwd = 2*run.r_bytes*T*H + a_l*c*V + 5*T + grad_w           # shifted copy + grad_input, one logits chunk, loss_1d + mask
     bwd = run.r_bytes*T*H + grad_w                             # grad_input (+ grad_weight) saved for backward
     return fwd, bwd, c
 
-# %% ../nbs/04_memory.ipynb #5da57e87
-CUDA_CONTEXT_BYTES = 648_871_936   # CUDA context + kernels outside the caching allocator (H200, torch 2.11, calibration env row)
-WORKSPACE_BYTES = 64 * 2**20       # cuBLAS + cuBLASLt workspaces (allocated through the caching allocator on Hopper)
-NCCL_BYTES = 512 * 2**20           # NCCL communicator buffers per GPU when num_gpus > 1 (outside the allocator, rough)
-HOST_BASE_BYTES = 3 * GiB          # python + torch + CUDA libraries in host RAM
-SHARD_BYTES = 5 * 10**9            # safetensors shard streamed through host RAM while loading
-FRAG_CONST = 1.22 * GiB            # caching allocator: cached-but-free blocks at the peak (least-squares fit on the H200 rows)
-FRAG_LOGITS = 0.43                 # ... plus this fraction of the largest transient block, the fp32 logits (same fit)
-
-NO_EFFECT_SETTINGS = ("learning_rate", "lora_alpha")   # canonical run settings that change neither memory nor speed
-
-def extra_settings(kwargs:dict,                # keyword arguments the function does not name
-                   fn,                         # the function they were passed to (for its parameter names)
-                   trainable_layers=None,      # its `trainable_layers` value (`freeze_layers` is the canonical alias)
-                   no_effect:tuple=(),         # more names it accepts without effect
-                  ):
-    "Check extra keyword arguments: canonical settings without effect pass, `freeze_layers` sets `trainable_layers`, anything else is a `ValueError` with close matches."
-    if not kwargs: return trainable_layers
-    import inspect
-    names = [k for k, p in inspect.signature(fn).parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-    alias = {"gc": "gradient_checkpointing", "batch": "batch_size", "seq": "seq_len", "bs": "batch_size", "lr": "learning_rate",
-             "optimizer": "optim", "attn": "attn_implementation", "r": "lora_r"}
-    for k, v in kwargs.items():
-        if k == "freeze_layers": trainable_layers = v
-        elif k in NO_EFFECT_SETTINGS or k in no_effect: pass
-        else:
-            close = [alias[k]] if k in alias else difflib.get_close_matches(k, names + list(NO_EFFECT_SETTINGS) + ["freeze_layers"], n=3, cutoff=0.6)
-            raise _bad(k, v, f"unknown argument of {fn.__name__}" + (f"; did you mean {close}?" if close else f"; it accepts {', '.join(names)}"))
-    return trainable_layers
-
-def check_settings(spec:ModelSpec, method:str, batch_size:int, seq_len:int, precision:str, optim:str, lora_r:int,
-                   lora_dropout:float, lora_target_modules, attn_implementation:str, use_dora:bool, num_gpus:int,
-                   strategy:str, offload_optimizer:bool, offload_params:bool, trainable_layers:int|None,
-                   gradient_accumulation_steps:int, gpus_per_node:int|None=None, use_liger_kernel:bool=False)->dict:
-    "Validate run settings (shared by `estimate_memory` and `lmtune.cost.estimate_time`); the normalised values."
-    method = _choice("method", method, METHODS)
-    dora = bool(use_dora) or method == "dora"
-    precision = _choice("precision", precision, PRECISIONS)
-    if optim not in OPTIMIZERS:
-        close = difflib.get_close_matches(str(optim), list(OPTIMIZERS), n=3, cutoff=0.5)
-        raise _bad("optim", optim, f"unknown or unsupported optimizer; did you mean {close}?" if close else f"use one of {', '.join(OPTIMIZERS)}")
-    strategy = _choice("strategy", strategy, STRATEGIES)
-    attn = _choice("attn_implementation", attn_implementation, ATTN_IMPLEMENTATIONS)
-    for n, v in (("batch_size", batch_size), ("seq_len", seq_len), ("num_gpus", num_gpus), ("gradient_accumulation_steps", gradient_accumulation_steps)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0: raise _bad(n, v, "must be a positive integer")
-    gpus_per_node = min(num_gpus, 8) if gpus_per_node is None else gpus_per_node
-    if isinstance(gpus_per_node, bool) or not isinstance(gpus_per_node, int) or gpus_per_node <= 0:
-        raise _bad("gpus_per_node", gpus_per_node, "must be a positive integer (GPUs in one machine, e.g. 8)")
-    if not isinstance(use_liger_kernel, bool):
-        raise _bad("use_liger_kernel", use_liger_kernel, "must be True or False (TrainingArguments(use_liger_kernel=...))")
-    if spec.learned_positions and seq_len > spec.max_position_embeddings:
-        raise _bad("seq_len", seq_len, f"{spec.name} has a learned position table of {spec.max_position_embeddings} positions: "
-                   f"sequences cannot be longer; use seq_len <= {spec.max_position_embeddings}")
-    if method in ("lora", "qlora", "dora"):
-        if isinstance(lora_r, bool) or not isinstance(lora_r, int) or lora_r <= 0: raise _bad("lora_r", lora_r, "must be a positive integer (typical: 8-64)")
-    if not (0 <= lora_dropout < 1): raise _bad("lora_dropout", lora_dropout, "must be in [0, 1)")
-    if attn.startswith("flash") and precision == "fp32":
-        raise _bad("attn_implementation", attn, "flash attention needs bf16/fp16 compute; use precision='bf16' or 'mixed', or attn_implementation='sdpa'")
-    if (offload_optimizer or offload_params) and strategy == "ddp":
-        raise _bad("strategy", strategy, "DDP cannot offload; use strategy='zero2'/'zero3' (DeepSpeed) or 'fsdp' to offload to CPU")
-    if offload_params and strategy in ("zero1", "zero2"):
-        raise _bad("offload_params", True, "parameter offload needs sharded parameters: use strategy='zero3' or 'fsdp'")
-    if method == "bitfit" and _bias_params(spec) == 0:
-        raise _bad("method", "bitfit", f"{spec.name} has no bias parameters to train; use method='lora' or 'ia3'")
-    L = spec.num_layers
-    if method == "freeze":
-        if trainable_layers is None: raise _bad("trainable_layers", None, f"method='freeze' needs the number of last layers to train (1..{L})")
-        if not isinstance(trainable_layers, int) or not 1 <= trainable_layers <= L:
-            raise _bad("trainable_layers", trainable_layers, f"must be an integer between 1 and num_layers={L}")
-    targets = set()
-    if method in ("lora", "qlora", "dora"): targets = lora_targets(spec, lora_target_modules)
-    elif method == "ia3":
-        targets = {"c_attn", "c_proj"} if spec.model_type == "gpt2" else ({"qkv_proj", "down_proj"} if spec.fused_qkv else {"k_proj", "v_proj", "down_proj"})
-    return dict(method=method, dora=dora, precision=precision, optim=optim, strategy=strategy, attn=attn, targets=targets,
-                gpus_per_node=gpus_per_node, liger=use_liger_kernel and spec.model_type in LIGER_MODEL_TYPES)
-
-def estimate_memory(config,                          # anything `model_spec` accepts (catalog name, dict, PretrainedConfig, path)
-                    method:str="lora",               # full, lora, qlora, dora, freeze, prefix, ia3, bitfit
-                    batch_size:int=1,                # per device
-                    seq_len:int=2048,
-                    precision:str="bf16",            # bf16 (bf16 weights + autocast), mixed (fp32 weights + bf16 autocast), fp16, fp32
-                    optim:str="adamw_torch_fused",   # transformers OptimizerNames value
-                    gradient_checkpointing:bool=False,
-                    lora_r:int=16, lora_alpha:int|None=None, lora_dropout:float=0.0,
-                    lora_target_modules="all-linear",
-                    attn_implementation:str="sdpa",
-                    use_dora:bool=False,
-                    num_gpus:int=1, strategy:str="ddp",
-                    offload_optimizer:bool=False, offload_params:bool=False,
-                    trainable_layers:int|None=None,  # method "freeze": train the last N decoder layers
-                    gradient_accumulation_steps:int=1,
-                    num_virtual_tokens:int=20,       # method "prefix"
-                    double_quant:bool=True,          # qlora: bnb_4bit_use_double_quant
-                    context_bytes:int=CUDA_CONTEXT_BYTES,
-                    gpus_per_node:int|None=None,     # GPUs per machine (host RAM is per machine); default min(num_gpus, 8)
-                    use_liger_kernel:bool=False,     # TrainingArguments(use_liger_kernel=True): fused linear cross-entropy (see "Liger kernels")
-                    **kwargs)->MemoryEstimate:
-    "Predict per-GPU peak memory of a Hugging Face `Trainer` run from the model's shapes alone (no torch needed)."
-    trainable_layers = extra_settings(kwargs, estimate_memory, trainable_layers)
-    spec = model_spec(config)
-    c = check_settings(spec, method, batch_size, seq_len, precision, optim, lora_r, lora_dropout, lora_target_modules,
-                       attn_implementation, use_dora, num_gpus, strategy, offload_optimizer, offload_params, trainable_layers,
-                       gradient_accumulation_steps, gpus_per_node, use_liger_kernel)
-    method = c["method"]
-    run = _Run(spec, "lora" if method == "dora" else method, batch_size, seq_len, c["precision"], OPTIMIZERS[optim], bool(gradient_checkpointing),
-               lora_r, c["targets"], c["attn"], c["dora"], num_gpus, c["strategy"], bool(offload_optimizer), bool(offload_params),
-               trainable_layers or 0, gradient_accumulation_steps, float(lora_dropout), num_virtual_tokens, int(context_bytes), bool(double_quant),
-               c["gpus_per_node"], c["liger"])
-    est = _estimate(run, dict(model=spec.name, method=method, batch_size=batch_size, seq_len=seq_len, precision=c["precision"], optim=optim,
-                              gradient_checkpointing=bool(gradient_checkpointing), lora_r=lora_r, num_gpus=num_gpus, strategy=c["strategy"],
-                              gpus_per_node=c["gpus_per_node"], use_liger_kernel=use_liger_kernel))
-    if use_liger_kernel and not c["liger"]:
-        est.notes.append(f"use_liger_kernel: Liger has no patch for model_type {spec.model_type!r} (lmtune's list: "
-                         f"{', '.join(sorted(LIGER_MODEL_TYPES))}); the Trainer runs the plain model, estimated as without Liger")
-    return est
-
 # %% ../nbs/04_memory.ipynb #1274df84
-def _estimate(run:_Run, settings:dict)->MemoryEstimate:
-    sp, m, T_ = run.spec, run.method, run.tokens
-    H, V, L, a, r = sp.hidden_size, sp.vocab_size, sp.num_layers, run.a, run.r_bytes
-    notes = []
-    p = _params(run)
-    S_dev, S_paged, opt_temp = _optimizer_bytes(run, p)
-    G = p["trainable"]*p["tbytes"]
-    # --- which layers are in the autograd graph
-    first = L - run.trainable_layers if m == "freeze" else 0
-    emb_tr = m == "full"
+def _graph(run:ResolvedRun)->dict:
+    "Which decoder layers are in the autograd graph, and what they save: activations, checkpoints, masks, autocast copies."
+    sp, s, m = run.spec, run.settings, run.method.name
+    L, H, a = sp.num_layers, sp.hidden_size, run.a
+    first = L - s.trainable_layers if m == "freeze" else 0           # the lowest layer whose weights train
+    emb_tr = m == "full"                                             # embeddings train: every layer's input needs a gradient
     cache, layers = {}, []
     for l in range(L):
-        wt = m == "full" or (m == "freeze" and l >= first)
-        xg = l > first or emb_tr or (l == first and run.gc and run.peft)
-        key = (sp.is_moe_layer(l), wt, xg, _sliding(sp, l, run.s))
+        wt = m == "full" or (m == "freeze" and l >= first)           # this layer's weights get gradients
+        xg = l > first or emb_tr or (l == first and s.gradient_checkpointing and run.method.peft)   # its input needs a gradient
+        key = (sp.is_moe_layer(l), wt, xg, _sliding(sp, l, s.seq_len))
         if key not in cache: cache[key] = _layer(run, l, wt, xg)
         layers.append((l, wt, xg, cache[key]))
-    in_graph = [x for x in layers if x[1] or x[2] or m in ("lora", "qlora", "ia3", "prefix", "bitfit")]
-    acts_tok = sum(x[3]["tok"] for x in layers)
-    fixed = sum(x[3]["fixed"] for x in layers)
-    ckpt_tok = r*H*len(in_graph)
-    kernels = {_attn_kernel(sp, run.attn, a, m == "prefix" or _sliding(sp, l, run.s)) for l in range(L)}
-    skv = run.s + (run.num_virtual_tokens if m == "prefix" else 0)
+    in_graph = [x for x in layers if x[1] or x[2] or run.method.peft or m == "bitfit"]
+    prefix = m == "prefix"
+    kernels = {_attn_kernel(sp, run.attn, a, prefix or _sliding(sp, l, s.seq_len)) for l in range(L)}
+    skv = s.seq_len + (s.num_virtual_tokens if prefix else 0)
     mask_tok = (a*skv if "eager" in kernels or "math" in kernels else 0) + (skv if "efficient_mask" in kernels else 0)  # 4-D mask, built once
-    ckpt_tok += mask_tok
-    # autocast cache: bf16 copies of trainable fp32 weights live through the forward
     tr_lin = sum(i*o*k for l, wt, xg, _ in layers if wt for n, i, o, k in sp.linear_layers(l))
-    cache_fwd = a*tr_lin if (run.autocast and run.wbytes == 4 and m in ("full", "freeze")) else 0.
-    # --- head: final norm, lm_head, logits and loss
-    lm_tr = m == "full"
-    head_tok = _norm_saved(sp, H, r, True, m in ("full",), run.autocast)
-    if lm_tr and not run.liger: head_tok += (r*H if r == a else a*H)   # lm_head input (Liger's FLCE saves gradients instead)
-    head_fixed = a*V*H if (run.autocast and (run.wbytes == 4 or run.quant)) else 0.
+    cache_fwd = a*tr_lin if (run.autocast and run.wbytes == 4 and m in ("full", "freeze")) else 0.   # bf16 copies of trained fp32 weights
+    return dict(first=first, emb_tr=emb_tr, kernels=kernels, mask_tok=mask_tok, cache_fwd=cache_fwd,
+                acts_tok=sum(x[3]["tok"] for x in layers), fixed=sum(x[3]["fixed"] for x in layers),
+                ckpt_tok=run.r_bytes*H*len(in_graph) + mask_tok, top=layers[-1][3], bot=layers[first][3])
+
+def _head(run:ResolvedRun)->dict:
+    "The final norm, lm_head, logits and loss: bytes per token, weight-sized copies, the loss bursts and the largest block."
+    sp, m, T = run.spec, run.method.name, run.tokens
+    H, V, a, r = sp.hidden_size, sp.vocab_size, run.a, run.r_bytes
+    tok = _norm_saved(sp, H, r, True, m == "full", run.autocast)
+    if m == "full" and not run.liger: tok += (r*H if r == a else a*H)   # lm_head input (Liger's FLCE saves gradients instead)
+    fixed = a*V*H if (run.autocast and (run.wbytes == 4 or run.quant)) else 0.   # autocast copy of an fp32 lm_head
     a_l = a if run.autocast else 4
     cap = a*V if sp.final_logit_softcapping else 0
-    fwd_tok = a_l*V + (4*V if a_l != 4 else 0) + 4*V + cap
-    bwd_tok = 12*V + cap
-    loss_f, loss_b, head_fixed_b, frag_block = T_*fwd_tok, T_*bwd_tok, head_fixed, 4*T_*V
+    h = dict(tok=tok, fixed=fixed, fixed_bwd=fixed, chunk=None, frag_block=4*T*V,
+             loss_fwd=T*(a_l*V + (4*V if a_l != 4 else 0) + 4*V + cap), loss_bwd=T*(12*V + cap))
     if run.liger:                                  # fused linear cross-entropy: one logits chunk, gradients computed in the forward
-        loss_f, loss_b, chunk = _flce_bytes(run)
-        head_fixed_b, frag_block = 0., a_l*chunk*V   # the cast lm_head copy is a forward-only transient; the chunk is the largest block
-        notes.append(f"use_liger_kernel: fused linear cross-entropy in chunks of {chunk} tokens ({a_l*chunk*V/GiB:.2f} GiB of logits) "
-                     "instead of the full logits; modelled from Liger-Kernel's source, not yet measured on a GPU. Liger's fused "
-                     "RMSNorm/SwiGLU save fewer tensors than the eager layers modelled here, so activations are an upper bound")
-    # --- per-GPU persistent memory and distributed strategy
-    n, st = run.num_gpus, run.strategy
-    weights, quant, adapters = p["weights"], p["quant"], p["adapters"]
+        h["loss_fwd"], h["loss_bwd"], h["chunk"] = _flce_bytes(run)
+        h["fixed_bwd"], h["frag_block"] = 0., a_l*h["chunk"]*V   # the cast lm_head copy is a forward-only transient
+    return h
+
+def _per_gpu(run:ResolvedRun, p:dict)->dict:
+    "Persistent bytes on each GPU once the strategy has sharded (or offloaded) weights, gradients and optimizer states."
+    sp, s = run.spec, run.settings
+    n, st, L, H = run.world_size, s.strategy, sp.num_layers, sp.hidden_size
+    S_dev, S_paged, opt_temp = _optimizer_bytes(run, p)
+    G = p["trainable"]*p["tbytes"]
     master = 4*p["trainable"] if (st.startswith("zero") and p["tbytes"] == 2) else 0.
     if master: S_dev = _optimizer_bytes(run, {**p, "tbytes": 4})[0]           # DeepSpeed steps fp32 master partitions
-    buffers = WORKSPACE_BYTES
-    host_off = 0.
-    S_full, G_dev = S_dev + master, G
+    d = dict(weights=p["weights"], quant=p["quant"], adapters=p["adapters"], states=S_dev + master, paged=S_paged,
+             grads=G, grads_dev=G, opt_temp=opt_temp, buffers=WORKSPACE_BYTES, host_offload=0.)
+    if n == 1 and st == "ddp": return d
+    if st == "ddp": d["buffers"] += G; return d                                 # DDP gradient buckets (gradient_as_bucket_view=False)
     layer_w = max(sp.layer_params(l) for l in (0, L - 1))*run.wbytes
-    if n > 1 or st != "ddp":
-        if st == "ddp": buffers += G                                   # DDP gradient buckets (gradient_as_bucket_view=False)
-        else:
-            buffers += 2*H*H*2                                         # reduce / all-gather buckets (HF 'auto' sizes)
-            if st in ("zero1", "zero2", "zero3", "fsdp"): S_full = S_full/n
-            if st in ("zero2", "zero3", "fsdp"): G_dev = G/n
-            if st in ("zero3", "fsdp"):
-                weights, quant = weights/n, quant/n
-                buffers += 2*layer_w + (layer_w if m == "full" else 0)   # all-gathered layers (+ prefetch), grad reduce-scatter
-            if run.off_opt: host_off += S_full*n + (G if st.startswith("zero") else 0); S_full = 0.
-            if run.off_par: host_off += weights*n; weights = 0.
+    d["buffers"] += 2*H*H*2                                                     # reduce / all-gather buckets (HF 'auto' sizes)
+    d["states"] /= n                                                            # every sharded strategy splits the states
+    if st in ("zero2", "zero3", "fsdp"): d["grads_dev"] = G/n
+    if st in ("zero3", "fsdp"):
+        d["weights"], d["quant"] = d["weights"]/n, d["quant"]/n
+        d["buffers"] += 2*layer_w + (layer_w if run.method.name == "full" else 0)   # all-gathered layers (+ prefetch), grad reduce-scatter
+        d["opt_temp"] /= n
+    if s.offload_optimizer: d["host_offload"] += d["states"]*n + (G if st.startswith("zero") else 0); d["states"] = 0.
+    if s.offload_params: d["host_offload"] += d["weights"]*n; d["weights"] = 0.
+    return d
+
+# %% ../nbs/04_memory.ipynb #mem00015
+def _moments(run:ResolvedRun, g:dict, h:dict, d:dict, states:float)->dict:
+    "Bytes allocated at each candidate peak of a step, with `states` bytes of optimizer states already allocated."
+    s, T = run.settings, run.tokens
+    m = run.method.name
+    persistent = d["weights"] + d["quant"] + d["adapters"] + d["buffers"]
+    base = persistent + states
+    Gacc = d["grads_dev"] if s.gradient_accumulation_steps > 1 else 0.           # gradients accumulated over micro-steps
+    emb_tmp = run.spec.embedding_params*run.wbytes if g["emb_tr"] else 0.         # the embedding's dense gradient
+    top, bot = g["top"], g["bot"]
+    M = {}
+    if not s.gradient_checkpointing:
+        A = T*(g["acts_tok"] + g["mask_tok"]) + g["fixed"] + (g["cache_fwd"] if m in ("full", "freeze") else 0)
+        M["forward: loss"] = base + Gacc + A + T*h["tok"] + h["loss_fwd"] + h["fixed"]
+        M["backward: loss"] = base + Gacc + A + T*h["tok"] + h["loss_bwd"] + h["fixed_bwd"]
+        if run.liger:                          # the loss burst is gone: the last layer's backward transients can set the peak
+            M["backward: last layer"] = base + Gacc + A + T*(h["tok"] + top["ttok"]) + h["loss_bwd"] + top["tfixed"]
+        M["backward: first layer"] = base + max(d["grads_dev"], Gacc) + T*(bot["tok"] + bot["ttok"]) + bot["fixed"] + bot["tfixed"] + emb_tmp
+    else:
+        C = T*g["ckpt_tok"]
+        M["forward: loss"] = base + Gacc + C + g["cache_fwd"] + T*h["tok"] + h["loss_fwd"] + h["fixed"]
+        M["backward: loss"] = base + Gacc + C + T*h["tok"] + h["loss_bwd"] + h["fixed_bwd"]
+        M["backward: last layer recompute"] = base + Gacc + C + T*(top["tok"] + top["ttok"]) + top["fixed"] + top["tfixed"] + h["fixed_bwd"]
+        M["backward: first layer recompute"] = (base + max(d["grads_dev"], Gacc) + T*(run.r_bytes*run.spec.hidden_size + bot["tok"] + bot["ttok"])
+                                                + bot["fixed"] + bot["tfixed"] + emb_tmp)
+    M["optimizer step"] = persistent + d["states"] + d["grads_dev"] + d["opt_temp"]
+    return M
+
+def _notes(run:ResolvedRun, g:dict, h:dict)->list[str]:
+    "What the estimate assumes and warns about, in words."
+    sp, s = run.spec, run.settings
+    notes = [sp.assumed] if sp.assumed else []
+    if run.liger:
+        notes.append(f"use_liger_kernel: fused linear cross-entropy in chunks of {h['chunk']} tokens ({h['frag_block']/GiB:.2f} GiB of logits) "
+                     "instead of the full logits; modelled from Liger-Kernel's source, not yet measured on a GPU. Liger's fused "
+                     "RMSNorm/SwiGLU save fewer tensors than the eager layers modelled here, so activations are an upper bound")
     if run.quant and sp.is_moe:
         notes.append("bitsandbytes quantizes nn.Linear only: the fused 3-D expert tensors of transformers 5 stay unquantized "
                      "and prepare_model_for_kbit_training upcasts them to fp32")
-    if S_paged: notes.append("paged optimizer states live in CUDA unified memory: not in peak_allocated/peak_reserved, counted in device_total")
-    if any(_sliding(sp, l, run.s) for l in range(L)) and run.attn == "sdpa" and sp.model_type != "gemma2":
-        notes.append(f"seq_len {run.s} > sliding_window {sp.sliding_window}: sdpa gets an explicit mask (no flash, kv heads repeated); flash_attention_2 avoids it")
-    if kernels & {"eager", "math"}:
+    if run.optim.paged: notes.append("paged optimizer states live in CUDA unified memory: not in peak_allocated/peak_reserved, counted in device_total")
+    if any(_sliding(sp, l, s.seq_len) for l in range(sp.num_layers)) and run.attn == "sdpa" and sp.model_type != "gemma2":
+        notes.append(f"seq_len {s.seq_len} > sliding_window {sp.sliding_window}: sdpa gets an explicit mask (no flash, kv heads repeated); flash_attention_2 avoids it")
+    if g["kernels"] & {"eager", "math"}:
         why = "Gemma 2 has no sdpa path in transformers" if sp.model_type == "gemma2" and run.attn == "sdpa" else \
               ("fp32 sdpa with grouped kv heads falls back to the math kernel" if run.attn == "sdpa" else "eager attention")
-        notes.append(f"attention materialises the {run.s}x{run.s} probabilities (O(s^2) memory): {why}")
-    if run.s > sp.max_position_embeddings:
-        notes.append(f"seq_len {run.s} exceeds max_position_embeddings {sp.max_position_embeddings}: rotary positions extrapolate; quality may suffer")
-    if sp.assumed: notes.insert(0, sp.assumed)
-    base = weights + quant + adapters + buffers
-    Gacc = G_dev if run.ga > 1 else 0.
-    emb_tmp = sp.embedding_params*p["tbytes"] if emb_tr else 0.
-    top, bot = layers[-1][3], layers[first][3]
-    def moments(S):
-        M = {}
-        if not run.gc:
-            A = T_*(acts_tok + mask_tok) + fixed + (cache_fwd if m in ("full", "freeze") else 0)
-            M["forward: loss"] = base + S + Gacc + A + T_*head_tok + loss_f + head_fixed
-            M["backward: loss"] = base + S + Gacc + A + T_*head_tok + loss_b + head_fixed_b
-            if run.liger:                          # the loss burst is gone: the last layer's backward transients can set the peak
-                M["backward: last layer"] = base + S + Gacc + A + T_*(head_tok + top["ttok"]) + loss_b + top["tfixed"]
-            M["backward: first layer"] = base + S + max(G_dev, Gacc) + T_*(bot["tok"] + bot["ttok"]) + bot["fixed"] + bot["tfixed"] + emb_tmp
-        else:
-            C = T_*ckpt_tok
-            M["forward: loss"] = base + S + Gacc + C + cache_fwd + T_*head_tok + loss_f + head_fixed
-            M["backward: loss"] = base + S + Gacc + C + T_*head_tok + loss_b + head_fixed_b
-            M["backward: last layer recompute"] = base + S + Gacc + C + T_*(top["tok"] + top["ttok"]) + top["fixed"] + top["tfixed"] + head_fixed_b
-            M["backward: first layer recompute"] = base + S + max(G_dev, Gacc) + T_*(r*H + bot["tok"] + bot["ttok"]) + bot["fixed"] + bot["tfixed"] + emb_tmp
-        M["optimizer step"] = base + S_full + G_dev + (opt_temp/n if st in ("zero3", "fsdp") else opt_temp)
-        return M
-    Ms, M0 = moments(S_full), moments(0.)
+        notes.append(f"attention materialises the {s.seq_len}x{s.seq_len} probabilities (O(s^2) memory): {why}")
+    if s.seq_len > sp.max_position_embeddings:
+        notes.append(f"seq_len {s.seq_len} exceeds max_position_embeddings {sp.max_position_embeddings}: rotary positions extrapolate; quality may suffer")
+    if s.use_liger_kernel and not run.liger:
+        notes.append(f"use_liger_kernel: Liger has no patch for model_type {sp.model_type!r} (lmtune's list: "
+                     f"{', '.join(sorted(LIGER_MODEL_TYPES))}); the Trainer runs the plain model, estimated as without Liger")
+    return notes
+
+# %% ../nbs/04_memory.ipynb #mem00017
+BREAKDOWN_ORDER = ("weights", "adapters", "quantization state", "gradients", "optimizer states", "optimizer states (paged)",
+                   "activations", "logits and loss", "buffers", "overhead")
+
+def _estimate(run:ResolvedRun)->MemoryEstimate:
+    "Walk one training step of `run` and report its peak, component by component."
+    s, sp = run.settings, run.spec
+    p = _params(run)
+    g, h, d = _graph(run), _head(run), _per_gpu(run, p)
+    Ms, M0 = _moments(run, g, h, d, d["states"]), _moments(run, g, h, d, 0.)   # with optimizer states, and the first step without
     at = max(Ms, key=Ms.get)
-    peak, peak0 = Ms[at], max(M0.values())
-    # --- components at the peak moment (they sum to peak)
-    bd = {"weights": weights, "adapters": adapters, "quantization state": quant,
-          "optimizer states": S_full if (at != "optimizer step" or True) else S_full,
-          "gradients": (G_dev if at in ("optimizer step", "backward: first layer", "backward: first layer recompute") else Gacc),
-          "buffers": buffers}
-    bd["logits and loss"] = (loss_f if at == "forward: loss" else loss_b) if at in ("forward: loss", "backward: loss") else 0.
-    bd["activations"] = peak - sum(bd.values())
-    frag = FRAG_CONST + FRAG_LOGITS*frag_block
-    reserved = peak + frag
-    bd["overhead"] = frag + run.context_bytes + (NCCL_BYTES if n > 1 else 0)
-    if S_paged: bd["optimizer states (paged)"] = S_paged/(n if st != "ddp" else 1)
-    device_total = reserved + bd["overhead"] - frag + bd.get("optimizer states (paged)", 0)
-    g = min(n, run.gpus_per_node)                                  # ranks on one machine
-    cpu = g*(HOST_BASE_BYTES + min(SHARD_BYTES, 2*sp.num_params)) + host_off*g/n   # every rank loads; offloaded shards of this node's ranks
-    order = ["weights", "adapters", "quantization state", "gradients", "optimizer states", "optimizer states (paged)",
-             "activations", "logits and loss", "buffers", "overhead"]
-    bd = {k: int(round(bd[k])) for k in order if k in bd}
-    device_total = sum(bd.values())
-    after_load = int(p["weights"] + p["quant"] + p["adapters"])
-    return MemoryEstimate(int(peak), int(reserved), int(device_total), int(cpu), bd, at, int(peak0), after_load, settings, notes)
+    peak = Ms[at]
+    bd = {"weights": d["weights"], "adapters": d["adapters"], "quantization state": d["quant"], "optimizer states": d["states"],
+          "gradients": d["grads_dev"] if at in ("optimizer step", "backward: first layer", "backward: first layer recompute")
+                       else (d["grads_dev"] if s.gradient_accumulation_steps > 1 else 0.),
+          "buffers": d["buffers"],
+          "logits and loss": {"forward: loss": h["loss_fwd"], "backward: loss": h["loss_bwd"]}.get(at, 0.)}
+    bd["activations"] = peak - sum(bd.values())                      # what is left at the peak is saved activations
+    frag = FRAG_CONST + FRAG_LOGITS*h["frag_block"]                  # cached-but-free allocator blocks
+    bd["overhead"] = frag + run.context_bytes + (NCCL_BYTES if run.world_size > 1 else 0)
+    if d["paged"]: bd["optimizer states (paged)"] = d["paged"]/(run.world_size if s.strategy != "ddp" else 1)
+    bd = {k: int(round(bd[k])) for k in BREAKDOWN_ORDER if k in bd}
+    ranks = s.num_gpus                                               # ranks on one machine: each loads the model
+    cpu = ranks*(HOST_BASE_BYTES + min(SHARD_BYTES, 2*sp.num_params)) + d["host_offload"]*ranks/run.world_size
+    return MemoryEstimate(peak_allocated=int(peak), peak_reserved=int(peak + frag), device_total=sum(bd.values()), cpu_ram=int(cpu),
+                          breakdown=bd, peak_at=at, peak_allocated_first_step=int(max(M0.values())),
+                          after_load=int(p["weights"] + p["quant"] + p["adapters"]), model=sp.name, settings=s, stage=run.stage,
+                          notes=_notes(run, g, h))
+
+def estimate_memory(model, # catalog name, hub id, path to a model folder or config.json, config dict, `PretrainedConfig` or `ModelSpec`
+                    settings:RunSettings|dict|None=None, # the run; None: `RunSettings()`'s defaults
+                    stage:str="sft", # decides what method=None and precision='auto' mean (`lmtune.settings.resolve_defaults`)
+                    context_bytes:int|None=None, # CUDA context outside the allocator (default `CUDA_CONTEXT_BYTES`, the H200's)
+                    **overrides, # `RunSettings` fields, e.g. method='qlora', batch_size=4, gradient_checkpointing=True
+                   )->MemoryEstimate:
+    "Predict the per-GPU peak memory of a Hugging Face `Trainer` run from the model's shapes alone (no torch needed)."
+    return _estimate(resolve_run(model, settings, stage, context_bytes, **overrides))

@@ -7,10 +7,10 @@ Docs: https://lmtune.github.io/lmtune/settings.html.md"""
 # %% auto #0
 __all__ = ['METHOD_TABLE', 'METHODS', 'STAGE_TABLE', 'STAGES', 'STAGE_ALIASES', 'LR_PRESET_NAMES', 'PRECISIONS', 'STRATEGIES',
            'ATTN_IMPLEMENTATIONS', 'TRAINER_OPTIMIZERS', 'LR_SCHEDULERS', 'ALIASES', 'FIELDS', 'DEFAULT_OPTIM',
-           'DEFAULT_ATTN', 'ESTIMATOR_FIELDS', 'STAGE_METHODS', 'bad_value', 'check_choice', 'check_positive',
-           'check_nonnegative', 'check_fraction', 'check_bool', 'Method', 'method_info', 'Stage', 'stage_info',
-           'RunSettings', 'run_settings', 'changed_fields', 'yaml_loader', 'read_settings_file', 'resolve_precision',
-           'resolve_defaults', 'estimator_kwargs', 'launch_command']
+           'DEFAULT_ATTN', 'ESTIMATOR_FIELDS', 'STAGE_METHODS', 'GPUS_PER_MACHINE', 'bad_value', 'check_choice',
+           'check_positive', 'check_nonnegative', 'check_fraction', 'check_bool', 'Method', 'method_info', 'Stage',
+           'stage_info', 'RunSettings', 'run_settings', 'changed_fields', 'yaml_loader', 'read_settings_file',
+           'resolve_precision', 'resolve_defaults', 'estimator_kwargs', 'gpu_layout', 'launch_command']
 
 # %% ../nbs/00_settings.ipynb #2d91285e
 import difflib, json, os, shlex
@@ -59,7 +59,7 @@ def check_bool(arg:str, value)->bool:
     if not isinstance(value, bool): raise ValueError(f"{arg}={value!r} must be True or False.")
     return value
 
-# %% ../nbs/00_settings.ipynb #1b4cc82f
+# %% ../nbs/00_settings.ipynb #87a7028c
 @dataclass(frozen=True)
 class Method:
     "A training method: what it trains, how it is built, and what the estimators count for it."
@@ -92,7 +92,7 @@ def method_info(method:str)->Method:
     "The `Method` called `method` (a `ValueError` with close matches for an unknown name)."
     return METHOD_TABLE[check_choice('method', method, METHODS)]
 
-# %% ../nbs/00_settings.ipynb #dc95a1d7
+# %% ../nbs/00_settings.ipynb #235f97f4
 @dataclass(frozen=True)
 class Stage:
     "A training stage: its default method, its learning-rate preset, the data it trains on."
@@ -115,7 +115,7 @@ def stage_info(stage:str)->Stage:
     "The `Stage` called `stage` (or one of `STAGE_ALIASES`)."
     return STAGE_TABLE[check_choice('stage', STAGE_ALIASES.get(stage, stage), STAGES)]
 
-# %% ../nbs/00_settings.ipynb #1c6cebcf
+# %% ../nbs/00_settings.ipynb #136f2e5d
 PRECISIONS = ('bf16', 'mixed', 'fp16', 'fp32')
 STRATEGIES = ('ddp', 'zero1', 'zero2', 'zero3', 'fsdp')
 ATTN_IMPLEMENTATIONS = ('sdpa', 'flash_attention_2', 'flash_attention_3', 'eager')
@@ -222,7 +222,7 @@ class RunSettings:
         "The settings saved in `path` (.json, .yaml or .yml)."
         return cls.from_dict(read_settings_file(path))
 
-# %% ../nbs/00_settings.ipynb #cc8a12f7
+# %% ../nbs/00_settings.ipynb #74b660ee
 _POSITIVE_INTS = ('batch_size', 'seq_len', 'gradient_accumulation_steps', 'lora_r', 'trainable_layers', 'num_virtual_tokens',
                   'num_gpus', 'num_machines', 'logging_steps', 'save_steps')
 _OPTIONAL_POSITIVE_INTS = ('eval_steps', 'early_stopping', 'save_total_limit')
@@ -296,7 +296,7 @@ def run_settings(settings=None, # a `RunSettings`, a dict, or None
                 )->RunSettings:
     "A `RunSettings` from `settings` and keyword overrides; unknown names raise a `ValueError` with close matches."
     if settings is None: base = {}
-    elif isinstance(settings, RunSettings): base = asdict(settings)
+    elif isinstance(settings, RunSettings): base = {k: getattr(settings, k) for k in FIELDS}   # shallow: fast, lists re-checked below
     elif isinstance(settings, dict): base = dict(settings)
     else: raise ValueError(f"settings={type(settings).__name__}: pass a RunSettings, a dict or None.")
     base.update(kwargs)
@@ -313,7 +313,7 @@ def changed_fields(a:RunSettings, b:RunSettings)->dict:
     "`{field: (value in a, value in b)}` for every field that differs."
     return {k: (getattr(a, k), getattr(b, k)) for k in FIELDS if getattr(a, k) != getattr(b, k)}
 
-# %% ../nbs/00_settings.ipynb #1c9174b3
+# %% ../nbs/00_settings.ipynb #ace6c546
 def _field_docs()->dict:
     "Each field's description (its comment in the class), as `fastcore.docments` reads it."
     from fastcore.docments import docments
@@ -394,7 +394,7 @@ ESTIMATOR_FIELDS = ('method', 'batch_size', 'seq_len', 'gradient_accumulation_st
                     'use_dora', 'trainable_layers', 'num_virtual_tokens', 'double_quant', 'use_liger_kernel',
                     'num_gpus', 'num_machines', 'strategy', 'offload_optimizer', 'offload_params') # fields that change memory or speed
 
-# %% ../nbs/00_settings.ipynb #c50cf36c
+# %% ../nbs/00_settings.ipynb #be39b6bd
 STAGE_METHODS = {k: v.default_method for k, v in STAGE_TABLE.items()} # TRANSITIONAL (until the estimators take RunSettings)
 def estimator_kwargs(s, stage='sft'): # TRANSITIONAL
     r = resolve_defaults(s, stage)
@@ -402,6 +402,18 @@ def estimator_kwargs(s, stage='sft'): # TRANSITIONAL
     if kw['method'] == 'dora': kw['method'] = 'lora'
     kw['num_gpus'] = s.world_size
     return kw
+
+# %% ../nbs/00_settings.ipynb #set00002
+GPUS_PER_MACHINE = 8 # GPUs in one HGX/DGX server
+
+def gpu_layout(total_gpus:int, # GPUs in the whole run
+               gpus_per_machine:int=GPUS_PER_MACHINE, # GPUs in one machine
+              )->dict:
+    "`dict(num_gpus=..., num_machines=...)` for `total_gpus` GPUs on machines of `gpus_per_machine`."
+    total, per = check_positive('total_gpus', total_gpus), check_positive('gpus_per_machine', gpus_per_machine)
+    per = min(per, total)
+    if total % per: raise bad_value('total_gpus', total_gpus, f"does not fill machines of {per} GPUs; use a multiple of {per}")
+    return dict(num_gpus=per, num_machines=total // per)
 
 # %% ../nbs/00_settings.ipynb #3c0ad4ed
 def launch_command(s:RunSettings, # the run
