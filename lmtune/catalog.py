@@ -8,6 +8,7 @@ Docs: https://lmtune.github.io/lmtune/catalog.html.md"""
 from __future__ import annotations
 import difflib, json, math, os, re
 from dataclasses import dataclass, field, asdict
+from .settings import bad_value
 
 # %% auto #0
 __all__ = ['ARCHITECTURES', 'HUB_IDS', 'GPUS', 'ModelSpec', 'model_spec', 'GPU', 'gpu_spec']
@@ -270,6 +271,8 @@ _DEFAULTS = {
                         n_routed_experts=256, n_shared_experts=1, moe_intermediate_size=2048, first_k_dense_replace=3,
                         num_experts_per_tok=8, num_key_value_heads=128),
 }
+
+# %% ../nbs/03_catalog.ipynb #cat00001
 _SAME_SHAPE_HINT = ("pass a config dict with a supported model_type of the same shape instead, e.g. "
                     "model_spec({**config, 'model_type': 'llama'}) for a dense SwiGLU decoder or 'mixtral'/'qwen3_moe' for a MoE one")
 
@@ -277,97 +280,101 @@ def _unsupported(mt, why):
     return ValueError(f"model_type={mt!r}: {why}; lmtune cannot model it faithfully. Supported families: "
                       f"{', '.join(_KNOWN_TYPES)}. Fix: {_SAME_SHAPE_HINT}.")
 
-def _assumed_note(mt): return (f"model_type {mt!r} is not in lmtune's list; modelled as a Llama-style dense decoder "
-                               f"(gated MLP, no biases)")
-
-def _bad(arg, value, fix): return ValueError(f"{arg}={value!r}: {fix}")
-
-def _pos_int(d:dict, key:str, name:str)->int:
+def _pos_int(d:dict, key:str)->int:
+    "The positive integer `d[key]` of a config, or an error that names the field."
     v = d.get(key)
-    if v is None: raise _bad(name, d.get("_name", "config"), f"the config has no `{key}`; pass a complete config.json")
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise _bad(key, v, "must be a positive integer; check the config")
+    if v is None: raise bad_value("config", d.get("_name", "config"), f"the config has no `{key}`; pass a complete config.json")
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0: raise bad_value(key, v, "must be a positive integer; check the config")
     return v
 
-def _spec_from_dict(d:dict, name:str|None=None)->ModelSpec:
-    "Build a `ModelSpec` from config.json content."
-    if not isinstance(d, dict): raise _bad("config", type(d).__name__, "pass a dict with config.json content")
-    if "text_config" in d and "hidden_size" not in d and "n_embd" not in d:   # multimodal wrapper: use the text tower
-        tc = d["text_config"]
-        tc = tc if isinstance(tc, dict) else tc.to_dict()
-        return _spec_from_dict({**tc, "model_type": tc.get("model_type") or d.get("model_type","") + "_text"}, name)
-    mt = d.get("model_type")
-    if not mt: raise _bad("config", name or "dict", "the config has no `model_type`; add it (e.g. 'llama')")
-    assumed = None
-    if mt not in _KNOWN_TYPES:
-        if mt in _NOT_LLAMA: raise _unsupported(mt, f"its architecture differs from a Llama-style decoder ({_NOT_LLAMA[mt]})")
-        moe = [k for k in _MOE_FIELDS if d.get(k)] + (["model_type contains 'moe'"] if "moe" in mt.lower() else [])
-        if moe: raise _unsupported(mt, f"the config describes a mixture of experts ({', '.join(moe)}) of a family lmtune does not know")
-        if "hidden_size" not in d:
-            raise _unsupported(mt, "the config has no Llama-style fields (hidden_size, num_hidden_layers, ...)")
-        assumed = _assumed_note(mt)
-    d = {**_DEFAULTS.get(mt, {}), **{k: v for k, v in d.items() if v is not None or k in ("sliding_window","q_lora_rank")}}
-    d["_name"] = name or mt
-    if mt == "gpt2":
-        H, L, nh = _pos_int(d,"n_embd","config"), _pos_int(d,"n_layer","config"), _pos_int(d,"n_head","config")
-        if H % nh: raise _bad("n_head", nh, f"n_embd={H} must be divisible by the number of heads")
-        return ModelSpec(name=name or mt, model_type=mt, vocab_size=_pos_int(d,"vocab_size","config"), hidden_size=H,
-                         intermediate_size=d.get("n_inner") or 4*H, num_layers=L, num_heads=nh, num_kv_heads=nh,
-                         head_dim=H//nh, tie_embeddings=d.get("tie_word_embeddings", True), gated_mlp=False,
-                         attn_bias=True, mlp_bias=True, norm="layer", max_position_embeddings=d.get("n_positions", 1024),
-                         o_bias=True, learned_positions=True, hidden_act=d.get("activation_function","gelu_new"),
-                         dtype=_dtype(d), dropout=float(d.get("resid_pdrop", 0.1)), attention_dropout=float(d.get("attn_pdrop", 0.1)))
-    H, L, nh = _pos_int(d,"hidden_size","config"), _pos_int(d,"num_hidden_layers","config"), _pos_int(d,"num_attention_heads","config")
-    V, I = _pos_int(d,"vocab_size","config"), _pos_int(d,"intermediate_size","config")
+def _dtype(d:dict)->str|None:
+    v = d.get("dtype") or d.get("torch_dtype")
+    return None if v is None else str(v).replace("torch.", "")
+
+def _family_assumption(mt:str, d:dict)->str|None:
+    "None for a family lmtune knows; for an unknown Llama-style one, the note of what is assumed; else an error."
+    if mt in _KNOWN_TYPES: return None
+    if mt in _NOT_LLAMA: raise _unsupported(mt, f"its architecture differs from a Llama-style decoder ({_NOT_LLAMA[mt]})")
+    moe = [k for k in _MOE_FIELDS if d.get(k)] + (["model_type contains 'moe'"] if "moe" in mt.lower() else [])
+    if moe: raise _unsupported(mt, f"the config describes a mixture of experts ({', '.join(moe)}) of a family lmtune does not know")
+    if "hidden_size" not in d: raise _unsupported(mt, "the config has no Llama-style fields (hidden_size, num_hidden_layers, ...)")
+    return f"model_type {mt!r} is not in lmtune's list; modelled as a Llama-style dense decoder (gated MLP, no biases)"
+
+# %% ../nbs/03_catalog.ipynb #cat00002
+def _gpt2_spec(d:dict, name:str)->ModelSpec:
+    "GPT-2: Conv1D projections with biases, LayerNorm, a GELU MLP, learned positions, tied embeddings, dropout."
+    H, L, nh = _pos_int(d, "n_embd"), _pos_int(d, "n_layer"), _pos_int(d, "n_head")
+    if H % nh: raise bad_value("n_head", nh, f"n_embd={H} must be divisible by the number of heads")
+    return ModelSpec(name=name, model_type="gpt2", vocab_size=_pos_int(d, "vocab_size"), hidden_size=H,
+                     intermediate_size=d.get("n_inner") or 4*H, num_layers=L, num_heads=nh, num_kv_heads=nh,
+                     head_dim=H//nh, tie_embeddings=d.get("tie_word_embeddings", True), gated_mlp=False,
+                     attn_bias=True, mlp_bias=True, norm="layer", max_position_embeddings=d.get("n_positions", 1024),
+                     o_bias=True, learned_positions=True, hidden_act=d.get("activation_function", "gelu_new"),
+                     dtype=_dtype(d), dropout=float(d.get("resid_pdrop", 0.1)), attention_dropout=float(d.get("attn_pdrop", 0.1)))
+
+def _attention_shape(d:dict, mt:str, H:int, nh:int)->dict:
+    "Key/value heads, head size, and (DeepSeek) the multi-head latent attention ranks."
     nkv = d.get("num_key_value_heads") or nh
-    if not isinstance(nkv, int) or nkv <= 0: raise _bad("num_key_value_heads", nkv, "must be a positive integer")
-    if nh % nkv: raise _bad("num_key_value_heads", nkv, f"num_attention_heads={nh} must be a multiple of it")
-    hd = d.get("head_dim")
-    ds = mt in ("deepseek_v2", "deepseek_v3")    # same shapes in transformers 5 (V3's router bias is a buffer)
-    if ds: hd = d["qk_nope_head_dim"] + d["qk_rope_head_dim"]
+    if not isinstance(nkv, int) or nkv <= 0: raise bad_value("num_key_value_heads", nkv, "must be a positive integer")
+    if nh % nkv: raise bad_value("num_key_value_heads", nkv, f"num_attention_heads={nh} must be a multiple of it")
+    mla = mt in ("deepseek_v2", "deepseek_v3")    # same shapes in transformers 5 (V3's router bias is a buffer)
+    hd = d["qk_nope_head_dim"] + d["qk_rope_head_dim"] if mla else d.get("head_dim")
     if hd is None:
-        if H % nh: raise _bad("num_attention_heads", nh, f"hidden_size={H} is not divisible by it; set `head_dim` explicitly")
+        if H % nh: raise bad_value("num_attention_heads", nh, f"hidden_size={H} is not divisible by it; set `head_dim` explicitly")
         hd = H // nh
-    if not isinstance(hd, int) or hd <= 0: raise _bad("head_dim", hd, "must be a positive integer")
-    E = d.get("num_local_experts") or d.get("n_routed_experts") or d.get("num_experts") or 0
-    if mt not in _MOE_TYPES: E = 0
+    if not isinstance(hd, int) or hd <= 0: raise bad_value("head_dim", hd, "must be a positive integer")
+    return dict(num_kv_heads=nkv, head_dim=hd, q_lora_rank=(d.get("q_lora_rank") or 0) if mla else 0,
+                kv_lora_rank=d.get("kv_lora_rank", 0) if mla else 0, qk_rope_head_dim=d.get("qk_rope_head_dim", 0) if mla else 0,
+                v_head_dim=d.get("v_head_dim", 0) if mla else 0)
+
+def _moe_shape(d:dict, mt:str, I:int)->dict:
+    "Experts, experts per token, expert width, shared experts and dense first layers (all 0 for a dense model)."
+    E = (d.get("num_local_experts") or d.get("n_routed_experts") or d.get("num_experts") or 0) if mt in _MOE_TYPES else 0
     k = d.get("num_experts_per_tok") or 0
-    if E and not (0 < k <= E): raise _bad("num_experts_per_tok", k, f"must be between 1 and num_experts={E}")
-    moe_I = (d.get("moe_intermediate_size") or I) if E else 0
-    if mt in ("mixtral", "olmoe"): moe_I = I
-    shared = 0
-    if mt == "qwen2_moe": shared = d.get("shared_expert_intermediate_size", 0)
-    if ds: shared = d.get("n_shared_experts", 0) * moe_I
-    sw = d.get("sliding_window") if (mt not in ("qwen2","qwen3","qwen3_moe","qwen2_moe") or d.get("use_sliding_window")) else None
+    if E and not (0 < k <= E): raise bad_value("num_experts_per_tok", k, f"must be between 1 and num_experts={E}")
+    moe_I = I if mt in ("mixtral", "olmoe") else ((d.get("moe_intermediate_size") or I) if E else 0)
+    mla = mt in ("deepseek_v2", "deepseek_v3")
+    shared = d.get("shared_expert_intermediate_size", 0) if mt == "qwen2_moe" else (d.get("n_shared_experts", 0) * moe_I if mla else 0)
+    return dict(num_experts=E, experts_per_token=k if E else 0, moe_intermediate_size=moe_I, shared_expert_intermediate_size=shared,
+                first_dense_layers=d.get("first_k_dense_replace", 0) if mla else 0, shared_expert_gate=mt == "qwen2_moe")
+
+# %% ../nbs/03_catalog.ipynb #cat00003
+def _decoder_spec(d:dict, mt:str, name:str, assumed:str|None)->ModelSpec:
+    "A Llama-style decoder and its relatives (Qwen, Mistral, Gemma, Phi-3, OLMo, MoE and MLA variants)."
+    H, L, nh = _pos_int(d, "hidden_size"), _pos_int(d, "num_hidden_layers"), _pos_int(d, "num_attention_heads")
+    V, I = _pos_int(d, "vocab_size"), _pos_int(d, "intermediate_size")
+    sw = d.get("sliding_window") if (mt not in ("qwen2", "qwen3", "qwen3_moe", "qwen2_moe") or d.get("use_sliding_window")) else None
     gemma = mt in ("gemma", "gemma2", "gemma3_text")
     return ModelSpec(
-        name=name or mt, model_type=mt, vocab_size=V, hidden_size=H, intermediate_size=I, num_layers=L,
-        num_heads=nh, num_kv_heads=nkv, head_dim=hd,
+        name=name, model_type=mt, vocab_size=V, hidden_size=H, intermediate_size=I, num_layers=L, num_heads=nh,
+        **_attention_shape(d, mt, H, nh), **_moe_shape(d, mt, I),
         tie_embeddings=bool(d.get("tie_word_embeddings", False)), gated_mlp=True,
         attn_bias=bool(mt == "qwen2" or (mt == "qwen2_moe" and d.get("qkv_bias", True)) or d.get("attention_bias", False)),
         mlp_bias=bool(d.get("mlp_bias", False)), norm="layer" if mt == "olmo" else "rms",
-        num_experts=E, experts_per_token=k if E else 0, moe_intermediate_size=moe_I,
-        shared_expert_intermediate_size=shared,
-        first_dense_layers=d.get("first_k_dense_replace", 0) if ds else 0,
         sliding_window=sw, max_position_embeddings=d.get("max_position_embeddings", 2048),
-        o_bias=bool(d.get("attention_bias", False)) and mt not in ("qwen2","qwen2_moe"),
-        qk_norm="head" if mt in ("qwen3","qwen3_moe","gemma3_text") else ("full" if mt in ("olmo2","olmoe") else ""),
-        norms_per_layer=4 if mt in ("gemma2","gemma3_text") else 2, norm_has_weight=mt != "olmo",
+        o_bias=bool(d.get("attention_bias", False)) and mt not in ("qwen2", "qwen2_moe"),
+        qk_norm="head" if mt in ("qwen3", "qwen3_moe", "gemma3_text") else ("full" if mt in ("olmo2", "olmoe") else ""),
+        norms_per_layer=4 if mt in ("gemma2", "gemma3_text") else 2, norm_has_weight=mt != "olmo",
         fused_qkv=mt == "phi3", fused_gate_up=mt == "phi3",
         hidden_act=d.get("hidden_activation") or d.get("hidden_act") or ("gelu_pytorch_tanh" if gemma else "silu"),
-        shared_expert_gate=mt == "qwen2_moe",
-        q_lora_rank=(d.get("q_lora_rank") or 0) if ds else 0,
-        kv_lora_rank=d.get("kv_lora_rank", 0) if ds else 0,
-        qk_rope_head_dim=d.get("qk_rope_head_dim", 0) if ds else 0,
-        v_head_dim=d.get("v_head_dim", 0) if ds else 0,
         final_logit_softcapping=d.get("final_logit_softcapping", 30.0 if mt == "gemma2" else None),
         attn_logit_softcapping=d.get("attn_logit_softcapping", 50.0 if mt == "gemma2" else None),
         dtype=_dtype(d), dropout=float(d.get("resid_pdrop") or d.get("hidden_dropout") or 0.0),
         attention_dropout=float(d.get("attention_dropout") or 0.0), assumed=assumed)
 
-def _dtype(d:dict)->str|None:
-    v = d.get("dtype") or d.get("torch_dtype")
-    return None if v is None else str(v).replace("torch.", "")
+def _spec_from_dict(d:dict, name:str|None=None)->ModelSpec:
+    "Build a `ModelSpec` from config.json content: the text tower of a multimodal config, the family's defaults filled in."
+    if not isinstance(d, dict): raise bad_value("config", type(d).__name__, "pass a dict with config.json content")
+    if "text_config" in d and "hidden_size" not in d and "n_embd" not in d:   # multimodal wrapper: use the text tower
+        tc = d["text_config"]
+        tc = tc if isinstance(tc, dict) else tc.to_dict()
+        return _spec_from_dict({**tc, "model_type": tc.get("model_type") or d.get("model_type", "") + "_text"}, name)
+    mt = d.get("model_type")
+    if not mt: raise bad_value("config", name or "dict", "the config has no `model_type`; add it (e.g. 'llama')")
+    assumed = _family_assumption(mt, d)
+    d = {**_DEFAULTS.get(mt, {}), **{k: v for k, v in d.items() if v is not None or k in ("sliding_window", "q_lora_rank")}}
+    d["_name"] = name or mt
+    return _gpt2_spec(d, name or mt) if mt == "gpt2" else _decoder_spec(d, mt, name or mt, assumed)
 
 # %% ../nbs/03_catalog.ipynb #f9c11ca9
 def model_spec(config, # catalog name, hub id, path to a model dir/config.json, dict, PretrainedConfig or ModelSpec
@@ -380,7 +387,7 @@ def model_spec(config, # catalog name, hub id, path to a model dir/config.json, 
         if not d.get("model_type"): d["model_type"] = config.model_type
         return _spec_from_dict(d, getattr(config, "name_or_path", None) or None)
     if not isinstance(config, (str, os.PathLike)):
-        raise _bad("config", type(config).__name__, "pass a catalog name, hub id, path, dict or transformers config")
+        raise bad_value("config", type(config).__name__, "pass a catalog name, hub id, path, dict or transformers config")
     s = str(config)
     key = s.strip().lower()
     if key in ARCHITECTURES: return _spec_from_dict(ARCHITECTURES[key], key)
@@ -388,21 +395,21 @@ def model_spec(config, # catalog name, hub id, path to a model dir/config.json, 
     if key in hub: return _spec_from_dict(ARCHITECTURES[hub[key]], hub[key])
     if os.path.exists(s):
         p = os.path.join(s, "config.json") if os.path.isdir(s) else s
-        if not os.path.exists(p): raise _bad("config", s, "directory has no config.json")
+        if not os.path.exists(p): raise bad_value("config", s, "directory has no config.json")
         with open(p) as f: return _spec_from_dict(json.load(f), os.path.basename(os.path.dirname(os.path.abspath(p))))
     if isinstance(config, os.PathLike) or s.startswith(("/", ".", "~")) or s.endswith(".json"):   # looks like a path
-        raise _bad("config", s, f"file not found: {os.path.abspath(os.path.expanduser(s))} does not exist; check the path "
+        raise bad_value("config", s, f"file not found: {os.path.abspath(os.path.expanduser(s))} does not exist; check the path "
                    f"(a model directory with a config.json, or the config.json itself)")
     if "/" in s and not s.startswith((".", "/")):
         try:
             from transformers import AutoConfig
             return model_spec(AutoConfig.from_pretrained(s))
         except Exception as e:
-            raise _bad("config", s, f"could not load it from the Hugging Face hub ({type(e).__name__}: the hub may be "
+            raise bad_value("config", s, f"could not load it from the Hugging Face hub ({type(e).__name__}: the hub may be "
                        f"unreachable); pass a local path to config.json or a catalog name such as "
                        f"{', '.join(list(ARCHITECTURES)[:6])}, ...") from None
     close = difflib.get_close_matches(key, list(ARCHITECTURES), n=5, cutoff=0.5)
-    raise _bad("config", s, f"unknown model; did you mean {close}?" if close else
+    raise bad_value("config", s, f"unknown model; did you mean {close}?" if close else
                f"unknown model; catalog names: {', '.join(ARCHITECTURES)}")
 
 # %% ../nbs/03_catalog.ipynb #27316a2c
@@ -452,10 +459,10 @@ def gpu_spec(gpu:str|GPU, # name like "H100-SXM", "h100 sxm", "NVIDIA H200" or a
             )->GPU:
     "Look up a GPU by name (case and separators ignored)."
     if isinstance(gpu, GPU): return gpu
-    if not isinstance(gpu, str): raise _bad("gpu", gpu, f"pass a GPU name ({', '.join(GPUS)}) or a GPU(...)")
+    if not isinstance(gpu, str): raise bad_value("gpu", gpu, f"pass a GPU name ({', '.join(GPUS)}) or a GPU(...)")
     k = _norm_name(gpu)
     table = {_norm_name(n): n for n in GPUS} | {_norm_name(a): n for a, n in _GPU_ALIASES.items()}
     if k in table: return GPUS[table[k]]
     if k.startswith("nvidia") and k[6:] in table: return GPUS[table[k[6:]]]
     close = difflib.get_close_matches(gpu.upper(), list(GPUS), n=3, cutoff=0.4)
-    raise _bad("gpu", gpu, f"unknown GPU; did you mean {close}? Known: {', '.join(GPUS)}; or pass GPU(...)")
+    raise bad_value("gpu", gpu, f"unknown GPU; did you mean {close}? Known: {', '.join(GPUS)}; or pass GPU(...)")
