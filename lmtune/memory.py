@@ -506,29 +506,31 @@ def _flce_bytes(run:ResolvedRun)->tuple[float, float, int]:
     return fwd, bwd, c
 
 # %% ../nbs/04_memory.ipynb #1274df84
-def _graph(run:ResolvedRun)->dict:
-    "Which decoder layers are in the autograd graph, and what they save: activations, checkpoints, masks, autocast copies."
+def _graph(run:ResolvedRun, layers:range|None=None)->dict:
+    "Which decoder layers (of `layers`, default all) are in the autograd graph, and what they save: activations, checkpoints, masks, autocast copies."
     sp, s, m = run.spec, run.settings, run.method.name
     L, H, a = sp.num_layers, sp.hidden_size, run.a
+    layers = range(L) if layers is None else layers
     first = L - s.trainable_layers if m == "freeze" else 0           # the lowest layer whose weights train
     emb_tr = m == "full"                                             # embeddings train: every layer's input needs a gradient
-    cache, layers = {}, []
-    for l in range(L):
+    cache, kept = {}, []
+    for l in layers:
         wt = m == "full" or (m == "freeze" and l >= first)           # this layer's weights get gradients
         xg = l > first or emb_tr or (l == first and s.gradient_checkpointing and run.method.peft)   # its input needs a gradient
         key = (sp.is_moe_layer(l), wt, xg, _sliding(sp, l, s.seq_len))
         if key not in cache: cache[key] = _layer(run, l, wt, xg)
-        layers.append((l, wt, xg, cache[key]))
-    in_graph = [x for x in layers if x[1] or x[2] or run.method.peft or m == "bitfit"]
+        kept.append((l, wt, xg, cache[key]))
+    in_graph = [x for x in kept if x[1] or x[2] or run.method.peft or m == "bitfit"]
     prefix = m == "prefix"
     kernels = {_attn_kernel(sp, run.attn, a, prefix or _sliding(sp, l, s.seq_len)) for l in range(L)}
     skv = s.seq_len + (s.num_virtual_tokens if prefix else 0)
     mask_tok = (a*skv if "eager" in kernels or "math" in kernels else 0) + (skv if "efficient_mask" in kernels else 0)  # 4-D mask, built once
-    tr_lin = sum(i*o*k for l, wt, xg, _ in layers if wt for n, i, o, k in sp.linear_layers(l))
+    tr_lin = sum(i*o*k for l, wt, xg, _ in kept if wt for n, i, o, k in sp.linear_layers(l))
     cache_fwd = a*tr_lin if (run.autocast and run.wbytes == 4 and m in ("full", "freeze")) else 0.   # bf16 copies of trained fp32 weights
+    bottom = next((x for x in kept if x[0] >= first), kept[0])         # the lowest layer of `layers` that backward reaches
     return dict(first=first, emb_tr=emb_tr, kernels=kernels, mask_tok=mask_tok, cache_fwd=cache_fwd,
-                acts_tok=sum(x[3]["tok"] for x in layers), fixed=sum(x[3]["fixed"] for x in layers),
-                ckpt_tok=run.r_bytes*H*len(in_graph) + mask_tok, top=layers[-1][3], bot=layers[first][3])
+                acts_tok=sum(x[3]["tok"] for x in kept), fixed=sum(x[3]["fixed"] for x in kept),
+                ckpt_tok=run.r_bytes*H*len(in_graph) + mask_tok, top=kept[-1][3], bot=bottom[3])
 
 def _head(run:ResolvedRun)->dict:
     "The final norm, lm_head, logits and loss: bytes per token, weight-sized copies, the loss bursts and the largest block."
@@ -547,9 +549,9 @@ def _head(run:ResolvedRun)->dict:
     return h
 
 def _per_gpu(run:ResolvedRun, p:dict)->dict:
-    "Persistent bytes on each GPU once the strategy has sharded (or offloaded) weights, gradients and optimizer states."
+    "Persistent bytes on each GPU once the data-parallel strategy has sharded (or offloaded) weights, gradients and states."
     sp, s = run.spec, run.settings
-    n, st, L, H = run.world_size, s.strategy, sp.num_layers, sp.hidden_size
+    n, st, L, H = s.data_parallel, s.strategy, sp.num_layers, sp.hidden_size
     S_dev, S_paged, opt_temp = _optimizer_bytes(run, p)
     G = p["trainable"]*p["tbytes"]
     master = 4*p["trainable"] if (st.startswith("zero") and p["tbytes"] == 2) else 0.
@@ -558,7 +560,7 @@ def _per_gpu(run:ResolvedRun, p:dict)->dict:
              grads=G, grads_dev=G, opt_temp=opt_temp, buffers=WORKSPACE_BYTES, host_offload=0.)
     if n == 1 and st == "ddp": return d
     if st == "ddp": d["buffers"] += G; return d                                 # DDP gradient buckets (gradient_as_bucket_view=False)
-    layer_w = max(sp.layer_params(l) for l in (0, L - 1))*run.wbytes
+    layer_w = max(sp.layer_params(l) for l in (0, L - 1))*run.wbytes/s.tensor_parallel
     d["buffers"] += 2*H*H*2                                                     # reduce / all-gather buckets (HF 'auto' sizes)
     d["states"] /= n                                                            # every sharded strategy splits the states
     if st in ("zero2", "zero3", "fsdp"): d["grads_dev"] = G/n
@@ -623,16 +625,64 @@ def _notes(run:ResolvedRun, g:dict, h:dict)->list[str]:
                      f"{', '.join(sorted(LIGER_MODEL_TYPES))}); the Trainer runs the plain model, estimated as without Liger")
     return notes
 
+# %% ../nbs/04_memory.ipynb #mem00021
+@dataclass(frozen=True)
+class _Stage:
+    "The part of the model one GPU holds under tensor x pipeline parallelism."
+    name:str # '' without pipelining, else which stage
+    layers:range # its decoder layers
+    embedding:bool # it holds the token embedding
+    head:bool # it holds the final norm, the lm_head and the loss
+    in_flight:int # micro-batches whose activations it keeps (1F1B schedule)
+
+def _stages(run:ResolvedRun)->list[_Stage]:
+    "The pipeline stages that can set the peak: the whole model without pipelining, else the first and the last stage."
+    s, L = run.settings, run.spec.num_layers
+    p = s.pipeline_parallel
+    if p == 1: return [_Stage('', range(L), True, True, 1)]
+    k = -(-L // p)                                                    # layers per stage (the first stages take the remainder)
+    last = L - k*(p - 1) if L > k*(p - 1) else k
+    return [_Stage('first pipeline stage', range(0, k), True, False, min(p, s.gradient_accumulation_steps)),
+            _Stage('last pipeline stage', range(L - last, L), False, True, 1)]
+
+def _stage_params(run:ResolvedRun, p:dict, stage:_Stage)->dict:
+    "`_params` for the share of the model one GPU holds: its stage's layers, split over the tensor-parallel GPUs."
+    sp, tp = run.spec, run.settings.tensor_parallel
+    if stage.layers == range(sp.num_layers) and tp == 1: return p
+    H = sp.hidden_size
+    held = sum(sp.layer_params(l) for l in stage.layers) + (sp.embedding_params if stage.embedding else 0) \
+           + ((sp.vocab_size*H if (sp.lm_head_params or not stage.embedding) else 0) + sp._norm_size(H) if stage.head else 0)
+    f = held/sp.num_params/tp
+    q = {k: v*f for k, v in p.items() if k in ("weights", "quant", "adapters", "small", "factored")}
+    return {**p, **q, "trainable": p["trainable"]*f, "largest": p["largest"]/tp,
+            "embedding_trainable": p["embedding_trainable"]/tp if stage.embedding else 0}
+
+def _stage_view(run:ResolvedRun, p:dict, stage:_Stage)->tuple[dict, dict, dict]:
+    "(graph, head, per-GPU) bytes for one stage on one tensor-parallel GPU."
+    tp, n = run.settings.tensor_parallel, stage.in_flight
+    g, h = _graph(run, stage.layers), _head(run)
+    if tp > 1 or n > 1:   # activations split over the tensor-parallel GPUs (sequence parallel), times the micro-batches in flight
+        act = lambda x: x*n/tp
+        g = {**g, **{k: act(g[k]) for k in ("acts_tok", "fixed", "ckpt_tok", "mask_tok")}, "cache_fwd": g["cache_fwd"]/tp,
+             "top": {k: v/tp for k, v in g["top"].items()}, "bot": {k: v/tp for k, v in g["bot"].items()}}
+        h = {**h, **{k: h[k]/tp for k in ("tok", "fixed", "fixed_bwd", "frag_block", "loss_fwd", "loss_bwd")}}
+    if not stage.head: h = {**h, **{k: 0. for k in ("tok", "fixed", "fixed_bwd", "frag_block", "loss_fwd", "loss_bwd")}}
+    return g, h, _per_gpu(run, _stage_params(run, p, stage))
+
 # %% ../nbs/04_memory.ipynb #mem00017
 BREAKDOWN_ORDER = ("weights", "adapters", "quantization state", "gradients", "optimizer states", "optimizer states (paged)",
                    "activations", "logits and loss", "buffers", "overhead")
 
 def _estimate(run:ResolvedRun)->MemoryEstimate:
-    "Walk one training step of `run` and report its peak, component by component."
+    "Walk one training step of `run` on its busiest GPU and report the peak, component by component."
     s, sp = run.settings, run.spec
     p = _params(run)
-    g, h, d = _graph(run), _head(run), _per_gpu(run, p)
-    Ms, M0 = _moments(run, g, h, d, d["states"]), _moments(run, g, h, d, 0.)   # with optimizer states, and the first step without
+    views = []
+    for stage in _stages(run):
+        g, h, d = _stage_view(run, p, stage)
+        Ms, M0 = _moments(run, g, h, d, d["states"]), _moments(run, g, h, d, 0.)   # with optimizer states, and the first step without
+        views.append((max(Ms.values()), stage, g, h, d, Ms, M0))
+    _, stage, g, h, d, Ms, M0 = max(views, key=lambda v: v[0])
     at = max(Ms, key=Ms.get)
     peak = Ms[at]
     bd = {"weights": d["weights"], "adapters": d["adapters"], "quantization state": d["quant"], "optimizer states": d["states"],
@@ -643,14 +693,17 @@ def _estimate(run:ResolvedRun)->MemoryEstimate:
     bd["activations"] = peak - sum(bd.values())                      # what is left at the peak is saved activations
     frag = FRAG_CONST + FRAG_LOGITS*h["frag_block"]                  # cached-but-free allocator blocks
     bd["overhead"] = frag + run.context_bytes + (NCCL_BYTES if run.world_size > 1 else 0)
-    if d["paged"]: bd["optimizer states (paged)"] = d["paged"]/(run.world_size if s.strategy != "ddp" else 1)
+    if d["paged"]: bd["optimizer states (paged)"] = d["paged"]/(s.data_parallel if s.strategy != "ddp" else 1)
     bd = {k: int(round(bd[k])) for k in BREAKDOWN_ORDER if k in bd}
     ranks = s.num_gpus                                               # ranks on one machine: each loads the model
     cpu = ranks*(HOST_BASE_BYTES + min(SHARD_BYTES, 2*sp.num_params)) + d["host_offload"]*ranks/run.world_size
+    notes = _notes(run, g, h) + ([f"tensor x pipeline parallel {s.tensor_parallel} x {s.pipeline_parallel}: the {stage.name or 'busiest GPU'} sets "
+                                  "the peak; these terms are first-principles (Megatron-LM layout, 1F1B schedule), not measured"]
+                                 if s.tensor_parallel * s.pipeline_parallel > 1 else [])
     return MemoryEstimate(peak_allocated=int(peak), peak_reserved=int(peak + frag), device_total=sum(bd.values()), cpu_ram=int(cpu),
-                          breakdown=bd, peak_at=at, peak_allocated_first_step=int(max(M0.values())),
+                          breakdown=bd, peak_at=(f"{stage.name}, " if stage.name else "") + at, peak_allocated_first_step=int(max(M0.values())),
                           after_load=int(p["weights"] + p["quant"] + p["adapters"]), model=sp.name, settings=s, stage=run.stage,
-                          notes=_notes(run, g, h))
+                          notes=notes)
 
 def estimate_memory(model, # catalog name, hub id, path to a model folder or config.json, config dict, `PretrainedConfig` or `ModelSpec`
                     settings:RunSettings|dict|None=None, # the run; None: `RunSettings()`'s defaults

@@ -159,6 +159,8 @@ class RunSettings:
     strategy:str = 'ddp' # ddp, zero1, zero2, zero3 (DeepSpeed) or fsdp (full shard)
     offload_optimizer:bool = False # optimizer states on the CPU (ZeRO or FSDP)
     offload_params:bool = False # parameters on the CPU (ZeRO-3 or FSDP)
+    tensor_parallel:int = 1 # GPUs that split every layer's matrices (Megatron-style, inside one machine)
+    pipeline_parallel:int = 1 # stages the layers are split into; data parallel is what remains of the world size
     # the trainer's own knobs
     learning_rate:float|None = None # None: the preset for the stage and method (`lmtune.train.preset_learning_rate`)
     lr_preset:str|None = None # pretrain, continued, finetune; None: the stage's
@@ -195,9 +197,14 @@ class RunSettings:
         return self.num_gpus * self.num_machines
 
     @property
+    def data_parallel(self)->int:
+        "Data-parallel replicas: the world size over the tensor and pipeline parallel degrees."
+        return self.world_size // (self.tensor_parallel * self.pipeline_parallel)
+
+    @property
     def tokens_per_step(self)->int:
-        "Tokens in one optimizer step across all GPUs."
-        return self.batch_size * self.seq_len * self.gradient_accumulation_steps * self.world_size
+        "Tokens in one optimizer step across all GPUs (each data-parallel replica sees its own batches)."
+        return self.batch_size * self.seq_len * self.gradient_accumulation_steps * self.data_parallel
 
     def replace(self, **changes)->'RunSettings':
         "A checked copy with `changes` applied."
@@ -224,7 +231,7 @@ class RunSettings:
 
 # %% ../nbs/00_settings.ipynb #74b660ee
 _POSITIVE_INTS = ('batch_size', 'seq_len', 'gradient_accumulation_steps', 'lora_r', 'trainable_layers', 'num_virtual_tokens',
-                  'num_gpus', 'num_machines', 'logging_steps', 'save_steps')
+                  'num_gpus', 'num_machines', 'tensor_parallel', 'pipeline_parallel', 'logging_steps', 'save_steps')
 _OPTIONAL_POSITIVE_INTS = ('eval_steps', 'early_stopping', 'save_total_limit')
 _BOOLS = ('gradient_checkpointing', 'use_dora', 'double_quant', 'use_liger_kernel', 'offload_optimizer', 'offload_params',
           'padding_free', 'completion_only_loss', 'trust_remote_code', 'progress_bar')
@@ -281,6 +288,12 @@ def _check_combinations(s:RunSettings):
         raise bad_value('offload_optimizer', True, "DDP cannot offload; use strategy='zero2'/'zero3' (DeepSpeed) or 'fsdp' to offload to the CPU")
     if (s.attn_implementation or '').startswith('flash') and s.precision == 'fp32':
         raise bad_value('attn_implementation', s.attn_implementation, "flash attention needs bf16/fp16 compute; use precision='bf16' or 'mixed', or attn_implementation='sdpa'")
+    if s.world_size % (s.tensor_parallel * s.pipeline_parallel):
+        raise bad_value('tensor_parallel', s.tensor_parallel, f"tensor_parallel x pipeline_parallel ({s.tensor_parallel} x {s.pipeline_parallel}) "
+                        f"must divide the world size ({s.world_size} GPUs = num_gpus x num_machines)")
+    if s.tensor_parallel > s.num_gpus:
+        raise bad_value('tensor_parallel', s.tensor_parallel, f"tensor parallelism exchanges activations in every layer and stays inside one "
+                        f"machine: use at most num_gpus={s.num_gpus}, and pipeline_parallel or data parallelism across machines")
     if s.early_stopping is not None and s.save_steps % (s.eval_steps or s.save_steps):
         raise bad_value('save_steps', s.save_steps, f"early stopping keeps the best checkpoint, so save_steps must be a multiple of eval_steps ({s.eval_steps})")
 
@@ -392,7 +405,8 @@ def resolve_defaults(s:RunSettings, # the run
 ESTIMATOR_FIELDS = ('method', 'batch_size', 'seq_len', 'gradient_accumulation_steps', 'precision', 'optim',
                     'gradient_checkpointing', 'attn_implementation', 'lora_r', 'lora_dropout', 'lora_target_modules',
                     'use_dora', 'trainable_layers', 'num_virtual_tokens', 'double_quant', 'use_liger_kernel',
-                    'num_gpus', 'num_machines', 'strategy', 'offload_optimizer', 'offload_params') # fields that change memory or speed
+                    'num_gpus', 'num_machines', 'strategy', 'offload_optimizer', 'offload_params', 'tensor_parallel',
+                    'pipeline_parallel') # fields that change memory or speed
 
 # %% ../nbs/00_settings.ipynb #be39b6bd
 STAGE_METHODS = {k: v.default_method for k, v in STAGE_TABLE.items()} # TRANSITIONAL (until the estimators take RunSettings)
