@@ -32,6 +32,13 @@ check: install
 test: check
 	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2
 	$(BIN)/python -m pytest -q tests/
+	@[ -x "$${LMTUNE_CHROMIUM:-/usr/bin/chromium}" ] || echo "make test: the browser tests (pytest -m browser) were SKIPPED: no Chromium at $${LMTUNE_CHROMIUM:-/usr/bin/chromium}; install it with: apt-get install -y chromium"
+
+# The docs site (docs/README.md): every notebook executed as nbdev-test runs it, nbdev's processing, then
+# nbdev-docs (Quarto, where installed) into _docs/ and Sphinx + MyST-NB into _build/html/.
+.PHONY: docs
+docs: install
+	OMP_NUM_THREADS=1 $(BIN)/python tools/build_docs.py
 
 readme: install
 	$(BIN)/python tools/make_readme.py

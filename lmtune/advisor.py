@@ -8,15 +8,18 @@ Docs: https://lmtune.github.io/lmtune/advisor.html.md"""
 from __future__ import annotations
 import html, math
 from dataclasses import dataclass, field, replace
-from .settings import check_choice, resolve_precision
+from .settings import RunSettings, check_choice, gpu_layout, resolve_precision
+from .report import fmt_count, fmt_usd, fmt_hours
 
 # %% auto #0
 __all__ = ['GOALS', 'APPROACHES', 'VERDICTS', 'KNOWLEDGE_LEVELS', 'PROMPTING_RESULTS', 'DATA_QUALITIES', 'MIN_SFT_EXAMPLES',
-           'MIN_PREFERENCE_PAIRS', 'MIN_CPT_TOKENS', 'RULES', 'RECOMMEND_AT', 'POSSIBLE_AT', 'CAPABILITIES',
-           'Assumptions', 'fmt_num', 'fmt_usd', 'fmt_hours', 'Situation', 'Rule', 'rules_table', 'Stage',
-           'estimate_training', 'embedding_cost', 'prompt_token_price', 'pretraining_model', 'largest_trainable_model',
-           'plan_options', 'Cost', 'Option', 'option_cost', 'feasibility', 'verdict_for', 'confidence_for',
-           'Recommendation', 'price_note', 'make_situation', 'data_needed', 'score_options', 'advise']
+           'SFT_EXAMPLES', 'CURATE_EXAMPLES', 'MANY_EXAMPLES', 'MIN_PREFERENCE_PAIRS', 'PREFERENCE_PAIRS',
+           'MANY_PREFERENCE_PAIRS', 'MIN_CPT_TOKENS', 'CPT_TOKENS', 'DAPT_TOKENS', 'PRETRAIN_TOKENS', 'PRETRAIN_USD',
+           'LARGE_MODEL_PARAMS', 'THRESHOLDS', 'AMOUNTS', 'RULES', 'BATCH_SIZES', 'STAGE_CACHE_SIZE', 'RECOMMEND_AT',
+           'POSSIBLE_AT', 'CAPABILITIES', 'Assumptions', 'NotGiven', 'Unknown', 'Situation', 'Rule', 'rules_table',
+           'Stage', 'machines', 'estimate_training', 'embedding_cost', 'prompt_token_price', 'pretraining_model',
+           'largest_trainable_model', 'plan_options', 'Cost', 'Option', 'option_cost', 'feasibility', 'verdict_for',
+           'confidence_for', 'Recommendation', 'price_note', 'make_situation', 'data_needed', 'score_options', 'advise']
 
 # %% ../nbs/10_advisor.ipynb #16796ad7
 GOALS = {
@@ -35,10 +38,27 @@ PROMPTING_RESULTS = ("untested", "no", "partly", "yes")
 DATA_QUALITIES = ("unknown", "mixed", "high")
 
 # %% ../nbs/10_advisor.ipynb #7071693d
-MIN_SFT_EXAMPLES = 100       # fewer labeled examples: use them as few-shot demonstrations (the rules use the same number)
-MIN_PREFERENCE_PAIRS = 500   # fewer preference pairs: no preference tuning (the rules use the same number)
-MIN_CPT_TOKENS = 1e7         # less raw text: no continued pretraining (the rules use the same number)
+MIN_SFT_EXAMPLES = 100         # fewer labels: use them as few-shot demonstrations (OpenAI's fine-tuning guide: gains from 50-100 examples)
+SFT_EXAMPLES = 1_000           # enough for a consistent fine-tune: LIMA used 1,000 curated examples (Zhou et al. 2023)
+CURATE_EXAMPLES = 5_000        # above this, mixed-quality labels are curated to the best few thousand (LIMA: quality beats quantity)
+MANY_EXAMPLES = 10_000         # on a fixed task this many labels let a fine-tuned model beat few-shot prompting (Brown et al. 2020)
+MIN_PREFERENCE_PAIRS = 500     # fewer pairs: no preference tuning (lmtune's judgement; DPO papers train on thousands)
+PREFERENCE_PAIRS = 1_000       # enough pairs to shift tone and values (lmtune's judgement, the scale of small DPO sets)
+MANY_PREFERENCE_PAIRS = 10_000 # a robust preference run: InstructGPT ranked answers for ~33k prompts (Ouyang et al. 2022)
+MIN_CPT_TOKENS = 1e7           # less raw text: no continued pretraining (task-adaptive pretraining's scale, Gururangan et al. 2020)
+CPT_TOKENS = 1e8               # enough raw text to inject domain knowledge and vocabulary (Gururangan et al. 2020)
+DAPT_TOKENS = 1e9              # domain-adaptive pretraining at Gururangan et al.'s scale (several GB of text)
+PRETRAIN_TOKENS = 1e12         # a competitive model from scratch trains on trillions of tokens (Hoffmann et al. 2022; open 7-8B models: 2e12-1.5e13)
+PRETRAIN_USD = 1e6             # from scratch costs hundreds of thousands to millions of dollars (Hoffmann et al. 2022)
+LARGE_MODEL_PARAMS = 3e10      # below ~30B parameters a failing prompt may be a capability gap (Gudibande et al. 2023)
 
+THRESHOLDS = dict(MIN_SFT_EXAMPLES=MIN_SFT_EXAMPLES, SFT_EXAMPLES=SFT_EXAMPLES, CURATE_EXAMPLES=CURATE_EXAMPLES,
+                  MANY_EXAMPLES=MANY_EXAMPLES, MIN_PREFERENCE_PAIRS=MIN_PREFERENCE_PAIRS, PREFERENCE_PAIRS=PREFERENCE_PAIRS,
+                  MANY_PREFERENCE_PAIRS=MANY_PREFERENCE_PAIRS, MIN_CPT_TOKENS=MIN_CPT_TOKENS, CPT_TOKENS=CPT_TOKENS,
+                  DAPT_TOKENS=DAPT_TOKENS, PRETRAIN_TOKENS=PRETRAIN_TOKENS, PRETRAIN_USD=PRETRAIN_USD,
+                  LARGE_MODEL_PARAMS=LARGE_MODEL_PARAMS)  # the names rule conditions and reasons may use
+
+# %% ../nbs/10_advisor.ipynb #5f448c7c
 @dataclass(frozen=True)
 class Assumptions:
     "The numbers the advisor assumes; each is documented in the notebook."
@@ -46,8 +66,12 @@ class Assumptions:
     sft_epochs: int = 3                 # passes over the labeled examples
     dpo_epochs: int = 1                 # passes over the preference pairs
     dpo_time_factor: float = 4/3        # DPO adds a reference-model forward (2N FLOPs/token) to the policy's 6N
-    sft_examples_if_none: int = 1_000   # SFT stage after continued pretraining/pretraining when you have no labels yet
-    dpo_pairs_if_none: int = 1_000      # DPO stage of the preference-tuning plan when you have too few pairs yet
+    sft_examples_if_none: int = SFT_EXAMPLES  # SFT stage when you have too few labels, or did not say how many
+    dpo_pairs_if_none: int = PREFERENCE_PAIRS # DPO stage of the preference-tuning plan when you have too few pairs, or did not say
+    few_shot_examples: int = 8          # labeled examples placed in a few-shot prompt
+    test_set_examples: int = 200        # held-out examples for the prompt baseline
+    min_test_examples: int = 20         # fewer labeled examples than this: write a test set instead
+    written_test_examples: int = 50     # size of a hand-written test set
     seq_len: int = 2048                 # packed training sequence length
     lora_r: int = 16
     rag_context_tokens: int = 2_000     # retrieved passages added to every query
@@ -59,41 +83,41 @@ class Assumptions:
     chinchilla_tokens_per_param: float = 20.
     memory_headroom: float = 0.05       # fraction of GPU memory a setup must leave free to count as fitting
     full_sft_tokens: float = 1e8        # SFT on at least this many tokens prefers full fine-tuning (LoRA learns less at scale)
-    general_pretraining_tokens: float = 1e12  # a competitive general-purpose model from scratch trains on at least this many tokens
+    general_pretraining_tokens: float = PRETRAIN_TOKENS  # a competitive general-purpose model from scratch trains on at least this many tokens
     stage_overhead_hours: float = 0.25  # fixed wall-clock per training stage on the whole allocation: load, startup, eval, saves
+    queries_per_day: float = 1_000      # production volume when you do not give `queries_per_day`
+    few_shot_tokens: int = 1_500        # extra prompt tokens per query for few-shot prompting when you do not give `few_shot_tokens`
+    base_knows_domain: str = "partial"  # how well the base model knows the domain when you do not say
 
 # %% ../nbs/10_advisor.ipynb #ef795771
-def fmt_num(x)->str:
-    "A count as people write it: `2,000` below a million, `3e9` above."
-    if x is None: return "None"
-    if isinstance(x, bool): return str(x)
-    if x == math.inf: return "inf"
-    if abs(x) < 1e6: return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
-    m, e = f"{x:.1e}".split("e")
-    return f"{m.rstrip('0').rstrip('.')}e{int(e)}"
+def _usd(x)->str:
+    "Dollars as `lmtune.report.fmt_usd` writes them; an infinite cost here means the run does not fit."
+    return fmt_usd(x, inf_text="n/a (does not fit)")
 
-def fmt_usd(x)->str:
-    "Dollars: `$0.09`, `$1,234`, `$2.5M`."
-    if x is None: return "None"
-    if x == math.inf: return "n/a (does not fit)"
-    if x != x: return "n/a"
-    if abs(x) >= 1e6: return f"${x/1e6:,.1f}M"
-    return f"${x:,.2f}" if abs(x) < 10 else f"${x:,.0f}"
+# %% ../nbs/10_advisor.ipynb #3fe5c46e
+AMOUNTS = ("labeled_examples", "preference_pairs", "domain_tokens")  # how much data you have: None means not given
 
-def fmt_hours(h:float)->str:
-    "`45 min`, `12.5 h`, `3.2 days`."
-    if h == math.inf or h != h: return "n/a"
-    if h < 1: return f"{h*60:.0f} min"
-    return f"{h:.1f} h" if h < 48 else f"{h/24:,.1f} days"
+class NotGiven(Exception):
+    "A rule condition needs an input that was not given."
+    def __init__(self, name): super().__init__(name); self.name = name
+
+class Unknown:
+    "An input nobody gave, in a rule's namespace: comparing it (or computing with it) raises `NotGiven`."
+    def __init__(self, name:str): self.name = name
+    def _need(self, *args): raise NotGiven(self.name)
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __bool__ = _need
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _need
+    __hash__ = object.__hash__
+    def __repr__(self): return f"Unknown({self.name!r})"
 
 # %% ../nbs/10_advisor.ipynb #9eb4a157
 @dataclass
 class Situation:
     "Your inputs, checked, plus the derived facts the rules read."
     goal: str
-    labeled_examples: int
-    preference_pairs: int
-    domain_tokens: float
+    labeled_examples: int|None  # None: not given
+    preference_pairs: int|None  # None: not given
+    domain_tokens: float|None   # None: not given
     budget_usd: float|None
     deadline_days: float|None
     gpu: object                 # lmtune.catalog.GPU
@@ -109,6 +133,7 @@ class Situation:
     usd_per_mtok: float         # price of one million prompt tokens (input or derived)
     assumptions: Assumptions = field(default_factory=Assumptions)
     fine_tune_usd: float = math.inf   # filled in once the fine-tuning plan is costed
+    assumed: dict = field(default_factory=dict)  # input name -> what the advisor assumed because it was not given
 
     @property
     def params(self)->int: return self.model.num_params
@@ -129,6 +154,10 @@ class Situation:
     def volume_pays_for_fine_tuning(self)->bool:
         "Few-shot prompts would cost more per year than fine-tuning once, and the difference is material."
         return self.few_shot_usd_per_year > max(self.fine_tune_usd, self.assumptions.material_usd_per_year)
+    @property
+    def not_given(self)->tuple:
+        "The amounts of data you did not give."
+        return tuple(k for k in AMOUNTS if getattr(self, k) is None)
 
     _raw = ("goal", "labeled_examples", "preference_pairs", "domain_tokens", "budget_usd", "deadline_days", "num_gpus",
             "base_knows_domain", "language_supported", "queries_per_day", "on_prem", "prompting_works", "data_quality",
@@ -136,16 +165,17 @@ class Situation:
             "volume_pays_for_fine_tuning", "weights_gib", "total_gpu_gib")
 
     def namespace(self)->dict:
-        "The names rule conditions may use."
-        ns = {k: getattr(self, k) for k in self._raw}
-        return ns | dict(gpu=self.gpu.name, model=self.model.name, gpu_memory_gib=self.gpu.memory_gib)
+        "The names rule conditions may use: the situation (an `Unknown` for each amount not given) and `THRESHOLDS`."
+        ns = {k: getattr(self, k) for k in self._raw} | {k: Unknown(k) for k in self.not_given}
+        return ns | dict(gpu=self.gpu.name, model=self.model.name, gpu_memory_gib=self.gpu.memory_gib) | THRESHOLDS
 
     def pretty(self)->dict:
-        "The same names, formatted for reason templates."
-        ns = self.namespace()
-        out = {k: (fmt_num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)) for k, v in ns.items()}
-        for k in ("budget_usd", "fine_tune_usd", "few_shot_usd_per_year"): out[k] = fmt_usd(ns[k])
-        out["usd_per_mtok"] = fmt_usd(self.usd_per_mtok)
+        "The same names, formatted for reason templates (`?` for an amount not given)."
+        ns = {k: getattr(self, k) for k in self._raw} | dict(gpu=self.gpu.name, model=self.model.name) | THRESHOLDS
+        out = {k: (fmt_count(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)) for k, v in ns.items()}
+        for k in self.not_given: out[k] = "?"
+        for k in ("budget_usd", "fine_tune_usd", "few_shot_usd_per_year", "PRETRAIN_USD"): out[k] = _usd(ns[k])
+        out["usd_per_mtok"] = _usd(self.usd_per_mtok)
         out["params"] = f"{self.params/1e9:.1f}B params"
         out["gpu_memory_gib"] = f"{self.gpu.memory_gib:.0f} GiB"
         out["weights_gib"], out["total_gpu_gib"] = f"{self.weights_gib:.0f} GiB", f"{self.total_gpu_gib:.0f} GiB"
@@ -158,12 +188,12 @@ class Rule:
     approach: str    # one of APPROACHES
     when: str        # a Python expression over `Situation.namespace()` names
     effect: float    # points added to the approach's score
-    reason: str      # template, e.g. "domain_tokens={domain_tokens} ≥ 1e8: ..."
+    reason: str      # template, e.g. "domain_tokens={domain_tokens} ≥ {CPT_TOKENS}: ..."
     source: str      # where the field says so
     blocks: bool = False  # a veto: when it fires, the approach cannot reach the goal (never advised, never the fallback)
 
     def applies(self, ns:dict)->bool:
-        "Whether the condition holds for the namespace `ns`."
+        "Whether the condition holds for the namespace `ns`; raises `NotGiven` if it needs an input that was not given."
         try: return bool(eval(self.when, {"__builtins__": {}}, ns))
         except NameError as err:
             raise ValueError(f"Rule.when={self.when!r}: {err}; conditions may use {', '.join(sorted(ns))}") from None
@@ -190,8 +220,8 @@ RULES = [
     Rule("prompting", "prompting_works == 'no'", -3, "prompting_works='no': prompting was tried and fell short", _BRO),
     Rule("prompting", "goal in ('behavior', 'alignment')", 1,
          "goal='{goal}': instructions, a system prompt and a few examples often fix format, tone and stated values", _BRO),
-    Rule("prompting", "goal in ('behavior', 'task') and 0 < labeled_examples < 100", 1,
-         "labeled_examples={labeled_examples} < 100: too few to train on; use the best ones as few-shot demonstrations", _BRO),
+    Rule("prompting", "goal in ('behavior', 'task') and 0 < labeled_examples < MIN_SFT_EXAMPLES", 1,
+         "labeled_examples={labeled_examples} < {MIN_SFT_EXAMPLES}: too few to train on; use the best ones as few-shot demonstrations", _BRO),
     Rule("prompting", "goal == 'knowledge' and base_knows_domain == 'good'", 2,
          "base_knows_domain='good': the knowledge is already in the weights; prompting elicits it", _LIMA),
     Rule("prompting", "goal == 'knowledge' and base_knows_domain == 'none'", -2,
@@ -201,18 +231,18 @@ RULES = [
     Rule("prompting", "not language_supported", -4,
          "language_supported=False: the base model cannot read or write the language well", _LANG, blocks=True),
     Rule("prompting", "goal == 'new-modality'", -4, "goal='new-modality': the base model never saw this kind of data", _ESM, blocks=True),
-    Rule("prompting", "volume_pays_for_fine_tuning and labeled_examples >= 100", -2,
+    Rule("prompting", "volume_pays_for_fine_tuning and labeled_examples >= MIN_SFT_EXAMPLES", -2,
          "queries_per_day={queries_per_day}: {few_shot_tokens} few-shot tokens per query at {usd_per_mtok}/1M tokens cost "
          "{few_shot_usd_per_year}/yr, more than fine-tuning once ({fine_tune_usd})", _VOL),
-    Rule("prompting", "goal in ('behavior', 'alignment') and preference_pairs >= 10000", -1,
-         "preference_pairs={preference_pairs} ≥ 10,000: a prompt shows a handful of examples; this many comparisons are worth training on", _DPO),
+    Rule("prompting", "goal in ('behavior', 'alignment') and preference_pairs >= MANY_PREFERENCE_PAIRS", -1,
+         "preference_pairs={preference_pairs} ≥ {MANY_PREFERENCE_PAIRS}: a prompt shows a handful of examples; this many comparisons are worth training on", _DPO),
     Rule("prompting", "weights_gib > total_gpu_gib", -1,
          "{model}'s bf16 weights alone take {weights_gib}, more than your {num_gpus}×{gpu} hold ({total_gpu_gib}): to prompt it, "
          "serve it 4-bit quantized (~1/4 of that), on more GPUs, or through a hosted API", "serving memory: 2 bytes per parameter"),
     Rule("prompting", "on_prem", -1,
          "on_prem=True: no hosted frontier model; prompting relies on the local {model} alone", "deployment constraint"),
     # ---- retrieval
-    Rule("rag", "goal == 'fresh-facts' and domain_tokens > 0", 5,
+    Rule("rag", "goal == 'fresh-facts'", 5,   # the goal itself says there are facts to retrieve; a known domain_tokens=0 costs -3 below
          "goal='fresh-facts': changing facts and private documents belong in a retrieval index: update the index, not the weights", f"{_RAG}; {_OVA}"),
     Rule("rag", "goal == 'knowledge' and domain_tokens > 0", 2,
          "goal='knowledge' with domain_tokens={domain_tokens}: retrieval over the documents injects knowledge more reliably than fine-tuning", _OVA),
@@ -225,21 +255,21 @@ RULES = [
     Rule("rag", "goal in ('new-language', 'new-modality')", -3,
          "goal='{goal}': retrieved text does not teach the model to read a new language or data type", _RAG, blocks=True),
     # ---- supervised fine-tuning
-    Rule("fine-tuning", "goal in ('behavior', 'task') and labeled_examples >= 100", 3,
-         "goal='{goal}' with labeled_examples={labeled_examples} ≥ 100: supervised fine-tuning reliably teaches format, style and input->output mappings", _LIMA),
-    Rule("fine-tuning", "labeled_examples < 100", -3,
-         "labeled_examples={labeled_examples} < 100: too few examples to fine-tune reliably", _LIMA),
-    Rule("fine-tuning", "goal in ('behavior', 'task', 'alignment') and labeled_examples >= 1000", 1,
-         "labeled_examples={labeled_examples} ≥ 1,000: enough for a consistent fine-tune (LIMA used 1,000 curated examples)", _LIMA),
-    Rule("fine-tuning", "goal == 'task' and labeled_examples >= 10000", 2,
-         "labeled_examples={labeled_examples} ≥ 10,000: on a fixed task this many labels let a fine-tuned model beat few-shot prompting", _BRO),
-    Rule("fine-tuning", "data_quality == 'high' and labeled_examples >= 1000", 1,
+    Rule("fine-tuning", "goal in ('behavior', 'task') and labeled_examples >= MIN_SFT_EXAMPLES", 3,
+         "goal='{goal}' with labeled_examples={labeled_examples} ≥ {MIN_SFT_EXAMPLES}: supervised fine-tuning reliably teaches format, style and input->output mappings", _LIMA),
+    Rule("fine-tuning", "labeled_examples < MIN_SFT_EXAMPLES", -3,
+         "labeled_examples={labeled_examples} < {MIN_SFT_EXAMPLES}: too few examples to fine-tune reliably", _LIMA),
+    Rule("fine-tuning", "goal in ('behavior', 'task', 'alignment') and labeled_examples >= SFT_EXAMPLES", 1,
+         "labeled_examples={labeled_examples} ≥ {SFT_EXAMPLES}: enough for a consistent fine-tune (LIMA used 1,000 curated examples)", _LIMA),
+    Rule("fine-tuning", "goal == 'task' and labeled_examples >= MANY_EXAMPLES", 2,
+         "labeled_examples={labeled_examples} ≥ {MANY_EXAMPLES}: on a fixed task this many labels let a fine-tuned model beat few-shot prompting", _BRO),
+    Rule("fine-tuning", "data_quality == 'high' and labeled_examples >= SFT_EXAMPLES", 1,
          "data_quality='high': 1,000 excellent examples can beat 10,000 mediocre ones", _LIMA),
-    Rule("fine-tuning", "data_quality == 'mixed' and labeled_examples >= 5000", 0,
+    Rule("fine-tuning", "data_quality == 'mixed' and labeled_examples >= CURATE_EXAMPLES", 0,
          "data_quality='mixed' with labeled_examples={labeled_examples}: curate the best few thousand first; quality beats quantity", _LIMA),
     Rule("fine-tuning", "goal == 'knowledge' and base_knows_domain != 'good'", -2,
          "goal='knowledge', base_knows_domain='{base_knows_domain}': fine-tuning teaches form, not facts; new facts are learned slowly and raise hallucinations", f"{_GEK}; {_OVA}"),
-    Rule("fine-tuning", "goal == 'knowledge' and base_knows_domain == 'good' and labeled_examples >= 100", 1,
+    Rule("fine-tuning", "goal == 'knowledge' and base_knows_domain == 'good' and labeled_examples >= MIN_SFT_EXAMPLES", 1,
          "base_knows_domain='good': SFT on {labeled_examples} examples teaches the model to use what it knows in your format", _LIMA),
     Rule("fine-tuning", "goal == 'fresh-facts'", -4,
          "goal='fresh-facts': facts baked into weights go stale, and fine-tuning does not reliably add them", f"{_GEK}; {_OVA}", blocks=True),
@@ -247,62 +277,65 @@ RULES = [
          "language_supported=False: labeled examples alone cannot teach a language; that needs raw text first", _LANG, blocks=True),
     Rule("fine-tuning", "goal == 'new-modality'", -3,
          "goal='new-modality': a few labeled examples cannot teach a data type the model never saw", _ESM, blocks=True),
-    Rule("fine-tuning", "volume_pays_for_fine_tuning and labeled_examples >= 100", 2,
+    Rule("fine-tuning", "volume_pays_for_fine_tuning and labeled_examples >= MIN_SFT_EXAMPLES", 2,
          "queries_per_day={queries_per_day}: few-shot prompts would cost {few_shot_usd_per_year}/yr at {usd_per_mtok}/1M tokens; "
          "fine-tuning once costs {fine_tune_usd} and shortens every prompt", _VOL),
     Rule("fine-tuning", "prompting_works == 'yes' and not volume_pays_for_fine_tuning", -2,
          "prompting_works='yes' and queries_per_day={queries_per_day}: a fine-tune adds a training pipeline to maintain for little gain", _BRO),
-    Rule("fine-tuning", "prompting_works == 'partly' and labeled_examples >= 100", 1,
+    Rule("fine-tuning", "prompting_works == 'partly' and labeled_examples >= MIN_SFT_EXAMPLES", 1,
          "prompting_works='partly': fine-tuning closes the gap on format and consistency", _LIMA),
-    Rule("fine-tuning", "prompting_works == 'no' and goal in ('task', 'knowledge') and params < 3e10", -1,
+    Rule("fine-tuning", "prompting_works == 'no' and goal in ('task', 'knowledge') and params < LARGE_MODEL_PARAMS", -1,
          "prompting_works='no' on {model} ({params}): if it lacks the capability, fine-tuning copies style, not ability; consider a larger base model", _GUD),
-    Rule("fine-tuning", "on_prem and labeled_examples >= 100", 1,
+    Rule("fine-tuning", "on_prem and labeled_examples >= MIN_SFT_EXAMPLES", 1,
          "on_prem=True: fine-tuning a local model is how you get close to hosted-model quality without sending data out", "deployment constraint"),
     # ---- preference tuning
-    Rule("preference-tuning", "goal == 'alignment' and preference_pairs >= 1000", 4,
-         "goal='alignment' with preference_pairs={preference_pairs} ≥ 1,000: preference optimisation (DPO/RLHF) is the tool for values and safety", _DPO),
-    Rule("preference-tuning", "goal in ('alignment', 'behavior') and preference_pairs >= 10000", 1,
-         "preference_pairs={preference_pairs} ≥ 10,000: enough comparisons for a robust run (InstructGPT ranked answers for ~33k prompts)", _DPO),
-    Rule("preference-tuning", "goal == 'behavior' and preference_pairs >= 1000", 2,
-         "preference_pairs={preference_pairs} ≥ 1,000: pairs teach which tone and style you prefer", _DPO),
-    Rule("preference-tuning", "preference_pairs < 500", -4,
-         "preference_pairs={preference_pairs} < 500: too few pairs for preference tuning", _DPO),
+    Rule("preference-tuning", "goal == 'alignment' and preference_pairs >= PREFERENCE_PAIRS", 4,
+         "goal='alignment' with preference_pairs={preference_pairs} ≥ {PREFERENCE_PAIRS}: preference optimisation (DPO/RLHF) is the tool for values and safety", _DPO),
+    Rule("preference-tuning", "goal in ('alignment', 'behavior') and preference_pairs >= MANY_PREFERENCE_PAIRS", 1,
+         "preference_pairs={preference_pairs} ≥ {MANY_PREFERENCE_PAIRS}: enough comparisons for a robust run (InstructGPT ranked answers for ~33k prompts)", _DPO),
+    Rule("preference-tuning", "goal == 'behavior' and preference_pairs >= PREFERENCE_PAIRS", 2,
+         "preference_pairs={preference_pairs} ≥ {PREFERENCE_PAIRS}: pairs teach which tone and style you prefer", _DPO),
+    Rule("preference-tuning", "preference_pairs < MIN_PREFERENCE_PAIRS", -4,
+         "preference_pairs={preference_pairs} < {MIN_PREFERENCE_PAIRS}: too few pairs for preference tuning", _DPO),
     Rule("preference-tuning", "goal in ('knowledge', 'fresh-facts', 'new-language', 'new-modality')", -3,
          "goal='{goal}': preferences shape which answers the model prefers, not what it knows", _DPO, blocks=True),
     Rule("preference-tuning", "goal == 'task'", -1,
          "goal='task': for a fixed input->output mapping, SFT on labels is simpler than preference pairs", _DPO),
     # ---- continued pretraining
-    Rule("continued-pretraining", "goal in ('knowledge', 'new-language') and domain_tokens >= 1e8", 4,
-         "domain_tokens={domain_tokens} ≥ 1e8: enough raw text for continued pretraining to inject domain knowledge and vocabulary", _GUR),
-    Rule("continued-pretraining", "goal in ('knowledge', 'new-language') and domain_tokens >= 1e9", 1,
-         "domain_tokens={domain_tokens} ≥ 1e9: domain-adaptive pretraining at the scale Gururangan et al. used (billions of tokens)", _GUR),
-    Rule("continued-pretraining", "goal in ('knowledge', 'new-language') and 1e7 <= domain_tokens < 1e8", 2,
-         "domain_tokens={domain_tokens} ≥ 1e7: enough raw text for a focused continued-pretraining pass", _GUR),
-    Rule("continued-pretraining", "domain_tokens < 1e7", -4,
-         "domain_tokens={domain_tokens} < 1e7: too little raw text for continued pretraining", _GUR),
+    Rule("continued-pretraining", "goal in ('knowledge', 'new-language') and domain_tokens >= CPT_TOKENS", 4,
+         "domain_tokens={domain_tokens} ≥ {CPT_TOKENS}: enough raw text for continued pretraining to inject domain knowledge and vocabulary", _GUR),
+    Rule("continued-pretraining", "goal in ('knowledge', 'new-language') and domain_tokens >= DAPT_TOKENS", 1,
+         "domain_tokens={domain_tokens} ≥ {DAPT_TOKENS}: domain-adaptive pretraining at the scale Gururangan et al. used (billions of tokens)", _GUR),
+    Rule("continued-pretraining", "goal in ('knowledge', 'new-language') and MIN_CPT_TOKENS <= domain_tokens < CPT_TOKENS", 2,
+         "domain_tokens={domain_tokens} ≥ {MIN_CPT_TOKENS}: enough raw text for a focused continued-pretraining pass", _GUR),
+    Rule("continued-pretraining", "domain_tokens < MIN_CPT_TOKENS", -4,
+         "domain_tokens={domain_tokens} < {MIN_CPT_TOKENS}: too little raw text for continued pretraining", _GUR),
     Rule("continued-pretraining", "goal == 'knowledge' and base_knows_domain == 'good'", -3,
          "base_knows_domain='good': the base model already has this knowledge", _LIMA),
     Rule("continued-pretraining", "goal == 'knowledge' and base_knows_domain == 'none'", 2,
          "base_knows_domain='none': knowledge and vocabulary enter through training on raw text, not a few labeled examples", f"{_GUR}; {_GEK}"),
-    Rule("continued-pretraining", "not language_supported and domain_tokens >= 1e8", 2,
+    Rule("continued-pretraining", "not language_supported and domain_tokens >= CPT_TOKENS", 2,
          "language_supported=False: continued pretraining on the language's text (with an extended tokenizer) is how models learn a new language", _LANG),
-    Rule("continued-pretraining", "goal == 'new-modality' and domain_tokens >= 1e8", 1,
+    Rule("continued-pretraining", "goal == 'new-modality' and domain_tokens >= CPT_TOKENS", 1,
          "goal='new-modality': a format that serialises to text can also be learned by continued pretraining with new tokens", _GUR),
     Rule("continued-pretraining", "goal in ('behavior', 'task', 'alignment')", -3,
          "goal='{goal}': raw-text pretraining does not teach format, instructions or preferences", _LIMA, blocks=True),
     Rule("continued-pretraining", "goal == 'fresh-facts'", -3,
          "goal='fresh-facts': facts change faster than you can re-train on them", _OVA, blocks=True),
     # ---- pretraining from scratch
-    Rule("pretraining", "goal != 'new-modality' and domain_tokens < 1e12", -4,
-         "domain_tokens={domain_tokens} < 1e12: pretraining from scratch needs trillions of tokens; adapt an existing model", _CHI),
-    Rule("pretraining", "goal != 'new-modality' and budget_usd is not None and budget_usd < 1e6", -2,
-         "budget_usd={budget_usd} < $1M: a competitive model trained from scratch costs hundreds of thousands to millions", _CHI),
-    Rule("pretraining", "goal != 'new-modality' and domain_tokens >= 1e12 and (budget_usd is None or budget_usd >= 1e6)", 2,
-         "domain_tokens={domain_tokens} ≥ 1e12 and budget_usd={budget_usd}: from-scratch pretraining is within reach", _CHI),
+    # the common case holds unless you say otherwise: -4 always, +4 back (and +2 more) with the trillions of tokens it needs
+    Rule("pretraining", "goal != 'new-modality'", -4,
+         "goal='{goal}': pretraining from scratch needs trillions of tokens ({PRETRAIN_TOKENS}+); adapt an existing model", _CHI),
+    Rule("pretraining", "goal != 'new-modality' and domain_tokens >= PRETRAIN_TOKENS", 4,
+         "domain_tokens={domain_tokens} ≥ {PRETRAIN_TOKENS}: you have the trillions of tokens a model from scratch needs", _CHI),
+    Rule("pretraining", "goal != 'new-modality' and budget_usd is not None and budget_usd < PRETRAIN_USD", -2,
+         "budget_usd={budget_usd} < {PRETRAIN_USD}: a competitive model trained from scratch costs hundreds of thousands to millions", _CHI),
+    Rule("pretraining", "goal != 'new-modality' and domain_tokens >= PRETRAIN_TOKENS and (budget_usd is None or budget_usd >= PRETRAIN_USD)", 2,
+         "domain_tokens={domain_tokens} ≥ {PRETRAIN_TOKENS} and budget_usd={budget_usd}: from-scratch pretraining is within reach", _CHI),
     Rule("pretraining", "goal == 'new-modality'", 4,
          "goal='new-modality': a data type no base model saw needs its own tokenizer and pretraining", _ESM),
-    Rule("pretraining", "goal == 'new-modality' and domain_tokens < 1e9", -2,
-         "domain_tokens={domain_tokens} < 1e9: a compute-optimal model for this little data is tiny (about 20 tokens per parameter)", _CHI),
+    Rule("pretraining", "goal == 'new-modality' and domain_tokens < DAPT_TOKENS", -2,
+         "domain_tokens={domain_tokens} < {DAPT_TOKENS}: a compute-optimal model for this little data is tiny (about 20 tokens per parameter)", _CHI),
 ]
 
 # %% ../nbs/10_advisor.ipynb #6be779ab
@@ -325,11 +358,15 @@ class Stage:
     usd: float = 0.             # estimated GPU cost
     fits: bool = True           # some setup fits the GPU memory
     note: str = ""              # why this setup, or what to watch
-    settings: dict = field(default_factory=dict)   # the estimate_memory/estimate_time arguments of the chosen setup
-    missing: str = ""           # the stage cannot run: the data it needs was not given (it has no cost)
+    settings: RunSettings|None = field(default=None, repr=False)  # the run of the chosen setup, as the estimators and trainers take it
+    missing: str = ""           # the stage cannot run: you have none of the data it needs (it has no cost)
+    unknown: str = ""           # the amount of its data was not given, so it has no cost (no reason to rule it out)
+    train_stage: str = ""       # the lmtune training stage it runs: pretrain, continue_pretraining, sft or dpo
+    model: object = field(default=None, repr=False)  # the ModelSpec it is costed for (pretraining may size its own model)
 
     def __str__(self):
-        cost = f"not costed: {self.missing}" if self.missing else "does not fit" if not self.fits else (f"{fmt_hours(self.hours)}, {fmt_usd(self.usd)}" if self.tokens else "no GPU training")
+        gap = self.missing or self.unknown
+        cost = f"not costed: {gap}" if gap else "does not fit" if not self.fits else (f"{fmt_hours(self.hours)}, {_usd(self.usd)}" if self.tokens else "no GPU training")
         extra = f" [{self.setup}]" if self.setup else ""
         return f"{self.name}: {self.data}{extra} ({cost})" + (f". {self.note}" if self.note else "")
 
@@ -344,6 +381,14 @@ _SETUPS = {  # (method, strategy, offload_optimizer) in order of preference
 }
 
 _STAGE_OF = {"sft": "sft", "sft-large": "sft", "cpt": "continue_pretraining", "pretrain": "pretrain"}  # for resolve_precision
+BATCH_SIZES = (8, 4, 2, 1)  # per-GPU batches tried, largest first: the first that fits is kept
+
+def machines(num_gpus:int)->dict:
+    "`num_gpus`/`num_machines` for `num_gpus` GPUs used together: full machines of 8 when they divide evenly, else one machine."
+    try: return gpu_layout(num_gpus)
+    except ValueError: return dict(num_gpus=num_gpus, num_machines=1)
+
+_STAGE_CACHE, STAGE_CACHE_SIZE = {}, 512  # costed stages by their inputs: the advisor widget re-advises on every change
 
 def estimate_training(model, # a ModelSpec (or anything `model_spec` accepts)
                       gpu, # a catalog GPU
@@ -354,6 +399,13 @@ def estimate_training(model, # a ModelSpec (or anything `model_spec` accepts)
                       time_factor:float=1., # multiplies the compute time (DPO: `dpo_time_factor`)
                      )->Stage:
     "Pick the preferred setup that fits `gpu` memory (lmtune.memory); its time and cost (lmtune.cost) plus the stage overhead."
+    key = (repr(model), repr(gpu), num_gpus, tokens, kind, a, time_factor)   # the dataclass reprs hold every field
+    if key not in _STAGE_CACHE:
+        if len(_STAGE_CACHE) >= STAGE_CACHE_SIZE: _STAGE_CACHE.clear()
+        _STAGE_CACHE[key] = _estimate_training(model, gpu, num_gpus, tokens, kind, a, time_factor)
+    return replace(_STAGE_CACHE[key])   # a copy: callers rename it
+
+def _estimate_training(model, gpu, num_gpus:int, tokens:float, kind:str, a:Assumptions, time_factor:float)->Stage:
     from lmtune.memory import estimate_memory
     from lmtune.cost import estimate_time
     if tokens <= 0: return Stage("", "", note="no data to train on")
@@ -363,23 +415,22 @@ def estimate_training(model, # a ModelSpec (or anything `model_spec` accepts)
         if strategy != "ddp" and num_gpus == 1 and not offload: continue   # sharding needs several GPUs
         full = method == "full"
         precision = resolve_precision("auto", method, _STAGE_OF[kind], bf16_supported=gpu.bf16_supported)
-        for bs in (8, 4, 2, 1):
-            kw = dict(method=method, batch_size=bs, seq_len=seq_len, precision=precision, gradient_checkpointing=True,
-                      num_gpus=num_gpus, strategy=strategy, offload_optimizer=offload)
-            if not full: kw["lora_r"] = a.lora_r
-            mem = estimate_memory(model, **kw)
+        for bs in BATCH_SIZES:
+            run = RunSettings(method=method, batch_size=bs, seq_len=seq_len, precision=precision, gradient_checkpointing=True,
+                              strategy=strategy, offload_optimizer=offload, lora_r=a.lora_r, **machines(num_gpus))
+            mem = estimate_memory(model, run, _STAGE_OF[kind])
             name = f"{method}, {strategy}{'+offload' if offload else ''}"
             if smallest is None or mem.device_total < smallest[0]: smallest = (mem.device_total, name, bs)
             if not mem.fits(gpu, headroom=a.memory_headroom): continue
-            t = estimate_time(model, gpu=gpu, tokens=tokens, **kw)
+            t = estimate_time(model, run, _STAGE_OF[kind], gpu=gpu, tokens=tokens)
             setup = f"{name}, {precision}, {num_gpus}×{gpu.name}, batch {bs}×{seq_len}"
             over = a.stage_overhead_hours
             return Stage("", "", setup=setup, tokens=tokens, hours=t.total_seconds/3600*time_factor + over,
-                         usd=t.cost_usd*time_factor + over*num_gpus*t.usd_per_hour, fits=True, settings=kw,
+                         usd=t.cost_usd*time_factor + over*num_gpus*t.usd_per_hour, fits=True, settings=run, train_stage=_STAGE_OF[kind], model=model,
                          note=f"peak {mem.device_total/2**30:.0f} of {gpu.memory_gib:.0f} GiB per GPU; "
                               f"includes {fmt_hours(over)} of load/eval/checkpoint overhead")
     need, name, bs = smallest
-    return Stage("", "", setup=f"{name}, {num_gpus}×{gpu.name}", tokens=tokens, hours=math.inf, usd=math.inf, fits=False,
+    return Stage("", "", setup=f"{name}, {num_gpus}×{gpu.name}", tokens=tokens, hours=math.inf, usd=math.inf, fits=False, train_stage=_STAGE_OF[kind], model=model,
                  note=f"the smallest setup ({name}, batch {bs}) needs {need/2**30:.0f} GiB per GPU; {gpu.name} has {gpu.memory_gib:.0f} GiB")
 
 # %% ../nbs/10_advisor.ipynb #c70c18ff
@@ -403,12 +454,13 @@ def pretraining_model(sit:Situation)->tuple[object, float]:
     from lmtune.cost import chinchilla_tokens
     a = sit.assumptions
     def optimal(spec): return chinchilla_tokens(spec, a.chinchilla_tokens_per_param)
+    have = sit.domain_tokens or 0.   # not given: price the model's own compute-optimal budget
     if sit.goal != "new-modality":
-        return sit.model, max(optimal(sit.model), sit.domain_tokens, a.general_pretraining_tokens)
-    if sit.domain_tokens >= optimal(sit.model): return sit.model, sit.domain_tokens
+        return sit.model, max(optimal(sit.model), have, a.general_pretraining_tokens)
+    if have >= optimal(sit.model): return sit.model, have
     dense = sorted((s for s in map(model_spec, ARCHITECTURES) if not s.is_moe), key=lambda s: s.num_params)
-    m = ([s for s in dense if optimal(s) <= sit.domain_tokens] or dense[:1])[-1]
-    return m, max(optimal(m), sit.domain_tokens)
+    m = ([s for s in dense if optimal(s) <= have] or dense[:1])[-1]
+    return m, max(optimal(m), have)
 
 # %% ../nbs/10_advisor.ipynb #52313c13
 def largest_trainable_model(sit:Situation)->object|None:
@@ -419,86 +471,103 @@ def largest_trainable_model(sit:Situation)->object|None:
     dense = sorted((s for s in map(model_spec, ARCHITECTURES) if not s.is_moe and s.num_params < sit.params),
                    key=lambda s: -s.num_params)
     def fits(spec):
-        kw = dict(method="qlora", batch_size=1, seq_len=min(a.seq_len, spec.max_position_embeddings or a.seq_len),
-                  precision=resolve_precision("auto", "qlora", "sft", bf16_supported=sit.gpu.bf16_supported),
-                  gradient_checkpointing=True, num_gpus=sit.num_gpus, strategy="ddp", lora_r=a.lora_r)
-        return estimate_memory(spec, **kw).fits(sit.gpu, headroom=a.memory_headroom)
+        run = RunSettings(method="qlora", batch_size=1, seq_len=min(a.seq_len, spec.max_position_embeddings or a.seq_len),
+                          precision=resolve_precision("auto", "qlora", "sft", bf16_supported=sit.gpu.bf16_supported),
+                          gradient_checkpointing=True, strategy="ddp", lora_r=a.lora_r, **machines(sit.num_gpus))
+        return estimate_memory(spec, run).fits(sit.gpu, headroom=a.memory_headroom)
     same = [s for s in dense if s.name.split("-")[0] == family]
     return next((s for s in same if fits(s)), None) or next((s for s in dense if fits(s)), None)
 
 # %% ../nbs/10_advisor.ipynb #5de7013a
+def _enough(have, least)->bool:
+    "A known amount of at least `least` (an amount not given is not enough to plan on)."
+    return have is not None and have >= least
+
 def _sft_stage(sit:Situation, name="SFT", examples=None)->Stage:
     a = sit.assumptions
     have = sit.labeled_examples
-    n = examples if examples is not None else (have if have >= MIN_SFT_EXAMPLES else a.sft_examples_if_none)
-    curated = sit.data_quality == "mixed" and n >= 5000
-    if curated: n = min(n, 5000)
+    n = examples if examples is not None else (have if _enough(have, MIN_SFT_EXAMPLES) else a.sft_examples_if_none)
+    curated = sit.data_quality == "mixed" and n >= CURATE_EXAMPLES
+    if curated: n = min(n, CURATE_EXAMPLES)
     tokens = n * a.tokens_per_example * a.sft_epochs
     st = estimate_training(sit.model, sit.gpu, sit.num_gpus, tokens, "sft" if tokens < a.full_sft_tokens else "sft-large", a)
-    data = (f"the best ~{fmt_num(n)} of your {fmt_num(have)} labeled examples (curate: quality beats quantity)" if curated
-            else f"{fmt_num(n)} labeled examples" + ("" if have >= n else f" (have {fmt_num(have)}: collect or write the rest)"))
+    data = (f"the best ~{fmt_count(n)} of your {fmt_count(have)} labeled examples (curate: quality beats quantity)" if curated
+            else f"{fmt_count(n)} labeled examples" + ("" if examples is not None or _enough(have, n) else
+                 " (assumed: labeled_examples not given)" if have is None else f" (have {fmt_count(have)}: collect or write the rest)"))
     lora = ("" if not st.fits else "LoRA forgets less of the base model than full fine-tuning (Biderman et al. 2024); "
-            if st.setup.startswith(("lora", "qlora")) else f"full fine-tuning: at {fmt_num(tokens)} training tokens LoRA would learn less (Biderman et al. 2024); ")
+            if st.setup.startswith(("lora", "qlora")) else f"full fine-tuning: at {fmt_count(tokens)} training tokens LoRA would learn less (Biderman et al. 2024); ")
     return replace(st, name=name, data=f"{data} × {a.sft_epochs} epochs", note=lora + st.note)
 
 def _dpo_stage(sit:Situation)->Stage:
     a, have = sit.assumptions, sit.preference_pairs
-    n = have if have >= MIN_PREFERENCE_PAIRS else a.dpo_pairs_if_none
+    n = have if _enough(have, MIN_PREFERENCE_PAIRS) else a.dpo_pairs_if_none
     st = estimate_training(sit.model, sit.gpu, sit.num_gpus, 2 * n * a.tokens_per_example * a.dpo_epochs, "sft", a,
                            time_factor=a.dpo_time_factor)
-    data = f"{fmt_num(n)} preference pairs (chosen vs rejected)" + ("" if have >= n else f"; have {fmt_num(have)}: collect them")
-    return replace(st, name="DPO", data=data)
+    data = f"{fmt_count(n)} preference pairs (chosen vs rejected)" + ("" if _enough(have, n) else
+            "; assumed: preference_pairs not given" if have is None else f"; have {fmt_count(have)}: collect them")
+    return replace(st, name="DPO", data=data, train_stage="dpo")
 
 def _baseline_stage(sit:Situation)->Stage:
-    n = min(sit.labeled_examples, 200)
-    return Stage("prompt baseline", f"a held-out test set ({fmt_num(n)} of your examples)" if n >= 20
-                 else "a test set of ~50 inputs with the outputs you want (write them)")
+    a = sit.assumptions
+    n = min(sit.labeled_examples or 0, a.test_set_examples)
+    if sit.labeled_examples is None: return Stage("prompt baseline", f"a held-out test set: up to {a.test_set_examples} of your "
+                                                  f"examples, or ~{a.written_test_examples} inputs with the outputs you want")
+    return Stage("prompt baseline", f"a held-out test set ({fmt_count(n)} of your examples)" if n >= a.min_test_examples
+                 else f"a test set of ~{a.written_test_examples} inputs with the outputs you want (write them)")
 
 # %% ../nbs/10_advisor.ipynb #963371c5
 def plan_options(sit:Situation)->dict[str, list[Stage]]:
     "A staged plan for every approach, each training stage costed on the user's hardware."
     a, plans = sit.assumptions, {}
-    k = min(sit.labeled_examples, 8)
+    k = min(sit.labeled_examples or 0, a.few_shot_examples)
     plans["prompting"] = [Stage("write the prompt", f"instructions + {k} of your examples as few-shot demonstrations" if k
                                 else "instructions + a few hand-written examples"), _baseline_stage(sit)]
-    hours, usd = embedding_cost(sit.domain_tokens, sit.gpu, sit.num_gpus, a)
-    chunks = sit.domain_tokens / a.rag_chunk_tokens
-    plans["rag"] = [Stage("build the retrieval index",
-                          f"{fmt_num(sit.domain_tokens)} document tokens in ~{fmt_num(round(chunks))} chunks" if sit.domain_tokens
-                          else "the documents to search (you have none yet)",
-                          setup=f"embedding model {a.embed_params/1e6:.0f}M params", tokens=sit.domain_tokens, hours=hours, usd=usd,
-                          note="re-embed documents as they change" if sit.goal == "fresh-facts" else ""),
-                    Stage("retrieve + prompt", f"top passages (~{fmt_num(a.rag_context_tokens)} tokens) added to each query"),
+    docs, embed = sit.domain_tokens, f"embedding model {a.embed_params/1e6:.0f}M params"
+    renew = "re-embed documents as they change" if sit.goal == "fresh-facts" else ""
+    if docs is None: index = Stage("build the retrieval index", "your documents (domain_tokens not given)", setup=embed,
+                                   note=renew, unknown="domain_tokens not given")
+    else:
+        hours, usd = embedding_cost(docs, sit.gpu, sit.num_gpus, a)
+        index = Stage("build the retrieval index", f"{fmt_count(docs)} document tokens in ~{fmt_count(round(docs / a.rag_chunk_tokens))} chunks"
+                      if docs else "the documents to search (you have none yet)", setup=embed, tokens=docs, hours=hours, usd=usd, note=renew)
+    plans["rag"] = [index,
+                    Stage("retrieve + prompt", f"top passages (~{fmt_count(a.rag_context_tokens)} tokens) added to each query"),
                     Stage("evaluate", "questions with reference answers and their source passages")]
     sft = _sft_stage(sit)
-    dpo = [_dpo_stage(sit)] if sit.preference_pairs >= MIN_PREFERENCE_PAIRS else []
+    dpo = [_dpo_stage(sit)] if _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS) else []
     if not sft.fits and (m := largest_trainable_model(sit)):
         sft = replace(sft, note=f"{sft.note}; try {m.name} ({m.num_params/1e9:.1f}B params), the largest catalog model "
                                 f"{'of the same family ' if m.name.split('-')[0] == sit.model.name.split('-')[0] else ''}"
                                 f"whose QLoRA run fits {sit.num_gpus}×{sit.gpu.name}, or more/larger GPUs")
     plans["fine-tuning"] = [_baseline_stage(sit), sft] + dpo
-    pairs = sit.preference_pairs if sit.preference_pairs >= MIN_PREFERENCE_PAIRS else a.dpo_pairs_if_none
-    first = sft if sit.labeled_examples >= MIN_SFT_EXAMPLES else replace(_sft_stage(sit, examples=pairs),
-        name="SFT", data=f"the chosen answers of the {fmt_num(pairs)} preference pairs × {a.sft_epochs} epochs")
+    pairs = sit.preference_pairs if _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS) else a.dpo_pairs_if_none
+    first = sft if _enough(sit.labeled_examples, MIN_SFT_EXAMPLES) else replace(_sft_stage(sit, examples=pairs),
+        name="SFT", data=f"the chosen answers of the {fmt_count(pairs)} preference pairs × {a.sft_epochs} epochs")
     plans["preference-tuning"] = [_baseline_stage(sit), first, _dpo_stage(sit)]
     # after (continued) pretraining: SFT (+ DPO) to make it follow instructions; a new data type needs it only for a task
-    then_sft = sit.goal != "new-modality" or sit.labeled_examples >= MIN_SFT_EXAMPLES
-    cpt = estimate_training(sit.model, sit.gpu, sit.num_gpus, sit.domain_tokens, "cpt", a)
+    then_sft = sit.goal != "new-modality" or _enough(sit.labeled_examples, MIN_SFT_EXAMPLES)
     tok = "extend the tokenizer with the new language's tokens first; " if not sit.language_supported else ""
-    lora = "LoRA learns less from raw text than full training (Biderman et al. 2024); " if cpt.fits and cpt.setup.startswith(("lora", "qlora")) else ""
-    if sit.domain_tokens == 0:  # nothing to pretrain on: no stage to price, and no SFT/DPO pretending to be its cost
+    if docs == 0:  # nothing to pretrain on: no stage to price, and no SFT/DPO pretending to be its cost
         plans["continued-pretraining"] = [Stage("continued pretraining", "raw domain text (domain_tokens=0: you have none)",
-                                                missing="no domain text given")]
-    else: plans["continued-pretraining"] = [replace(cpt, name="continued pretraining",
-        data=f"{fmt_num(sit.domain_tokens)} tokens of raw domain text, 1 epoch",
-        note=f"{tok}{lora}mix in ~5-10% general text to limit forgetting; {cpt.note}")] + ([sft] if then_sft else []) + dpo
+                                                missing="no domain text given", train_stage="continue_pretraining")]
+    elif docs is None:  # not given: the plan stands, its first stage is not costed
+        plans["continued-pretraining"] = [Stage("continued pretraining", "raw domain text, 1 epoch (domain_tokens not given)",
+            note=f"{tok}mix in ~5-10% general text to limit forgetting", unknown="domain_tokens not given",
+            train_stage="continue_pretraining")] + ([sft] if then_sft else []) + dpo
+    else:
+        cpt = estimate_training(sit.model, sit.gpu, sit.num_gpus, docs, "cpt", a)
+        lora = "LoRA learns less from raw text than full training (Biderman et al. 2024); " if cpt.fits and cpt.setup.startswith(("lora", "qlora")) else ""
+        plans["continued-pretraining"] = [replace(cpt, name="continued pretraining", data=f"{fmt_count(docs)} tokens of raw domain text, 1 epoch",
+            note=f"{tok}{lora}mix in ~5-10% general text to limit forgetting; {cpt.note}")] + ([sft] if then_sft else []) + dpo
     pm, ptokens = pretraining_model(sit)
-    pre, short, psit = estimate_training(pm, sit.gpu, sit.num_gpus, ptokens, "pretrain", a), ptokens - sit.domain_tokens, replace(sit, model=pm)
-    why = ("all your data" if ptokens == sit.domain_tokens else f"Chinchilla: {a.chinchilla_tokens_per_param:.0f} per parameter"
-           if sit.goal == "new-modality" or ptokens > a.general_pretraining_tokens else "a competitive general model needs ≥ 1e12")
+    pre, short, psit = estimate_training(pm, sit.gpu, sit.num_gpus, ptokens, "pretrain", a), ptokens - (docs or 0), replace(sit, model=pm)
+    why = ("all your data" if ptokens == docs else f"Chinchilla: {a.chinchilla_tokens_per_param:.0f} per parameter"
+           if sit.goal == "new-modality" or ptokens > a.general_pretraining_tokens else
+           f"a competitive general model needs ≥ {fmt_count(a.general_pretraining_tokens)}")
+    have = ("; domain_tokens not given" if docs is None else
+            f"; you have {fmt_count(docs)}, so {fmt_count(short)} more" if short > 0 else "")
     plans["pretraining"] = [replace(pre, name=f"pretrain {pm.name} ({pm.num_params/1e9:.2f}B params) from scratch",
-        data=f"{fmt_num(ptokens)} tokens ({why})"
-             + (f"; you have {fmt_num(sit.domain_tokens)}, so {fmt_num(short)} more" if short > 0 else ""))] \
+        data=f"{fmt_count(ptokens)} tokens ({why}){have}")] \
         + ([_sft_stage(psit)] if then_sft else []) + ([_dpo_stage(psit)] if dpo else [])
     return plans
 
@@ -528,10 +597,11 @@ class Cost:
     usd_per_year: float   # extra prompt tokens per year (few-shot examples, retrieved passages) at the assumed price
     fits: bool            # every stage fits the GPUs
     missing: str = ""     # a stage lacks its data, so the plan has no cost (usd and hours are then NaN)
+    unknown: str = ""     # a stage's data amount was not given, so the plan has no cost (NaN), but nothing rules it out
     def __str__(self):
-        if self.missing: return f"not costed: {self.missing}"
-        s = f"{fmt_usd(self.usd)} once, {fmt_hours(self.hours)}" if self.usd or self.hours else "no training"
-        return s + (f", +{fmt_usd(self.usd_per_year)}/yr in prompt tokens" if self.usd_per_year >= 0.5 else "")
+        if self.missing or self.unknown: return f"not costed: {self.missing or self.unknown}"
+        s = f"{_usd(self.usd)} once, {fmt_hours(self.hours)}" if self.usd or self.hours else "no training"
+        return s + (f", +{_usd(self.usd_per_year)}/yr in prompt tokens" if self.usd_per_year >= 0.5 else "")
 
 @dataclass
 class Option:
@@ -546,6 +616,7 @@ class Option:
     can: str
     cannot: str
     fired: list = field(default_factory=list)   # the Rule objects that fired
+    undecided: list = field(default_factory=list)  # (Rule, input name): rules that need an input that was not given
     blocked: bool = False # made "not advised" by hardware, budget or deadline
     vetoed: bool = False  # a rule with blocks=True fired: the approach cannot reach the goal
 
@@ -557,6 +628,8 @@ def option_cost(sit:Situation, approach:str, plan:list)->Cost:
     per_year = {"prompting": sit.few_shot_usd_per_year, "rag": sit.rag_usd_per_year}.get(approach, 0.)
     missing = "; ".join(s.missing for s in plan if s.missing)
     if missing: return Cost(usd=math.nan, hours=math.nan, usd_per_year=per_year, fits=True, missing=missing)
+    unknown = "; ".join(dict.fromkeys(s.unknown for s in plan if s.unknown))
+    if unknown: return Cost(usd=math.nan, hours=math.nan, usd_per_year=per_year, fits=all(s.fits for s in plan), unknown=unknown)
     return Cost(usd=sum(s.usd for s in plan), hours=sum(s.hours for s in plan), usd_per_year=per_year,
                 fits=all(s.fits for s in plan))
 
@@ -566,30 +639,32 @@ def feasibility(sit:Situation, cost:Cost, plan:list)->list[tuple[str, float]]:
     for s in plan:
         if s.missing: out.append((f"{s.name}: {s.missing}, so there is nothing to train on", math.inf))
         if not s.fits: out.append((f"{s.name} does not fit: {s.note}", math.inf))
-    if not cost.fits or cost.missing: return out
+    if not cost.fits or cost.missing or cost.unknown: return out
     if sit.budget_usd is not None and cost.usd > sit.budget_usd:
-        out.append((f"estimated {fmt_usd(cost.usd)} > budget_usd={fmt_usd(sit.budget_usd)}", cost.usd / sit.budget_usd))
+        out.append((f"estimated {_usd(cost.usd)} > budget_usd={_usd(sit.budget_usd)}", cost.usd / sit.budget_usd))
     if sit.deadline_days is not None and cost.hours / 24 > sit.deadline_days:
-        out.append((f"estimated {fmt_hours(cost.hours)} of training > deadline_days={fmt_num(sit.deadline_days)}",
+        out.append((f"estimated {fmt_hours(cost.hours)} of training > deadline_days={fmt_count(sit.deadline_days)}",
                      cost.hours / 24 / sit.deadline_days))
     return out
 
 def verdict_for(score:float)->str:
     return "recommended" if score >= RECOMMEND_AT else ("possible" if score >= POSSIBLE_AT else "not advised")
 
-def confidence_for(score:float, effects:list, over:list[float])->str:
-    "high/medium/low: distance of `score` inside its verdict band, lowered by conflicting rules; or from the feasibility ratios `over`."
+def confidence_for(score:float, effects:list, over:list[float], undecided:list=())->str:
+    "high/medium/low: distance of `score` inside its verdict band, lowered by conflicting or strong undecided rules; or from the feasibility ratios `over`."
     if over: return "high" if max(over) >= 2 else "medium"
     if score >= RECOMMEND_AT: d = score - RECOMMEND_AT + 1
     elif score >= POSSIBLE_AT: d = min(score - POSSIBLE_AT + 1, RECOMMEND_AT - score)
     else: d = POSSIBLE_AT - score
     level = 2 if d >= 3 else (1 if d >= 2 else 0)
     if sum(e for e in effects if e > 0) >= 2 and -sum(e for e in effects if e < 0) >= 2: level = max(level - 1, 0)
+    if any(abs(e) >= 2 for e in undecided): level = max(level - 1, 0)
     return ("low", "medium", "high")[level]
 
 # %% ../nbs/10_advisor.ipynb #062e7a13
 def _stage_cost(s:Stage)->str:
-    return f"{fmt_hours(s.hours)}, {fmt_usd(s.usd)}" if s.tokens and s.fits else ("does not fit" if not s.fits else "")
+    if s.missing or s.unknown: return f"not costed: {s.missing or s.unknown}"
+    return f"{fmt_hours(s.hours)}, {_usd(s.usd)}" if s.tokens and s.fits else ("does not fit" if not s.fits else "")
 
 @dataclass
 class Recommendation:
@@ -604,6 +679,28 @@ class Recommendation:
         "The option for `approach`."
         check_choice("approach", approach, APPROACHES)
         return next(o for o in self.ranked if o.approach == approach)
+
+    @property
+    def assumed(self)->dict:
+        "Input name -> what the advisor assumed because you did not give it."
+        return self.situation.assumed
+
+    @property
+    def needs(self)->dict:
+        "Input name -> the (approach, effect) of every rule that stayed undecided because the input was not given."
+        out = {}
+        for o in self.ranked:
+            for r, name in o.undecided: out.setdefault(name, []).append((o.approach, r.effect))
+        return out
+
+    def need_lines(self)->list[str]:
+        "What the advisor would need to know, one line per input: the options it would move."
+        lines = []
+        for name, hits in self.needs.items():
+            by = {}
+            for ap, e in hits: by.setdefault(ap, []).append(f"{e:+g}")
+            lines.append(f"{name} (not given) decides " + "; ".join(f"{ap} {', '.join(es)}" for ap, es in by.items()))
+        return lines
 
     def table(self):
         "The options as a pandas DataFrame."
@@ -623,12 +720,15 @@ class Recommendation:
         lines += [f"    {r}" for r in b.reasons]
         lines += [f"  can: {b.can}", f"  cannot: {b.cannot}", "  plan:"]
         lines += [f"    {i}. {st}" for i, st in enumerate(b.plan, 1)]
-        lines += [f"  cost: {b.cost}", "", "ALL OPTIONS"]
+        lines += [f"  cost: {b.cost}"]
+        if self.assumed: lines += ["", "ASSUMED (you did not say)"] + [f"  {k}: {v}" for k, v in self.assumed.items()]
+        if self.needs: lines += ["", "WOULD NEED TO KNOW (rules left undecided)"] + [f"  {l}" for l in self.need_lines()]
+        lines += ["", "ALL OPTIONS"]
         lines.append(f"  {'approach':<22}{'verdict':<13}{'confidence':<11}{'score':>6}  {'one-off':>9}  {'time':>10}  {'prompt $/yr':>11}")
         for o in self.ranked:
             c = o.cost
-            lines.append(f"  {o.approach:<22}{o.verdict:<13}{o.confidence:<11}{o.score:>+6g}  {fmt_usd(c.usd):>9}  "
-                         f"{fmt_hours(c.hours):>10}  {fmt_usd(c.usd_per_year):>11}")
+            lines.append(f"  {o.approach:<22}{o.verdict:<13}{o.confidence:<11}{o.score:>+6g}  {_usd(c.usd):>9}  "
+                         f"{fmt_hours(c.hours):>10}  {_usd(c.usd_per_year):>11}")
         lines += ["", "WHY NOT THE OTHERS"]
         for o in self.ranked[1:]:
             lines.append(f"  {o.approach} ({o.verdict}):")
@@ -648,26 +748,30 @@ class Recommendation:
                                     + (f" ({e(_stage_cost(s))})" if _stage_cost(s) else "")
                                     + (f"<br><small>{e(s.note)}</small>" if s.note else "") + "</li>" for s in o.plan)
         rows = "".join(f"<tr><td><b>{e(o.approach)}</b></td><td style='color:{color[o.verdict]}'>{e(o.verdict)}</td>"
-                       f"<td>{e(o.confidence)}</td><td>{o.score:+g}</td><td>{e(fmt_usd(o.cost.usd))}</td>"
-                       f"<td>{e(fmt_hours(o.cost.hours))}</td><td>{e(fmt_usd(o.cost.usd_per_year))}</td></tr>" for o in self.ranked)
+                       f"<td>{e(o.confidence)}</td><td>{o.score:+g}</td><td>{e(_usd(o.cost.usd))}</td>"
+                       f"<td>{e(fmt_hours(o.cost.hours))}</td><td>{e(_usd(o.cost.usd_per_year))}</td></tr>" for o in self.ranked)
         others = "".join(f"<details><summary><b>{e(o.approach)}</b>: <span style='color:{color[o.verdict]}'>{e(o.verdict)}</span>"
                          f" ({e(o.confidence)} confidence)</summary><ul>{reasons(o)}</ul><p><i>Plan:</i></p><ol>{plan(o)}</ol></details>"
                          for o in self.ranked[1:])
-        return (f"<div style='border:1px solid #d0d7de;border-radius:8px;padding:12px;max-width:900px'>"
+        return (f"<div class='lmtune-advice' style='border:1px solid #d0d7de;border-radius:8px;padding:12px;max-width:900px'>"
                 f"<div style='color:#57606a'>{e(self._headline())}</div>"
-                f"<h3 style='margin:6px 0'>{e(b.approach)} <span style='color:{color[b.verdict]};font-size:80%'>"
+                f"<h3 style='margin:6px 0'><span class='lmtune-best'>{e(b.approach)}</span> <span style='color:{color[b.verdict]};font-size:80%'>"
                 f"{e(b.verdict)}, {e(b.confidence)} confidence</span></h3>"
                 f"<ul>{reasons(b)}</ul><p><b>Can:</b> {e(b.can)}<br><b>Cannot:</b> {e(b.cannot)}</p>"
                 f"<p><b>Plan</b> ({e(str(b.cost))}):</p><ol>{plan(b)}</ol>"
-                f"<table><tr><th>approach</th><th>verdict</th><th>confidence</th><th>score</th><th>one-off</th>"
+                + (f"<p><b>Assumed</b> (you did not say):</p><ul>"
+                   + "".join(f"<li><code>{e(k)}</code>: {e(v)}</li>" for k, v in self.assumed.items()) + "</ul>" if self.assumed else "")
+                + (f"<p><b>Would need to know</b> (rules left undecided):</p><ul class='lmtune-needs'>"
+                   + "".join(f"<li>{e(l)}</li>" for l in self.need_lines()) + "</ul>" if self.needs else "")
+                + f"<table><tr><th>approach</th><th>verdict</th><th>confidence</th><th>score</th><th>one-off</th>"
                 f"<th>time</th><th>extra prompt $/yr</th></tr>{rows}</table>{others}"
                 f"<p style='color:#57606a;font-size:85%'>Scores: rules in <code>lmtune.advisor.RULES</code>; costs: "
                 f"lmtune.memory + lmtune.cost estimates ({e(price_note(self.situation))}).</p></div>")
 
 def price_note(sit:Situation)->str:
     "The price assumptions behind the costs, in words."
-    return (f"{sit.gpu.name} at {fmt_usd(sit.gpu.usd_per_hour)}/GPU-hour ({sit.gpu.price_date}); prompt tokens at "
-            f"{fmt_usd(sit.usd_per_mtok)}/1M")
+    return (f"{sit.gpu.name} at {_usd(sit.gpu.usd_per_hour)}/GPU-hour ({sit.gpu.price_date}); prompt tokens at "
+            f"{_usd(sit.usd_per_mtok)}/1M")
 
 # %% ../nbs/10_advisor.ipynb #06f8980d
 def _count(arg:str, value, none_ok:bool=False, positive:bool=False):
@@ -688,21 +792,21 @@ def _lookup(arg:str, value, fn):
         head, _, rest = msg.partition(": ")     # drop the catalog's own "config=...: " prefix
         raise ValueError(f"{arg}={value!r}: {rest if rest and '=' in head else msg}") from None
 
-def make_situation(goal:str, labeled_examples=0, preference_pairs=0, domain_tokens=0., budget_usd=None, deadline_days=None,
-                   gpu="A100-80GB", num_gpus=1, base_knows_domain="partial", language_supported=None, queries_per_day=1_000,
+def make_situation(goal:str, labeled_examples=None, preference_pairs=None, domain_tokens=None, budget_usd=None, deadline_days=None,
+                   gpu="A100-80GB", num_gpus=1, base_knows_domain=None, language_supported=None, queries_per_day=None,
                    on_prem=False, model="llama-3.1-8b", prompting_works="untested", data_quality="unknown",
-                   few_shot_tokens=1_500, usd_per_million_tokens=None, assumptions=None)->Situation:
+                   few_shot_tokens=None, usd_per_million_tokens=None, assumptions=None)->Situation:
     "Check the inputs of `advise` and build the `Situation` (see `advise` for the arguments)."
     from lmtune.catalog import gpu_spec, model_spec
     check_choice("goal", goal, list(GOALS))
     for k, v in dict(labeled_examples=labeled_examples, preference_pairs=preference_pairs, domain_tokens=domain_tokens,
-                     queries_per_day=queries_per_day, few_shot_tokens=few_shot_tokens).items(): _count(k, v)
+                     queries_per_day=queries_per_day, few_shot_tokens=few_shot_tokens).items(): _count(k, v, none_ok=True)
     _count("budget_usd", budget_usd, none_ok=True, positive=True)
     _count("deadline_days", deadline_days, none_ok=True, positive=True)
     _count("usd_per_million_tokens", usd_per_million_tokens, none_ok=True)
     if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
         raise ValueError(f"num_gpus={num_gpus!r} must be a positive integer.")
-    check_choice("base_knows_domain", base_knows_domain, KNOWLEDGE_LEVELS)
+    if base_knows_domain is not None: check_choice("base_knows_domain", base_knows_domain, KNOWLEDGE_LEVELS)
     check_choice("prompting_works", prompting_works, PROMPTING_RESULTS)
     check_choice("data_quality", data_quality, DATA_QUALITIES)
     for k, v in dict(on_prem=on_prem, language_supported=language_supported).items():
@@ -710,29 +814,54 @@ def make_situation(goal:str, labeled_examples=0, preference_pairs=0, domain_toke
             raise ValueError(f"{k}={v!r} must be True or False" + (" (or None: False when goal='new-language')." if k == "language_supported" else "."))
     g, m = _lookup("gpu", gpu, gpu_spec), _lookup("model", model, model_spec)
     a = assumptions or Assumptions()
-    return Situation(goal=goal, labeled_examples=int(labeled_examples), preference_pairs=int(preference_pairs),
-                     domain_tokens=float(domain_tokens), budget_usd=budget_usd, deadline_days=deadline_days, gpu=g,
-                     num_gpus=num_gpus, base_knows_domain=base_knows_domain,
+    assumed = _assumed(goal, a, labeled_examples=labeled_examples, preference_pairs=preference_pairs, domain_tokens=domain_tokens,
+                       queries_per_day=queries_per_day, few_shot_tokens=few_shot_tokens, base_knows_domain=base_knows_domain,
+                       language_supported=language_supported, usd_per_million_tokens=usd_per_million_tokens)
+    def amount(v, kind): return None if v is None else kind(v)
+    return Situation(goal=goal, labeled_examples=amount(labeled_examples, int), preference_pairs=amount(preference_pairs, int),
+                     domain_tokens=amount(domain_tokens, float), budget_usd=budget_usd, deadline_days=deadline_days, gpu=g,
+                     num_gpus=num_gpus, base_knows_domain=base_knows_domain or a.base_knows_domain,
                      language_supported=(goal != "new-language") if language_supported is None else language_supported,
-                     queries_per_day=queries_per_day, on_prem=on_prem, model=m, prompting_works=prompting_works,
-                     data_quality=data_quality, few_shot_tokens=int(few_shot_tokens),
+                     queries_per_day=a.queries_per_day if queries_per_day is None else queries_per_day, on_prem=on_prem, model=m,
+                     prompting_works=prompting_works, data_quality=data_quality,
+                     few_shot_tokens=int(a.few_shot_tokens if few_shot_tokens is None else few_shot_tokens),
                      usd_per_mtok=prompt_token_price(m, g, a) if usd_per_million_tokens is None else usd_per_million_tokens,
-                     assumptions=a)
+                     assumptions=a, assumed=assumed)
+
+# %% ../nbs/10_advisor.ipynb #073ebb80
+def _assumed(goal:str, a:Assumptions, **given)->dict:
+    "Input name -> what the advisor assumes because it is None in `given`."
+    out = {}
+    for k in AMOUNTS:
+        if given[k] is None: out[k] = "not given: the rules that need it are undecided" + {
+            "labeled_examples": f"; a plan that trains on labels is costed on {fmt_count(a.sft_examples_if_none)} examples",
+            "preference_pairs": f"; a DPO stage is costed on {fmt_count(a.dpo_pairs_if_none)} pairs",
+            "domain_tokens": "; indexing and continued pretraining are not costed"}[k]
+    if given["queries_per_day"] is None: out["queries_per_day"] = f"{fmt_count(a.queries_per_day)} queries a day (Assumptions.queries_per_day)"
+    if given["few_shot_tokens"] is None: out["few_shot_tokens"] = f"{fmt_count(a.few_shot_tokens)} extra prompt tokens per query for few-shot examples (Assumptions.few_shot_tokens)"
+    if given["base_knows_domain"] is None: out["base_knows_domain"] = f"'{a.base_knows_domain}' (Assumptions.base_knows_domain)"
+    if given["language_supported"] is None: out["language_supported"] = f"{goal != 'new-language'} (False only when goal='new-language')"
+    if given["usd_per_million_tokens"] is None: out["usd_per_million_tokens"] = "prompt tokens priced as self-hosted prefill on your GPU (see the inference price above)"
+    return out
 
 # %% ../nbs/10_advisor.ipynb #6db17a84
 def data_needed(sit:Situation, approach:str, plan:list)->str|None:
     "What data `approach` lacks in `sit`, as an instruction (\"collect at least ...\"), or None if it has enough."
     what = {"new-language": "text in the language", "new-modality": "sequences of the new data type"}.get(sit.goal, "raw domain text")
-    have = f"(you have {fmt_num(sit.domain_tokens)})"
-    if approach == "fine-tuning" and sit.labeled_examples < MIN_SFT_EXAMPLES:
-        return f"collect at least {MIN_SFT_EXAMPLES} labeled examples (you have {fmt_num(sit.labeled_examples)}) for supervised fine-tuning"
-    if approach == "preference-tuning" and sit.preference_pairs < MIN_PREFERENCE_PAIRS:
-        return f"collect at least {MIN_PREFERENCE_PAIRS} preference pairs (you have {fmt_num(sit.preference_pairs)}) for preference tuning"
-    if approach == "continued-pretraining" and sit.domain_tokens < MIN_CPT_TOKENS:
-        return f"collect at least {fmt_num(MIN_CPT_TOKENS)} tokens of {what} {have} for continued pretraining"
-    if approach == "rag" and sit.domain_tokens == 0: return "collect the documents to retrieve from"
-    if approach == "pretraining" and plan and sit.domain_tokens < plan[0].tokens:
-        return f"collect {fmt_num(plan[0].tokens)} tokens of {what} {have} to pretrain from scratch"
+    docs, have = sit.domain_tokens, f"(you have {fmt_count(sit.domain_tokens)})"
+    def tell(name, least, purpose): return f"say how many {name.replace('_', ' ')} you have ({name}=...): {purpose} needs at least {fmt_count(least)}"
+    if approach == "fine-tuning" and not _enough(sit.labeled_examples, MIN_SFT_EXAMPLES):
+        if sit.labeled_examples is None: return tell("labeled_examples", MIN_SFT_EXAMPLES, "supervised fine-tuning")
+        return f"collect at least {MIN_SFT_EXAMPLES} labeled examples (you have {fmt_count(sit.labeled_examples)}) for supervised fine-tuning"
+    if approach == "preference-tuning" and not _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS):
+        if sit.preference_pairs is None: return tell("preference_pairs", MIN_PREFERENCE_PAIRS, "preference tuning")
+        return f"collect at least {MIN_PREFERENCE_PAIRS} preference pairs (you have {fmt_count(sit.preference_pairs)}) for preference tuning"
+    if approach == "continued-pretraining" and not _enough(docs, MIN_CPT_TOKENS):
+        if docs is None: return tell("domain_tokens", MIN_CPT_TOKENS, "continued pretraining")
+        return f"collect at least {fmt_count(MIN_CPT_TOKENS)} tokens of {what} {have} for continued pretraining"
+    if approach == "rag" and docs == 0: return "collect the documents to retrieve from"
+    if approach == "pretraining" and plan and not _enough(docs, plan[0].tokens):
+        return f"collect {fmt_count(plan[0].tokens)} tokens of {what} {have if docs is not None else '(domain_tokens not given)'} to pretrain from scratch"
     return None
 
 # %% ../nbs/10_advisor.ipynb #5650b7c2
@@ -740,19 +869,25 @@ def score_options(sit:Situation, plans:dict, rules:list)->list[Option]:
     "Apply `rules`, then feasibility, to every approach; return the options ranked best first."
     ns, pretty, options = sit.namespace(), sit.pretty(), []
     for ap in APPROACHES:
-        fired = [r for r in rules if r.approach == ap and r.applies(ns)]
+        fired, undecided = [], []
+        for r in (r for r in rules if r.approach == ap):
+            try:
+                if r.applies(ns): fired.append(r)
+            except NotGiven as e: undecided.append((r, e.name))
         score = sum(r.effect for r in fired)
         reasons = [f"[{r.effect:+g}{' veto' if r.blocks else ''}] {r.explain(pretty)}" for r in fired]
+        reasons += [f"[?{r.effect:+g}{' veto' if r.blocks else ''}, needs {name}] {r.explain(pretty)}" for r, name in undecided]
         cost = option_cost(sit, ap, plans[ap])
         blocks = feasibility(sit, cost, plans[ap])
         vetoed = any(r.blocks for r in fired)
         verdict = "not advised" if blocks or vetoed else verdict_for(score)
         reasons += [f"[not advised] {why}" for why, _ in blocks]
         over = [x for _, x in blocks] + ([math.inf] if vetoed else [])
-        options.append(Option(ap, verdict, confidence_for(score, [r.effect for r in fired], over), score, reasons, cost,
-                              plans[ap], *CAPABILITIES[ap], fired=fired, blocked=bool(blocks), vetoed=vetoed))
+        conf = confidence_for(score, [r.effect for r in fired], over, [r.effect for r, _ in undecided])
+        options.append(Option(ap, verdict, conf, score, reasons, cost, plans[ap], *CAPABILITIES[ap], fired=fired,
+                              undecided=undecided, blocked=bool(blocks), vetoed=vetoed))
     ranked = sorted(options, key=lambda o: (VERDICTS.index(o.verdict), o.vetoed, -o.score,
-                                            math.inf if o.cost.missing else o.cost.usd))
+                                            math.inf if o.cost.missing or o.cost.unknown else o.cost.usd))
     least = ranked[0]
     if least.verdict == "not advised" and not least.vetoed and (need := data_needed(sit, least.approach, least.plan)):
         least.reasons.append(f"[collect data] nothing is advised; the least bad option needs data first: {need}")
@@ -760,21 +895,21 @@ def score_options(sit:Situation, plans:dict, rules:list)->list[Option]:
     return ranked
 
 def advise(goal:str, # behavior, task, knowledge, fresh-facts, new-language, new-modality or alignment
-           labeled_examples:int=0, # input->output examples you have (or can write)
-           preference_pairs:int=0, # (prompt, chosen, rejected) triples
-           domain_tokens:float=0, # raw unlabeled domain text, in tokens (documents, code, sequences)
+           labeled_examples:int|None=None, # input->output examples you have (or can write); None: not given (unknown, not zero)
+           preference_pairs:int|None=None, # (prompt, chosen, rejected) triples; None: not given
+           domain_tokens:float|None=None, # raw unlabeled domain text, in tokens (documents, code, sequences); None: not given
            budget_usd:float|None=None, # one-off GPU budget for the adaptation; None: no limit
            deadline_days:float|None=None, # GPU time available, in days; None: no limit
            gpu="A100-80GB", # GPU type (a lmtune.catalog name, e.g. "RTX-4090", "H100-SXM") or a `GPU`
            num_gpus:int=1, # GPUs you can use together
-           base_knows_domain:str="partial", # how well the base model already knows the domain: none, partial, good
+           base_knows_domain:str|None=None, # how well the base model already knows the domain: none, partial, good; None: assume partial
            language_supported:bool|None=None, # the base model reads/writes the language; None: False iff goal='new-language'
-           queries_per_day:float=1_000, # expected production volume (prices long prompts)
+           queries_per_day:float|None=None, # expected production volume (prices long prompts); None: Assumptions.queries_per_day
            on_prem:bool=False, # data must stay on your machines (no hosted API)
            model="llama-3.1-8b", # base model: catalog name, config dict/path or transformers config
            prompting_works:str="untested", # have you tried prompting a good model? untested, no, partly, yes
            data_quality:str="unknown", # quality of the labeled examples: unknown, mixed, high
-           few_shot_tokens:int=1_500, # extra prompt tokens per query that few-shot prompting needs
+           few_shot_tokens:int|None=None, # extra prompt tokens per query that few-shot prompting needs; None: Assumptions.few_shot_tokens
            usd_per_million_tokens:float|None=None, # your prompt-token price; None: self-hosted on `gpu` (see Assumptions)
            assumptions:Assumptions|None=None, # numbers the advisor assumes
            rules:list|None=None, # the rule table; defaults to `RULES`

@@ -17,6 +17,6 @@ def test_import_lmtune_is_fast_and_light():
 
 @pytest.mark.parametrize('module', ['lmtune.settings', 'lmtune.corpus', 'lmtune.models', 'lmtune.catalog', 'lmtune.memory',
                                     'lmtune.cost', 'lmtune.calibrate', 'lmtune.data', 'lmtune.train', 'lmtune.adapters',
-                                    'lmtune.advisor', 'lmtune.demo', 'lmtune.cli'])
+                                    'lmtune.advisor', 'lmtune.demo', 'lmtune.cli', 'lmtune.widgets', 'lmtune.monitor', 'lmtune.launch', 'lmtune.__main__'])
 def test_modules_import_without_heavy_libraries(module):
     assert _import_report(module)['heavy'] == []
