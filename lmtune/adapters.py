@@ -6,25 +6,61 @@ Docs: https://lmtune.github.io/lmtune/adapters.html.md"""
 
 # %% ../nbs/09_adapters.ipynb #23780cce
 from __future__ import annotations
-import difflib, json
+import difflib, json, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from .settings import bad_value, check_bool, check_choice, check_positive
 
 # %% auto #0
-__all__ = ['ADAPTER_CONFIG', 'WEIGHT_FILES', 'COMBINATION_TYPES', 'adapter_dir', 'AdapterSize', 'adapter_size', 'AdapterInfo',
-           'list_adapters', 'adapter_table', 'load_adapter', 'swap_adapter', 'merge_adapter', 'combine_adapters',
-           'save_adapter']
+__all__ = ['ADAPTER_CONFIG', 'WEIGHT_FILES', 'COMBINATION_TYPES', 'pickled_weights_message', 'safetensors_problem', 'adapter_dir',
+           'AdapterSize', 'adapter_size', 'AdapterInfo', 'list_adapters', 'adapter_table', 'check_adapter_fits',
+           'load_adapter', 'swap_adapter', 'merge_adapter', 'combine_adapters', 'save_adapter']
 
 # %% ../nbs/09_adapters.ipynb #5c3d5375
 ADAPTER_CONFIG = "adapter_config.json"
-WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin") # what PEFT saves; lmtune reads only the first
 
 def _find_adapter_dirs(root:Path)->list:
     return sorted(p.parent for p in Path(root).rglob(ADAPTER_CONFIG))
 
+def pickled_weights_message(pickle_file, # a pickled weights file (`adapter_model.bin`, `pytorch_model.bin`)
+                            convert:str, # the one-line Python that writes the safetensors file
+                           )->str:
+    "Why lmtune refuses a pickled weights file, and how to convert one you trust."
+    return (f"{pickle_file} holds pickled weights, and there is no safetensors file next to it. Unpickling a file can run "
+            f"any code in it, so lmtune loads weights only from safetensors. If you trust the file, convert it once: "
+            f'python -c "{convert}"')
+
+def safetensors_problem(path)->str|None:
+    "Why the safetensors file at `path` cannot be read whole (missing, cut short, a broken header), or None if it can."
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 0 < n <= size - 8: return f"{p} is damaged (its header length {n} does not fit its {size} bytes)"
+            header = json.loads(f.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e: return f"{p} is damaged ({type(e).__name__}: {e})"
+    if 8 + n + end != size: return f"{p} is damaged (cut short: {size} of {8 + n + end} bytes)"
+    return None
+
+def _adapter_weights(d:Path)->Path:
+    "The safetensors weights of adapter folder `d`; a pickle-only folder or a damaged file is an error that says why."
+    st, pkl = d/WEIGHT_FILES[0], d/WEIGHT_FILES[1]
+    if not st.exists() and pkl.exists():
+        raise ValueError(pickled_weights_message(pkl, f"import torch; from safetensors.torch import save_file; "
+                                                      f"save_file(torch.load('{pkl}', weights_only=True), '{st}')"))
+    if not st.exists(): raise ValueError(f"{str(d)!r} has {ADAPTER_CONFIG} but no {WEIGHT_FILES[0]}. "
+                                         "Fix: save the adapter again with `peft_model.save_pretrained(path)`")
+    problem = safetensors_problem(st)
+    if problem: raise ValueError(f"{problem}. Fix: save the adapter again, or use an earlier checkpoint of it")
+    return st
+
 def adapter_dir(path, # a folder saved by `PeftModel.save_pretrained`
                )->Path:
     "`path` as a `Path` if it holds an adapter, else an error naming what is there and the fix."
+    if not isinstance(path, (str, Path)): raise bad_value("path", path, "pass the folder that holds adapter_config.json")
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"adapter path {str(p)!r} does not exist. Fix: check the path")
     if p.is_file():
@@ -49,22 +85,19 @@ class AdapterSize:
     def mb(self)->float: return self.n_bytes / 2**20
     def __repr__(self): return f"AdapterSize({self.n_params:,} params, {self.mb:.3f} MiB)"
 
+def _file_shapes(st:Path)->dict:
+    "Tensor name -> shape, read from a safetensors header (no tensor is loaded)."
+    from safetensors import safe_open
+    with safe_open(str(st), framework="pt") as f: return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
 def _file_param_count(d:Path)->int:
     "Parameters in the weight file of adapter folder `d`."
-    st = d/WEIGHT_FILES[0]
-    if st.exists():
-        import math
-        from safetensors import safe_open
-        with safe_open(str(st), framework="pt") as f:
-            return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
-    if (d/WEIGHT_FILES[1]).exists():
-        import torch
-        return sum(t.numel() for t in torch.load(d/WEIGHT_FILES[1], map_location="cpu", weights_only=True).values())
-    raise ValueError(f"{str(d)!r} has {ADAPTER_CONFIG} but no weights ({' or '.join(WEIGHT_FILES)}). "
-                     "Fix: save the adapter again with `peft_model.save_pretrained(path)`")
+    import math
+    return sum(math.prod(s) for s in _file_shapes(_adapter_weights(d)).values())
 
 def _check_loaded_name(model, name:str, what="adapter")->str:
     _require_peft(model)
+    if not isinstance(name, str): raise bad_value("name", name, f"pass the name of a loaded adapter: {list(model.peft_config)}")
     names = list(model.peft_config)
     if name not in names:
         close = difflib.get_close_matches(str(name), names, n=1)
@@ -83,9 +116,7 @@ def adapter_size(path_or_model, # an adapter folder, or a `PeftModel`
     "Parameter count and size in bytes of a saved adapter (file size) or of a loaded one (tensor bytes)."
     if isinstance(path_or_model, (str, Path)):
         d = adapter_dir(path_or_model)
-        f = next(d/w for w in WEIGHT_FILES if (d/w).exists()) if any((d/w).exists() for w in WEIGHT_FILES) else None
-        n = _file_param_count(d)
-        return AdapterSize(n, f.stat().st_size)
+        return AdapterSize(_file_param_count(d), _adapter_weights(d).stat().st_size)
     from peft import get_peft_model_state_dict
     _require_peft(path_or_model)
     name = _check_loaded_name(path_or_model, name or path_or_model.active_adapter)
@@ -105,6 +136,7 @@ class AdapterInfo:
     path: str|None = None  # folder, for a saved adapter
     base_model: str|None = None  # `base_model_name_or_path` from its config
     active: bool|None = None  # for a loaded adapter: whether it is the active one
+    problem: str|None = None  # for a saved adapter that cannot be loaded: why (pickled or damaged weights)
 
 def _targets(t)->list: return sorted(t) if isinstance(t, (list, set, tuple)) else ([t] if t else [])
 
@@ -117,9 +149,11 @@ def list_adapters(path_or_model, # a folder (searched recursively for adapter fo
         out = []
         for d in _find_adapter_dirs(root):
             cfg = json.loads((d/ADAPTER_CONFIG).read_text())
+            try: size, problem = adapter_size(d), None
+            except ValueError as e: size, problem = None, str(e)  # listed with the reason, so one bad folder hides nothing else
             out.append(AdapterInfo(name=str(d.relative_to(root)) if d != root else d.name, peft_type=cfg.get("peft_type"),
                                    r=cfg.get("r"), lora_alpha=cfg.get("lora_alpha"), target_modules=_targets(cfg.get("target_modules")),
-                                   size=adapter_size(d), path=str(d), base_model=cfg.get("base_model_name_or_path")))
+                                   size=size, path=str(d), base_model=cfg.get("base_model_name_or_path"), problem=problem))
         return out
     _require_peft(path_or_model)
     active = path_or_model.active_adapter
@@ -132,27 +166,112 @@ def adapter_table(path_or_model)->"pandas.DataFrame":
     "`list_adapters` as a DataFrame, one row per adapter."
     import pandas as pd
     rows = [dict(name=a.name, type=a.peft_type, r=a.r, alpha=a.lora_alpha, targets=", ".join(a.target_modules),
-                 params=a.size.n_params, MiB=round(a.size.mb, 4), active=a.active, path=a.path) for a in list_adapters(path_or_model)]
+                 params=a.size.n_params if a.size else None, MiB=round(a.size.mb, 4) if a.size else None, active=a.active,
+                 path=a.path, problem=a.problem) for a in list_adapters(path_or_model)]
     df = pd.DataFrame(rows)
-    return df.drop(columns=[c for c in ("active", "path") if c in df and df[c].isna().all()])
+    return df.drop(columns=[c for c in ("active", "path", "problem") if c in df and df[c].isna().all()])
 
 # %% ../nbs/09_adapters.ipynb #dba290b0
+def _in_out(module)->tuple|None:
+    "(inputs, outputs) of a layer an adapter can change: `nn.Linear`, GPT-2's `Conv1D` (weight stored inputs x outputs), `nn.Embedding`."
+    if hasattr(module, "in_features") and hasattr(module, "out_features"): return module.in_features, module.out_features
+    if type(module).__name__ == "Conv1D": return tuple(module.weight.shape)
+    if hasattr(module, "num_embeddings"): return module.num_embeddings, module.embedding_dim
+    return None
+
+# adapter tensor -> (which dimension of it must match, and which side of the layer): LoRA A is r x in, B is out x r
+_DIMS = {"lora_A.weight": (1, "in"), "lora_B.weight": (0, "out"), "lora_embedding_A": (1, "in"), "lora_embedding_B": (0, "out"),
+         "lora_magnitude_vector": (0, "out"), "lora_magnitude_vector.weight": (0, "out")}
+
+def _base_of(model): return model.get_base_model() if hasattr(model, "peft_config") else model
+
+def _name_or_path(model)->str:
+    "Where the model was loaded from (what PEFT records as an adapter's base), or ''."
+    base = _base_of(model)
+    return getattr(base, "name_or_path", None) or getattr(base.config, "_name_or_path", "") or ""
+
+def _model_name(model)->str:
+    c = _base_of(model).config
+    return (f"{_name_or_path(model) or type(_base_of(model)).__name__!r} ({c.model_type}, hidden_size "
+            f"{getattr(c, 'hidden_size', '?')}, {getattr(c, 'num_hidden_layers', '?')} layers)")
+
+def _misfits(model, d:Path, cfg:dict)->list:
+    "What in adapter folder `d` does not fit `model`: missing layers and tensors whose shapes the layers cannot take."
+    modules, out = dict(_base_of(model).named_modules()), []
+    if cfg.get("num_layers") and cfg.get("token_dim"):  # prompt learning: one key and value per layer, of the model's width
+        c = _base_of(model).config
+        for k, want in (("num_layers", c.num_hidden_layers), ("token_dim", c.hidden_size)):
+            if cfg[k] != want: out.append(f"its {k} is {cfg[k]}, the model's is {want}")
+        return out
+    for key, shape in _file_shapes(_adapter_weights(d)).items():
+        path = key.removeprefix("base_model.model.")
+        part = next((p for p in _DIMS if path.endswith("." + p)), None)
+        if part is None: continue # modules_to_save and the like: loaded as they are
+        layer = path[:-len(part) - 1]
+        if layer not in modules: out.append(f"it changes {layer!r}, which the model does not have"); continue
+        io = _in_out(modules[layer])
+        axis, side = _DIMS[part]
+        if io is None or shape[axis] == io[0 if side == "in" else 1]: continue
+        need = tuple(io[0 if side == "in" else 1] if i == axis else n for i, n in enumerate(shape))
+        out.append(f"{layer}.{part.split('.')[0]} is {shape} in the adapter, but the model's layer has "
+                   f"{io[0]} inputs and {io[1]} outputs, so it needs {need}")
+    return out
+
+def check_adapter_fits(model, # a base model or a `PeftModel`
+                       path, # adapter folder
+                      )->Path:
+    "The adapter folder, if its weights fit `model` (every layer it changes exists with the right sizes); else an error naming both."
+    d = adapter_dir(path)
+    cfg = json.loads((d/ADAPTER_CONFIG).read_text())
+    recorded, misfits = cfg.get("base_model_name_or_path"), _misfits(model, d, cfg)
+    if misfits:
+        more = f" (and {len(misfits) - 3} more)" if len(misfits) > 3 else ""
+        raise ValueError(f"load_adapter: the adapter in {str(d)!r} does not fit this model: {'; '.join(misfits[:3])}{more}. "
+                         f"The adapter was trained on {recorded!r} (base_model_name_or_path in its {ADAPTER_CONFIG}); this "
+                         f"model is {_model_name(model)}. Fix: load it onto the model it was trained on")
+    name = _name_or_path(model)
+    if recorded and name and Path(str(recorded)).name.lower() != Path(str(name)).name.lower():
+        warnings.warn(f"load_adapter: {str(d)!r} was trained on {recorded!r} and is loaded onto {name!r}; its shapes fit, "
+                      "so it loads, but check that it is the same model")
+    return d
+
+# %% ../nbs/09_adapters.ipynb #eca44fea
+def _strip_tuner_layers(model):
+    "Put back the original layer wherever PEFT wrapped one: what a load that failed half-way leaves behind."
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    for name, mod in list(model.named_modules()):
+        if isinstance(mod, BaseTunerLayer) and name:
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, mod.get_base_layer())
+
 def load_adapter(model, # a base model (`PreTrainedModel`) or a `PeftModel` that already has adapters
                  path, # adapter folder
                  name:str="default", # name to refer to this adapter by
                  is_trainable:bool=False, # keep its weights trainable (to continue training it)
                  activate:bool=True, # make it the active adapter
                 ):
-    "`model` with the adapter at `path` loaded as `name` (a `PeftModel`)."
+    "`model` with the adapter at `path` loaded as `name` (a `PeftModel`); on any error the model is left as it was."
     from peft import PeftModel
-    d = adapter_dir(path)
+    if not isinstance(name, str) or not name: raise bad_value("name", name, "pass a non-empty name, e.g. 'math'")
+    check_bool("is_trainable", is_trainable); check_bool("activate", activate)
+    if not hasattr(model, "config") or not hasattr(model, "named_modules"):
+        raise bad_value("model", type(model).__name__, "pass a transformers model or a PeftModel")
+    d = check_adapter_fits(model, path)
     if hasattr(model, "peft_config"):
         if name in model.peft_config:
             raise ValueError(f"load_adapter: an adapter named {name!r} is already loaded ({list(model.peft_config)}). "
                              "Fix: pick another name, or `model.delete_adapter(name)` first")
-        model.load_adapter(str(d), adapter_name=name, is_trainable=is_trainable)
+        active = model.active_adapter
+        try: model.load_adapter(str(d), adapter_name=name, is_trainable=is_trainable)
+        except Exception:
+            if name in model.peft_config: model.delete_adapter(name)
+            model.set_adapter(active)
+            raise
     else:
-        model = PeftModel.from_pretrained(model, str(d), adapter_name=name, is_trainable=is_trainable)
+        try: model = PeftModel.from_pretrained(model, str(d), adapter_name=name, is_trainable=is_trainable)
+        except Exception:
+            _strip_tuner_layers(model)
+            raise
     if activate: model.set_adapter(name)
     return model
 
@@ -171,12 +290,23 @@ def merge_adapter(model, # a `PeftModel`
                  ):
     "The base model with adapter `name` merged into its weights (a plain `PreTrainedModel`; `model` is consumed)."
     _require_peft(model)
+    check_bool("safe_merge", safe_merge)
     name = _check_loaded_name(model, name or model.active_adapter)
     if model.peft_config[name].is_prompt_learning:
         raise ValueError(f"merge_adapter: {name!r} is a {model.peft_config[name].peft_type} adapter, which adds virtual "
                          "tokens and has no weights to merge. Fix: keep serving it as a PeftModel")
+    if safe_merge: _check_merge_finite(model, name)
     model.set_adapter(name)
     return model.merge_and_unload(safe_merge=safe_merge, adapter_names=[name])
+
+def _check_merge_finite(model, name:str):
+    "Raise before anything is merged if `W + delta W` of any layer would hold NaN or inf (PEFT checks layer by layer, merging as it goes)."
+    import torch
+    for layer_name, m in model.named_modules():
+        if hasattr(m, "get_delta_weight") and name in getattr(m, "lora_A", {}):
+            if not torch.isfinite(m.get_base_layer().weight + m.get_delta_weight(name)).all():
+                raise ValueError(f"merge_adapter: merging {name!r} would put NaN or inf into {layer_name}; nothing was merged. "
+                                 "Fix: the adapter's weights are broken; use an earlier checkpoint of it")
 
 # %% ../nbs/09_adapters.ipynb #f22f9caa
 COMBINATION_TYPES = ("cat", "svd", "linear", "ties", "ties_svd", "dare_linear", "dare_ties", "dare_linear_svd",
@@ -191,17 +321,22 @@ def combine_adapters(model, # a `PeftModel` with LoRA adapters loaded
                      density:float|None=None, # share of weights kept, for ties/dare/magnitude_prune types
                      activate:bool=True, # make the new adapter active
                     ):
-    "`model` with a new adapter `name` combining `names` with `weights`."
+    "`model` with a new adapter `name` combining `names` with `weights`; on any error the model is left as it was."
     _require_peft(model)
+    if isinstance(names, str) or not isinstance(names, (list, tuple)): raise bad_value("names", names, "pass a list of loaded adapter names")
     names = [_check_loaded_name(model, n) for n in names]
     if not names: raise ValueError("combine_adapters: names is empty. Fix: pass the adapters to combine")
     weights = [1 / len(names)] * len(names) if weights is None else list(weights)
     if len(weights) != len(names):
         raise ValueError(f"combine_adapters: {len(weights)} weights for {len(names)} adapters. Fix: one weight per adapter")
-    if combination_type not in COMBINATION_TYPES:
-        close = difflib.get_close_matches(str(combination_type), COMBINATION_TYPES, n=1)
-        raise ValueError(f"combine_adapters: combination_type={combination_type!r} is not one of {list(COMBINATION_TYPES)}"
-                         + (f". Did you mean {close[0]!r}?" if close else ""))
+    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+        raise bad_value("weights", weights, "pass one number per adapter, e.g. [0.5, 0.5]")
+    check_choice("combination_type", combination_type, COMBINATION_TYPES)
+    if not isinstance(name, str) or not name: raise bad_value("name", name, "pass a non-empty name for the new adapter")
+    if svd_rank is not None: check_positive("svd_rank", svd_rank)
+    if density is not None and (isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 < density <= 1):
+        raise bad_value("density", density, "must be in (0, 1]: the share of weights kept, e.g. 0.5")
+    check_bool("activate", activate)
     if name in model.peft_config:  # PEFT would silently keep the old adapter
         raise ValueError(f"combine_adapters: an adapter named {name!r} already exists. Fix: pick another name, "
                          "or `model.delete_adapter(name)` first")
@@ -214,10 +349,27 @@ def combine_adapters(model, # a `PeftModel` with LoRA adapters loaded
     if combination_type in ("ties", "ties_svd", "dare_linear", "dare_ties", "dare_linear_svd", "dare_ties_svd",
                             "magnitude_prune", "magnitude_prune_svd") and density is None:
         raise ValueError(f"combine_adapters: {combination_type!r} needs density= (share of weights kept, e.g. 0.5)")
-    model.add_weighted_adapter(adapters=names, weights=weights, adapter_name=name, combination_type=combination_type,
-                               svd_rank=svd_rank, density=density)
+    if combination_type.endswith("svd"): _check_svd_rank(model, names, svd_rank)
+    active = model.active_adapter
+    try: model.add_weighted_adapter(adapters=names, weights=weights, adapter_name=name, combination_type=combination_type,
+                                    svd_rank=svd_rank, density=density)
+    except Exception: # PEFT adds the new adapter's layers before it computes them: take them out again
+        if name in model.peft_config: model.delete_adapter(name)
+        model.set_adapter(active)
+        raise
     if activate: model.set_adapter(name)
     return model
+
+def _check_svd_rank(model, names:list, svd_rank:int|None):
+    "An SVD of a layer's update has at most min(inputs, outputs) directions: a larger `svd_rank` cannot be built."
+    dims = {n: _in_out(m) for n, m in model.named_modules() if any(a in getattr(m, "lora_A", {}) for a in names)}
+    dims = {n: io for n, io in dims.items() if io}
+    if not dims: return
+    layer, io = min(dims.items(), key=lambda kv: min(kv[1]))
+    rank = svd_rank or max(model.peft_config[a].r for a in names)
+    if rank > min(io):
+        raise ValueError(f"combine_adapters: svd_rank={rank} is larger than {layer} allows ({io[0]} inputs x {io[1]} outputs: "
+                         f"at most {min(io)} directions). Fix: pass svd_rank <= {min(io)}, or combination_type='cat'")
 
 def save_adapter(model, # a `PeftModel`
                  path, # folder to save into
@@ -225,6 +377,7 @@ def save_adapter(model, # a `PeftModel`
                 )->Path:
     "Save adapter `name` of `model`; returns the folder holding its `adapter_config.json` (PEFT puts non-'default' names in a subfolder)."
     _require_peft(model)
+    if not isinstance(path, (str, Path)): raise bad_value("path", path, "pass a folder path")
     name = _check_loaded_name(model, name or model.active_adapter)
     model.save_pretrained(str(path), selected_adapters=[name])
     return Path(path) if name == "default" else Path(path)/name

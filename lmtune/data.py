@@ -6,15 +6,16 @@ Docs: https://lmtune.github.io/lmtune/data.html.md"""
 
 # %% ../nbs/07_data.ipynb #40bd4784
 from __future__ import annotations
-import csv, difflib, hashlib, json, math, re, warnings
+import codecs, csv, difflib, hashlib, json, math, re, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from .settings import bad_value, check_bool, check_choice, check_fraction, check_positive
 
 # %% auto #0
-__all__ = ['FORMATS', 'CANONICAL_COLUMNS', 'LAYOUTS', 'CHAT_ROLES', 'SHAREGPT_ROLES', 'FILE_SUFFIXES', 'detect_layout',
-           'detect_format', 'BadRowError', 'join_boundary', 'normalise_row', 'LoadReport', 'load_data', 'TokenStats',
-           'token_stats', 'shingles', 'jaccard', 'minhash_signatures', 'lsh_bands', 'DedupReport', 'deduplicate',
-           'train_test_split', 'pack', 'replay_sample', 'mix_replay']
+__all__ = ['FORMATS', 'CANONICAL_COLUMNS', 'LAYOUTS', 'CHAT_ROLES', 'SHAREGPT_ROLES', 'FILE_SUFFIXES', 'ON_BAD_ROWS',
+           'detect_layout', 'detect_format', 'BadRowError', 'join_boundary', 'normalise_row', 'LoadReport', 'load_data',
+           'TokenStats', 'token_stats', 'shingles', 'jaccard', 'minhash_signatures', 'lsh_bands', 'DedupReport',
+           'deduplicate', 'train_test_split', 'pack', 'replay_sample', 'mix_replay']
 
 # %% ../nbs/07_data.ipynb #102942a5
 FORMATS = ("text", "instruction", "chat", "preference")
@@ -81,6 +82,16 @@ class BadRowError(ValueError):
 class _RowProblem(Exception):
     def __init__(self, problem, fix): super().__init__(f"{problem}. Fix: {fix}"); self.problem, self.fix = problem, fix
 
+def _check_count(arg:str, value)->int:
+    "`value` if it is an integer >= 0 (a seed, a number of rows), else an error naming `arg`."
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0: raise bad_value(arg, value, "must be an integer >= 0")
+    return value
+
+def _check_tokenizer(tokenizer):
+    "`tokenizer` if it can be called on a list of strings (a transformers tokenizer), else an error."
+    if not callable(tokenizer): raise bad_value("tokenizer", tokenizer, "pass a transformers tokenizer, e.g. AutoTokenizer.from_pretrained(path)")
+    return tokenizer
+
 def _short(v, n=60)->str:
     s = repr(v)
     return s if len(s) <= n else s[:n] + "..."
@@ -102,6 +113,8 @@ def join_boundary(prompt:str, # text the model is given
                   answer:str, # text the model learns to produce
                  )->str:
     "The prompt, with a newline added when `prompt + answer` would glue two words together."
+    for arg, v in (("prompt", prompt), ("answer", answer)):
+        if not isinstance(v, str): raise bad_value(arg, v, "pass a string")
     if prompt and answer and not prompt[-1].isspace() and not answer[0].isspace(): return prompt + "\n"
     return prompt
 
@@ -174,20 +187,40 @@ def normalise_row(row:dict, # one input row
 # %% ../nbs/07_data.ipynb #8ed99e3c
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt")
 
-def _read_jsonl(path:Path):
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: yield f"{path} line {n}", json.loads(line.strip()), None
-            except json.JSONDecodeError as e:
-                yield f"{path} line {n}", None, _RowProblem(f"invalid JSON ({e.msg} at column {e.colno})",
-                                                           "write one complete JSON object per line")
+def _not_text(path:Path, data:bytes, e:UnicodeDecodeError, encoding:str, line_offset:int=0, start:int=0)->ValueError:
+    "The error for bytes of `path` that are not `encoding` text: the line, the column, the bytes and the fix."
+    at = start + e.start
+    line = line_offset + data.count(b"\n", start, at) + 1
+    col = at - (data.rfind(b"\n", 0, at) + 1) + 1
+    return ValueError(f"{path} line {line}: byte {data[at:at + 1].hex()} at column {col} is not {encoding} text "
+                      f"({e.reason}). Fix: save the file as UTF-8 (spreadsheets: 'CSV UTF-8'), or pass "
+                      f"encoding= the file's encoding, e.g. load_data(path, encoding='cp1252') for a Windows/Excel export")
 
-def _read_json(path:Path):
-    text = path.read_text(encoding="utf-8")
+def _text_lines(path:Path, encoding:str):
+    "The lines of `path` (ends kept), decoded one at a time, so an undecodable byte is named by its line."
+    if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):  # a newline is not one byte: decode all at once
+        data = path.read_bytes()
+        try: yield from data.decode(encoding).splitlines(keepends=True); return
+        except UnicodeDecodeError as e: raise _not_text(path, data, e, encoding) from None
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try: line = raw.decode(encoding)
+            except UnicodeDecodeError as e: raise _not_text(path, raw, e, encoding, line_offset=n - 1) from None
+            yield line.lstrip("\ufeff") if n == 1 else line  # a UTF-8 byte-order mark (Excel's 'CSV UTF-8') is not text
+
+def _read_jsonl(path:Path, encoding:str="utf-8"):
+    for n, line in enumerate(_text_lines(path, encoding), 1):
+        if not line.strip(): continue
+        try: yield f"{path} line {n}", json.loads(line.strip()), None
+        except json.JSONDecodeError as e:
+            yield f"{path} line {n}", None, _RowProblem(f"invalid JSON ({e.msg} at column {e.colno})",
+                                                       "write one complete JSON object per line")
+
+def _read_json(path:Path, encoding:str="utf-8"):
+    text = "".join(_text_lines(path, encoding))
     try: data = json.loads(text)
     except json.JSONDecodeError as e:
-        if e.msg == "Extra data": yield from _read_jsonl(path); return  # JSON Lines saved as .json
+        if e.msg == "Extra data": yield from _read_jsonl(path, encoding); return  # JSON Lines saved as .json
         raise ValueError(f"{path} line {e.lineno}: invalid JSON ({e.msg}). Fix: repair the file; a .json file "
                          "must hold one list of objects (or use .jsonl, one object per line)") from None
     if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
@@ -200,21 +233,20 @@ def _read_json(path:Path):
                          f"got a {type(data).__name__}. Fix: wrap the examples in [...] or use .jsonl")
     for i, row in enumerate(data): yield f"{path} item {i}", row, None
 
-def _read_csv(path:Path):
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        for row in reader:
-            where = f"{path} line {reader.line_num}"
-            if None in row: yield where, None, _RowProblem(f"the row has more cells than the header {reader.fieldnames}",
-                                                          "quote cells that contain commas"); continue
-            yield where, {k: v for k, v in row.items() if v is not None}, None
+def _read_csv(path:Path, encoding:str="utf-8"):
+    reader = csv.DictReader(_text_lines(path, encoding))  # lines with their ends: quoted cells may span lines
+    for row in reader:
+        where = f"{path} line {reader.line_num}"
+        if None in row: yield where, None, _RowProblem(f"the row has more cells than the header {reader.fieldnames}",
+                                                      "quote cells that contain commas"); continue
+        yield where, {k: v for k, v in row.items() if v is not None}, None
 
-def _read_parquet(path:Path):
+def _read_parquet(path:Path, encoding:str="utf-8"):
     import pyarrow.parquet as pq
     for i, row in enumerate(pq.read_table(path).to_pylist()): yield f"{path} row {i}", row, None
 
-def _read_txt(path:Path, txt_split:str="auto"):
-    lines = path.read_text(encoding="utf-8").splitlines()
+def _read_txt(path:Path, txt_split:str="auto", encoding:str="utf-8"):
+    lines = "".join(_text_lines(path, encoding)).splitlines()
     if txt_split == "auto": txt_split = "paragraph" if any(not l.strip() for l in lines) else "line"
     if txt_split == "line":
         for n, l in enumerate(lines, 1):
@@ -234,20 +266,20 @@ def _missing_file_message(path:Path)->str:
     return (f"load_data: no file {str(path)!r}." + (f" Did you mean {[str(parent/c) for c in close]}?" if close else "")
             + " Fix: check the path (relative paths start at the current directory, " + str(Path.cwd()) + ")")
 
-def _read_file(path:Path, txt_split:str):
+def _read_file(path:Path, txt_split:str, encoding:str="utf-8"):
     if not path.exists(): raise FileNotFoundError(_missing_file_message(path))
     if path.is_dir(): raise ValueError(f"load_data: {str(path)!r} is a directory. Fix: pass one file "
                                        f"({', '.join(FILE_SUFFIXES)}); load several and `datasets.concatenate_datasets` them")
     suffix = path.suffix.lower()
     readers = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".parquet": _read_parquet}
-    if suffix == ".txt": return _read_txt(path, txt_split)
-    if suffix in readers: return readers[suffix](path)
+    if suffix == ".txt": return _read_txt(path, txt_split, encoding)
+    if suffix in readers: return readers[suffix](path, encoding)
     raise ValueError(f"load_data: can't read {str(path)!r}: unknown file type {suffix!r}. "
                      f"Fix: use one of {list(FILE_SUFFIXES)} (a .ndjson file is JSON Lines: rename it .jsonl)")
 
-def _read_source(source, split:str|None, txt_split:str):
+def _read_source(source, split:str|None, txt_split:str, encoding:str="utf-8"):
     "`(name, iterator of (where, row, problem))` for any supported source."
-    if isinstance(source, (str, Path)): return str(source), _read_file(Path(source), txt_split)
+    if isinstance(source, (str, Path)): return str(source), _read_file(Path(source), txt_split, encoding)
     if hasattr(source, "keys") and hasattr(source, "column_names") and isinstance(source.column_names, dict):
         splits = list(source.keys())  # a DatasetDict
         if split is None and len(splits) == 1: split = splits[0]
@@ -279,25 +311,31 @@ class LoadReport:
         s = f"LoadReport({self.source}: {self.n_rows} {self.format} rows from layout {self.layout!r}, {self.n_skipped} skipped"
         return s + (f"; first: {self.skipped[0][0]}: {self.skipped[0][1]})" if self.skipped else ")")
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-        raise ValueError(f"{name}={value!r} is not one of {list(choices)}" + (f"; did you mean {close[0]!r}?" if close else ""))
-
 # %% ../nbs/07_data.ipynb #1c44a619
+ON_BAD_ROWS = ("raise", "skip") # what `load_data` does with a row it cannot use
+
+def _check_encoding(encoding)->str:
+    "`encoding` if Python knows the codec, else an error that names it."
+    try: codecs.lookup(encoding); return encoding
+    except (LookupError, TypeError): raise bad_value("encoding", encoding, "pass a text encoding Python knows, e.g. 'utf-8' or 'cp1252'") from None
+
 def load_data(source, # a path (.jsonl .json .csv .parquet .txt), `Dataset`, `DatasetDict`, `DataFrame`, or list of dicts/strings
               format:str|None=None, # one of `FORMATS`; `None` detects it from the first row
               on_bad_rows:str="raise", # "raise": stop at the first bad row; "skip": drop bad rows, warn with a count
               split:str|None=None, # which split of a `DatasetDict`
               txt_split:str="auto", # .txt files: "line", "paragraph", or "auto" (paragraphs when there are blank lines)
               return_report:bool=False, # also return a `LoadReport`
+              encoding:str="utf-8", # text encoding of a file, e.g. 'cp1252' for a Windows/Excel export
              ):
     "Load `source` into a `datasets.Dataset` with the canonical columns of its format (see `CANONICAL_COLUMNS`)."
     import datasets
-    _check_choice("on_bad_rows", on_bad_rows, ("raise", "skip"))
-    _check_choice("txt_split", txt_split, ("auto", "line", "paragraph"))
-    if format is not None: _check_choice("format", format, FORMATS)
-    name, rows = _read_source(source, split, txt_split)
+    check_choice("on_bad_rows", on_bad_rows, ON_BAD_ROWS)
+    check_choice("txt_split", txt_split, ("auto", "line", "paragraph"))
+    if format is not None: check_choice("format", format, FORMATS)
+    if split is not None and not isinstance(split, str): raise bad_value("split", split, "pass a split name such as 'train'")
+    check_bool("return_report", return_report)
+    _check_encoding(encoding)
+    name, rows = _read_source(source, split, txt_split, encoding)
     first, layouts, kept, skipped = None, [], [], []
     for where, row, problem in rows:
         try:
@@ -417,8 +455,9 @@ def token_stats(ds, # a dataset from `load_data` (any format)
                 batch_size:int=1000, # examples tokenized per call
                )->TokenStats:
     "Token length of every example of `ds` as the trainer will tokenize it."
-    if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
-        raise ValueError(f"token_stats: max_length={max_length!r} must be a positive int (or None)")
+    if max_length is not None: check_positive("max_length", max_length)
+    check_positive("batch_size", batch_size)
+    _check_tokenizer(tokenizer)
     if len(ds) == 0: raise ValueError("token_stats: the dataset is empty")
     groups = _rendered(ds, tokenizer)
     flat = [t for g in groups for t in g]
@@ -441,13 +480,23 @@ def shingles(text:str, # any text
              k:int=3, # words per shingle
             )->set:
     "The set of `k`-word windows of `text` (lower-cased words; the whole text when it has fewer than `k` words)."
+    if not isinstance(text, str): raise bad_value("text", type(text).__name__, "pass a string")
+    check_positive("k", k)
     words = re.findall(r"\w+", text.lower())
     if len(words) <= k: return {" ".join(words)}
     return {" ".join(words[i:i + k]) for i in range(len(words) - k + 1)}
 
 def jaccard(a:set, b:set)->float:
     "Jaccard similarity of two sets."
+    for arg, v in (("a", a), ("b", b)):
+        if not isinstance(v, (set, frozenset)): raise bad_value(arg, type(v).__name__, "pass a set, e.g. shingles(text)")
     return len(a & b) / len(a | b) if (a or b) else 1.0
+
+def _check_similarity(arg:str, value)->float:
+    "`value` if it is a number in (0, 1] (a Jaccard similarity or a probability), else an error naming `arg`."
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise bad_value(arg, value, "must be in (0, 1]; 0.8 is typical for a near-duplicate threshold")
+    return value
 
 _MERSENNE = (1 << 31) - 1
 def minhash_signatures(shingle_sets:list, # one set of strings per row
@@ -456,6 +505,7 @@ def minhash_signatures(shingle_sets:list, # one set of strings per row
                       ):
     "A `(rows, num_perm)` array: per row, the minimum of each random hash `(a*h + b) mod p` over its shingles."
     import numpy as np
+    check_positive("num_perm", num_perm); _check_count("seed", seed)
     rng = np.random.default_rng(seed)
     a = rng.integers(1, _MERSENNE, num_perm, dtype=np.uint64)
     b = rng.integers(0, _MERSENNE, num_perm, dtype=np.uint64)
@@ -471,6 +521,7 @@ def lsh_bands(threshold:float, # Jaccard similarity that must be caught
               recall:float=0.99, # wanted probability of catching a pair exactly at `threshold`
              )->tuple:
     "`(bands, rows_per_band)` with the most rows per band whose candidate probability at `threshold` is >= `recall`."
+    _check_similarity("threshold", threshold); check_positive("num_perm", num_perm); _check_similarity("recall", recall)
     for r in range(num_perm, 0, -1):
         b = num_perm // r
         if 1 - (1 - threshold ** r) ** b >= recall: return b, r
@@ -498,7 +549,8 @@ def deduplicate(ds, # a dataset from `load_data`
                 return_report:bool=False, # also return a `DedupReport`
                ):
     "`ds` without exact duplicates and (if `near`) near duplicates; the first row of each group is kept."
-    if not 0 < threshold <= 1: raise ValueError(f"deduplicate: threshold={threshold!r} must be in (0, 1]; 0.8 is typical")
+    check_bool("near", near); _check_similarity("threshold", threshold); check_positive("num_perm", num_perm)
+    check_positive("shingle_size", shingle_size); _check_count("seed", seed); check_bool("return_report", return_report)
     texts = [_row_text(r) for r in ds]
     seen, keep, removed = {}, [], []
     for i, t in enumerate(texts):
@@ -533,6 +585,7 @@ def train_test_split(ds, # a dataset
                      seed:int=0, # same seed, same split
                     ):
     "A `DatasetDict` with `train` and `test`, shuffled with `seed`."
+    _check_count("seed", seed)
     n = len(ds)
     n_test = math.ceil(test_size * n) if isinstance(test_size, float) else test_size
     if isinstance(test_size, float) and not 0 < test_size < 1 or not isinstance(test_size, (int, float)) or not 1 <= n_test < n:
@@ -551,7 +604,8 @@ def pack(ds, # a `text` dataset
     fmt = detect_format(ds)
     if fmt != "text": raise ValueError(f"pack: expects a 'text' dataset, got {fmt!r}. Fix: for instruction/chat data "
                                        "use trl.SFTConfig(packing=True), which keeps the completion-only loss mask")
-    if not isinstance(seq_len, int) or seq_len < 2: raise ValueError(f"pack: seq_len={seq_len!r} must be an int >= 2")
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 2: raise bad_value("seq_len", seq_len, "must be an integer >= 2")
+    check_bool("add_eos", add_eos); check_positive("batch_size", batch_size); _check_tokenizer(tokenizer)
     if add_eos and not getattr(tokenizer, "eos_token", None):
         raise ValueError("pack: the tokenizer has no eos_token. Fix: set tokenizer.eos_token or pass add_eos=False")
     eos = tokenizer.eos_token if add_eos else ""
@@ -585,7 +639,7 @@ def replay_sample(replay_ds, # general data to keep the model's old skills alive
                  ):
     "The replay rows to add to `n_task` task rows so they make up `fraction` of the mix (`replay_ds` repeated if too small)."
     import numpy as np
-    if not 0 <= fraction < 1: raise ValueError(f"mix_replay: fraction={fraction!r} must be in [0, 1); 0.05-0.2 is typical")
+    check_fraction("fraction", fraction); _check_count("n_task", n_task); _check_count("seed", seed)
     if len(replay_ds) == 0: raise ValueError("mix_replay: replay_ds is empty")
     n_replay = round(fraction * n_task / (1 - fraction))
     if n_replay == 0: return replay_ds.select([])
@@ -603,6 +657,7 @@ def mix_replay(task_ds, # the fine-tuning data
               ):
     "`task_ds` plus replay rows making up `fraction` of the result, shuffled."
     import datasets
+    check_fraction("fraction", fraction); _check_count("seed", seed)
     fmt = detect_format(task_ds)
     task = task_ds.select_columns(list(CANONICAL_COLUMNS[fmt]))
     if len(replay_ds) == 0: raise ValueError("mix_replay: replay_ds is empty")

@@ -6,35 +6,49 @@ Docs: https://lmtune.github.io/lmtune/train.html.md"""
 
 # %% ../nbs/08_train.ipynb #387f0d07
 from __future__ import annotations
-import json, math, copy, difflib, hashlib, importlib.util, tempfile, contextlib
-from dataclasses import dataclass, asdict, fields, replace
+import contextlib, copy, difflib, hashlib, importlib.util, json, math, shutil, statistics, tempfile, warnings, zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from .settings import check_choice, check_positive, METHODS, PRECISIONS, LR_PRESET_NAMES, RunSettings, run_settings
+from .settings import (FIELDS, METHOD_TABLE, PRECISIONS, TRAINER_OPTIMIZERS, RunSettings, bad_value, check_choice, check_positive,
+                             method_info, run_settings, stage_info)
 
 # %% auto #0
-__all__ = ['LR_PRESETS', 'ADAPTER_LR', 'STAGES', 'DPO_LR_SCALE', 'PEFT_METHODS', 'RESULT_FILE', 'HEADROOM',
-           'preset_learning_rate', 'TrainResult', 'weight_dtype', 'resolve_optim', 'decoder_layers',
-           'freeze_all_but_last', 'bitfit', 'peft_config_for', 'qlora_quantization_config', 'TrainingDiverged',
-           'NonFiniteLossGuard', 'last_checkpoint', 'model_fingerprint', 'data_fingerprint', 'TrainingOOM',
-           'estimate_gib', 'smaller_config', 'oom_message', 'pretrain', 'continue_pretraining', 'sft', 'dpo']
+__all__ = ['LR_PRESETS', 'ADAPTER_LR', 'DPO_LR_SCALE', 'LEARNED_POSITION_FIELDS', 'DECODER_LAYER_PATHS', 'REQUIRES_GRAD_SETUP',
+           'SPIKE_WINDOW', 'SPIKE_MIN_HISTORY', 'SPIKE_SIGMAS', 'SPIKE_MIN_JUMP', 'MAD_TO_SIGMA', 'COLLAPSE_REL_TOL',
+           'COLLAPSE_GRAD_NORM', 'FP16_MAX_SKIPS', 'STEPS_FILE', 'RUN_RECORD', 'RESULT_FILE', 'NON_TRAINING_FIELDS',
+           'SAME_PRODUCT_FIELDS', 'RESOLVED_FIELDS', 'WEIGHT_SUFFIXES', 'PREVIOUS_RUN', 'RUN_ARTIFACTS', 'HEADROOM',
+           'TEXT_STAGES', 'STAGE_DATA', 'preset_learning_rate', 'learning_rate_for', 'TrainResult', 'trainable_rows',
+           'weight_dtype', 'resolve_optim', 'check_weights_format', 'model_config', 'tokenizer_for', 'position_limit',
+           'check_seq_len', 'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything', 'peft_config_for',
+           'qlora_quantization_config', 'prepare_method', 'TrainingDiverged', 'DivergenceGuard', 'checkpoint_problem',
+           'last_checkpoint', 'run_record', 'run_changes', 'model_fingerprint', 'data_fingerprint', 'check_output_dir',
+           'move_previous_run_aside', 'restore_previous_run', 'TrainingOOM', 'estimate_gib', 'smaller_config',
+           'oom_message', 'Run', 'plan_run', 'text_data', 'sft_data', 'dpo_data', 'check_model', 'resume_point',
+           'claimed_output_dir', 'trainer_arguments', 'make_trainer', 'diverged_message', 'train_steps', 'finish',
+           'saved_result', 'train', 'load_model', 'pretrain', 'continue_pretraining', 'sft', 'dpo']
 
 # %% ../nbs/08_train.ipynb #bfc06103
 LR_PRESETS = {"pretrain": 3e-4, "continued": 3e-5, "finetune": 1e-5} # full-weight methods (full, freeze)
 ADAPTER_LR = {"lora": 2e-4, "dora": 2e-4, "qlora": 2e-4, "prefix": 1e-2, "ia3": 3e-3, "bitfit": 5e-4} # new or few parameters
-STAGES = {"pretrain": "pretrain", "continue_pretraining": "continued", "sft": "finetune", "dpo": "finetune"} # stage -> default preset
 DPO_LR_SCALE = 0.1 # DPO moves a policy away from a reference: 10x gentler than SFT
 
 def preset_learning_rate(preset:str, # "pretrain", "continued" or "finetune"
                          method:str="full", # training method
                          stage:str="sft", # the stage, for the DPO scale
                         )->float:
-    "The learning rate lmtune uses when none is given."
+    "The learning rate lmtune uses when none is given: the preset for full-weight methods, the method's own rate otherwise."
     check_choice("lr_preset", preset, tuple(LR_PRESETS))
-    check_choice("method", method, METHODS)
-    if preset == "pretrain" and method != "full":
+    m, st = method_info(method), stage_info(stage)
+    if preset == "pretrain" and m.name != "full":
         raise ValueError(f"lr_preset='pretrain' with method={method!r}: pretraining from scratch trains every weight; use method='full'.")
-    lr = LR_PRESETS[preset] if method in ("full", "freeze") else ADAPTER_LR[method]
-    return lr * (DPO_LR_SCALE if stage == "dpo" else 1.0)
+    return ADAPTER_LR.get(m.name, LR_PRESETS[preset]) * (DPO_LR_SCALE if st.name == "dpo" else 1.0)
+
+def learning_rate_for(s:RunSettings, # the run
+                      stage:str, # its stage
+                      method:str, # its method, resolved
+                     )->float:
+    "`s.learning_rate`, else the preset named by `s.lr_preset` or by the stage (`stage_info(stage).lr_preset`)."
+    return s.learning_rate or preset_learning_rate(s.lr_preset or stage_info(stage).lr_preset, method, stage)
 
 # %% ../nbs/08_train.ipynb #c6f4d9a6
 @dataclass
@@ -42,7 +56,7 @@ class TrainResult:
     "What a training stage returns."
     model:object # the trained model (a `PeftModel` for adapter methods)
     tokenizer:object
-    metrics:dict # train_runtime, train_loss, train_tokens_per_second, trainable_params, total_params, eval_loss (if evaluated)
+    metrics:dict # train_runtime, train_loss, train_tokens_per_second, trainable_params, total_params, rows_truncated, rows_dropped, eval_loss (if evaluated)
     log_history:list # the trainer's log: dicts with step, loss, grad_norm, learning_rate, epoch, ...
     output_dir:str # holds the final weights/adapter, tokenizer and checkpoints
     weights_path:str|None # model.safetensors (full weights) or adapter_model.safetensors (adapters)
@@ -50,6 +64,7 @@ class TrainResult:
     method:str = ""
     settings:RunSettings|None = None
     resumed_from:str|None = None # the checkpoint this run continued from
+    step_history:list = field(default_factory=list) # {step, loss, grad_norm} for every optimizer step (see `DivergenceGuard`)
 
     @property
     def losses(self)->list[dict]:
@@ -78,11 +93,13 @@ class TrainResult:
                 f"final_loss={self.final_loss}, weights_path={self.weights_path!r})")
 
 # %% ../nbs/08_train.ipynb #3fc91009
-def _load(data, what:str="data"):
-    "A `datasets.Dataset` in lmtune's canonical columns (see `lmtune.data.load_data`)."
-    from lmtune.data import load_data
+def _load(data, what:str="data", on_bad_rows:str="raise"):
+    "A `datasets.Dataset` in lmtune's canonical columns (see `lmtune.data.load_data`); errors name the argument."
+    from lmtune.data import load_data, BadRowError
     if data is None: raise ValueError(f"{what}=None: pass a list of strings or dicts, a file path or a datasets.Dataset.")
-    return load_data(data)
+    try: return load_data(data, on_bad_rows=on_bad_rows)
+    except TypeError as e: raise bad_value(what, type(data).__name__, str(e)) from None
+    except BadRowError as e: raise BadRowError(f"{what}: {e}") from None
 
 def _need(ds, cols, what:str, example:str):
     missing = [c for c in cols if c not in ds.column_names]
@@ -126,6 +143,14 @@ def _dpo_rows(ds, tok, what="data"):
     u, a = (lambda t: [dict(role="user", content=t.strip())]), (lambda t: [dict(role="assistant", content=t)])
     return ds.map(lambda r: dict(prompt=u(r["prompt"]), chosen=a(r["chosen"]), rejected=a(r["rejected"])))
 
+def _split(ds, fraction:float, seed:int):
+    "(train, held-out) rows; held-out is None when `fraction` is 0."
+    if not fraction: return ds, None
+    from lmtune.data import train_test_split
+    sp = train_test_split(ds, test_size=fraction, seed=seed)
+    return sp["train"], sp["test"]
+
+# %% ../nbs/08_train.ipynb #2a6b8c01
 def _prefix_len(a:list, b:list)->int:
     "Number of leading tokens `a` and `b` share."
     n = 0
@@ -150,12 +175,38 @@ def _tokenize_sft_row(r:dict, tok)->dict:
     return dict(input_ids=ids, completion_mask=[1] * len(ids))
 
 def _sft_tokenized(rows, tok, replay=None, seed:int=0):
-    "Shaped SFT rows (and replay texts) tokenised into `input_ids` + `completion_mask`, shuffled together."
+    "Shaped SFT rows (and replay texts) tokenised into `input_ids` + `completion_mask`; with replay, shuffled together."
     import datasets
     def tokenize(d): return d.map(lambda r: _tokenize_sft_row(r, tok), remove_columns=d.column_names)
-    parts = [tokenize(rows)] + ([tokenize(replay.select_columns(["text"]))] if replay is not None and len(replay) else [])
-    return datasets.concatenate_datasets(parts).shuffle(seed=seed)
+    if replay is None or not len(replay): return tokenize(rows)
+    return datasets.concatenate_datasets([tokenize(rows), tokenize(replay.select_columns(["text"]))]).shuffle(seed=seed)
 
+# %% ../nbs/08_train.ipynb #6f3e0b52
+def trainable_rows(tokenized, # rows with `input_ids` and `completion_mask`
+                   seq_len:int, # tokens a row is cut at
+                   completion_only_loss:bool=True, # only the `completion_mask` tokens carry loss
+                  )->tuple:
+    "`(rows, n_truncated, n_dropped)`: the rows with a loss token in their first `seq_len` tokens, how many of them are longer, and how many went."
+    keep, truncated = [], 0
+    for i, (ids, mask) in enumerate(zip(tokenized["input_ids"], tokenized["completion_mask"])):
+        if completion_only_loss and not any(mask[:seq_len]): continue
+        truncated += len(ids) > seq_len
+        keep.append(i)
+    dropped = len(tokenized) - len(keep)
+    return (tokenized.select(keep) if dropped else tokenized), truncated, dropped
+
+def _report_long_rows(n:int, truncated:int, dropped:int, seq_len:int, what:str="response"):
+    "Warn with the counts; refuse when no row is left."
+    if dropped >= n:
+        raise ValueError(f"seq_len={seq_len}: all {n} training rows are longer than that, and none has a {what} token within its "
+                         f"first {seq_len} tokens, so nothing is left to train on. Fix: raise seq_len (lmtune.data.token_stats "
+                         "shows the lengths) or shorten the prompts.")
+    if truncated or dropped:
+        warnings.warn(f"{truncated + dropped} of {n} training rows are longer than seq_len={seq_len}: {truncated} truncated "
+                      f"(cut at seq_len), {dropped} dropped (no {what} token fits). Raise seq_len to keep them "
+                      "(lmtune.data.token_stats shows the lengths).")
+
+# %% ../nbs/08_train.ipynb #58ef190f
 def _sft_replay_rows(ds, replay, tok, fraction:float, seed:int, what="data"):
     "SFT rows with `fraction` of plain-text replay: chat-templated task rows (loss on answers) + replay text (loss on all)."
     from lmtune.data import replay_sample, detect_format
@@ -165,13 +216,6 @@ def _sft_replay_rows(ds, replay, tok, fraction:float, seed:int, what="data"):
     rows = _sft_rows(ds, tok, what)
     return _sft_tokenized(rows, tok, replay_sample(replay, len(rows), fraction, seed), seed)
 
-def _split(ds, fraction:float, seed:int):
-    "(train, held-out) rows; held-out is None when `fraction` is 0."
-    if not fraction: return ds, None
-    from lmtune.data import train_test_split
-    sp = train_test_split(ds, test_size=fraction, seed=seed)
-    return sp["train"], sp["test"]
-
 # %% ../nbs/08_train.ipynb #24960daf
 def _cuda()->bool:
     import torch
@@ -180,31 +224,32 @@ def _cuda()->bool:
 def _precision_for(precision:str, # 'auto' or one of `PRECISIONS`
                    method:str, # the resolved method
                    stage:str, # the stage
-                   on_gpu:bool=False, # True: as on a GPU (for memory estimates), even on a machine without one
                   )->str:
     "`lmtune.settings.resolve_precision` for this machine; fp16 without CUDA is an error."
     from lmtune.settings import resolve_precision
     cuda = _cuda()
-    if precision == "fp16" and not (cuda or on_gpu):
+    if precision == "fp16" and not cuda:
         raise ValueError("precision='fp16' needs a CUDA GPU (fp16 autocast with loss scaling); on CPU use 'fp32', 'bf16' or 'mixed'.")
     bf16 = True
     if cuda:
         import torch
         bf16 = torch.cuda.is_bf16_supported()
-    return resolve_precision(precision, method, stage, cuda=cuda or on_gpu, bf16_supported=bf16)
+    return resolve_precision(precision, method, stage, cuda=cuda, bf16_supported=bf16)
 
 def weight_dtype(precision:str):
     "The dtype the trained weights are held in: bf16 for precision 'bf16', fp32 for 'mixed', 'fp16' and 'fp32'."
     import torch
+    check_choice("precision", precision, PRECISIONS)
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
 def resolve_optim(optim:str)->str:
     "`auto` -> the fused AdamW kernel where torch has it (CUDA, or torch >= 2.8 on CPU), else plain AdamW."
-    if optim != "auto": return optim
+    if optim != "auto": return check_choice("optim", optim, TRAINER_OPTIMIZERS)
     import torch
     major, minor = (int(x) for x in torch.__version__.split(".")[:2])
     return "adamw_torch_fused" if _cuda() or (major, minor) >= (2, 8) else "adamw_torch"
 
+# %% ../nbs/08_train.ipynb #24960db1
 def _config_from(model, trust_remote_code=False):
     "A `PretrainedConfig` for a from-scratch model."
     from transformers import AutoConfig, PretrainedConfig
@@ -225,46 +270,115 @@ def _config_from(model, trust_remote_code=False):
                          + " For pretraining pass a transformers config, a dict with 'model_type', a directory or a name in lmtune.catalog.ARCHITECTURES.")
     raise ValueError(f"model={type(model).__name__}: pretrain needs a transformers config, a config dict with 'model_type', a model directory or a catalog name.")
 
-def _load_pretrained(model, tokenizer, s:RunSettings, quantization_config=None, dtype=None):
-    "(model, tokenizer) for the stages that start from trained weights, loaded in `dtype` (not the checkpoint's)."
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+def _hub_error(model, e:Exception)->ValueError:
+    "What to say when `model` is not a local folder and the hub cannot give it."
+    return ValueError(f"model={str(model)!r} is not a local model directory, and loading it from the Hugging Face hub failed "
+                      f"({type(e).__name__}: {str(e).splitlines()[0]}). If the hub is unreachable, download the model where "
+                      "there is a network and pass its local directory, or try the pipeline on a tiny local model: "
+                      "lmtune.models.make_tiny_model_dir('tiny').")
+
+def check_weights_format(folder)->Path:
+    "`folder` if it holds safetensors weights; only pickled weights (`pytorch_model.bin`) is an error with a one-line conversion."
+    from lmtune.adapters import pickled_weights_message
+    p = Path(folder)
+    if any(p.glob("*.safetensors")) or any(p.glob("*.safetensors.index.json")): return p
+    pickles = sorted(f.name for f in p.iterdir() if f.suffix in (".bin", ".pt", ".pth") and f.name != "training_args.bin")
+    if pickles:
+        raise ValueError(f"model={str(p)!r}: " + pickled_weights_message(p / pickles[0], f"from transformers import AutoModelForCausalLM as M; "
+                         f"M.from_pretrained('{p}', use_safetensors=False).save_pretrained('{p}')"))
+    raise bad_value("model", str(p), "the folder has no weights (*.safetensors); pass a folder saved with save_pretrained")
+
+# %% ../nbs/08_train.ipynb #db5d4157
+def model_config(model, # a PreTrainedModel (or PeftModel), model directory, hub id or TrainResult
+                 s:RunSettings, # the run (for trust_remote_code)
+                ):
+    "The config of the model a stage starts from, read without loading its weights."
+    from transformers import AutoConfig
+    if isinstance(model, TrainResult): model = model.model
+    if hasattr(model, "config") and hasattr(model, "named_parameters"): return model.config
+    if not isinstance(model, (str, Path)):
+        raise bad_value("model", type(model).__name__, "pass a PreTrainedModel, a model directory, a hub id or a TrainResult")
+    if Path(model).is_dir():
+        check_weights_format(model)
+        return AutoConfig.from_pretrained(str(model), trust_remote_code=s.trust_remote_code)
+    try: return AutoConfig.from_pretrained(str(model), trust_remote_code=s.trust_remote_code)
+    except OSError as e: raise _hub_error(model, e) from None
+
+def tokenizer_for(model, # what the stage starts from
+                  tokenizer, # None, a tokenizer, or its path
+                  s:RunSettings, # the run (for trust_remote_code)
+                 ):
+    "The tokenizer a stage trains with: the one given (or loaded from its path), else the model's."
+    from transformers import AutoTokenizer
+    if tokenizer is not None and not isinstance(tokenizer, (str, Path)): return tokenizer
+    src = tokenizer if tokenizer is not None else (model.tokenizer if isinstance(model, TrainResult) else model)
+    if not isinstance(src, (str, Path)):
+        if src is not None and not hasattr(src, "named_parameters"): return src # a TrainResult's tokenizer
+        raise ValueError("tokenizer=None with an in-memory model: pass its tokenizer (or a model directory that holds one).")
+    try: return AutoTokenizer.from_pretrained(str(src), trust_remote_code=s.trust_remote_code)
+    except OSError as e:
+        if Path(src).is_dir(): raise
+        raise _hub_error(src, e) from None
+
+def _load_pretrained(model, s:RunSettings, quantization_config=None, dtype=None):
+    "The model for the stages that start from trained weights, loaded in `dtype` (not the checkpoint's)."
+    from transformers import AutoModelForCausalLM, PreTrainedModel
     if isinstance(model, TrainResult):
-        tokenizer = tokenizer or model.tokenizer
         if model.weights_path and Path(model.weights_path).name.startswith("model"): model = model.output_dir
         else: model = copy.deepcopy(model.model).merge_and_unload() # adapter result: fold the adapter in
-    if isinstance(model, PreTrainedModel) and tokenizer is None:
-        raise ValueError("tokenizer=None with an in-memory model: pass its tokenizer (or a model directory that holds one).")
-    if isinstance(model, PreTrainedModel) and quantization_config is None: return model, tokenizer
+    if isinstance(model, PreTrainedModel) and quantization_config is None: return model
     if isinstance(model, PreTrainedModel): # qlora from an in-memory model: save, reload quantized
         tmp = tempfile.mkdtemp(prefix="lmtune-qlora-"); model.save_pretrained(tmp); model = tmp
     kw = dict(use_safetensors=True, trust_remote_code=s.trust_remote_code)
     if dtype is not None: kw["dtype"] = dtype
     if s.attn_implementation: kw["attn_implementation"] = s.attn_implementation
     if quantization_config is not None: kw.update(quantization_config=quantization_config, device_map={"": 0})
-    if not isinstance(model, (str, Path)): raise ValueError(f"model={type(model).__name__}: pass a PreTrainedModel, a model directory, a hub id or a TrainResult.")
-    try:
-        m = AutoModelForCausalLM.from_pretrained(str(model), **kw)
-        tok = tokenizer or AutoTokenizer.from_pretrained(str(model), trust_remote_code=s.trust_remote_code)
+    try: return AutoModelForCausalLM.from_pretrained(str(model), **kw)
     except OSError as e:
         if Path(model).is_dir(): raise
-        raise ValueError(f"model={str(model)!r} is not a local model directory, and loading it from the Hugging Face hub failed "
-                         f"({type(e).__name__}: {str(e).splitlines()[0]}). If the hub is unreachable, download the model where "
-                         "there is a network and pass its local directory, or try the pipeline on a tiny local model: "
-                         "lmtune.models.make_tiny_model_dir('tiny').") from None
-    return m, tok
+        raise _hub_error(model, e) from None
+
+# %% ../nbs/08_train.ipynb #5f0c1a11
+LEARNED_POSITION_FIELDS = ("n_positions",) # config fields of a learned position table (GPT-2, GPT-BigCode, ...)
+
+def position_limit(config)->tuple|None:
+    "`(field, n)`: the config field that bounds the sequence length and its value; None when nothing does."
+    for k in LEARNED_POSITION_FIELDS + ("max_position_embeddings",):
+        v = getattr(config, k, None)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0: return k, v
+    return None
+
+def check_seq_len(config, # the model's config
+                  seq_len:int, # the run's sequence length
+                 ):
+    "Refuse a `seq_len` past the model's positions, naming the config field and the largest `seq_len` that works."
+    lim = position_limit(config)
+    if lim is None or seq_len <= lim[1]: return
+    k, n = lim
+    why = (f"the model has a learned position table of {k}={n} rows, so position {n + 1} does not exist" if k in LEARNED_POSITION_FIELDS
+           else f"the model was built for {k}={n} positions; past them rotary positions extrapolate and quality falls")
+    raise bad_value("seq_len", seq_len, f"{why}. Use seq_len <= {n}" + ("" if k in LEARNED_POSITION_FIELDS else
+                    f", or (pretraining a new model) raise {k} in its config"))
 
 # %% ../nbs/08_train.ipynb #bc5750b4
-PEFT_METHODS = ("lora", "dora", "qlora", "prefix", "ia3")
+DECODER_LAYER_PATHS = ("model.layers", "transformer.h", "model.decoder.layers", "gpt_neox.layers", "transformer.blocks",
+                       "model.language_model.layers") # where transformers' causal LMs keep their blocks
 
-def decoder_layers(model):
-    "The model's list of transformer blocks."
+def decoder_layers(model, # a causal LM, a PeftModel wrapping one, or the bare base model
+                  ):
+    "The model's list of transformer blocks (an `nn.ModuleList`)."
     import torch.nn as nn
-    n = getattr(model.config, "num_hidden_layers", None)
-    lists = [m for _, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
-    lists = [m for m in lists if n is None or len(m) == n] or lists
-    if not lists: raise ValueError(f"{type(model).__name__} has no list of decoder layers; method='freeze' needs one.")
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for path in DECODER_LAYER_PATHS:
+        try: layers = base.get_submodule(path)
+        except AttributeError: continue
+        if isinstance(layers, nn.ModuleList) and len(layers): return layers
+    n = getattr(getattr(base, "config", None), "num_hidden_layers", None) # another layout: the biggest list of that length
+    lists = [m for _, m in base.named_modules() if isinstance(m, nn.ModuleList) and len(m) and (n is None or len(m) == n)]
+    if not lists: raise ValueError(f"{type(base).__name__} has no list of decoder layers (looked for {', '.join(DECODER_LAYER_PATHS)}).")
     return max(lists, key=lambda m: sum(p.numel() for p in m.parameters()))
 
+# %% ../nbs/08_train.ipynb #3251b923
 def _final_norm(model):
     base = getattr(model, "model", None) or getattr(model, "transformer", None)
     for name in ("norm", "ln_f", "final_layernorm", "final_layer_norm"):
@@ -272,8 +386,9 @@ def _final_norm(model):
 
 def freeze_all_but_last(model, n:int)->int:
     "Train only the last `n` decoder layers and the final norm; returns the number of trainable parameters."
+    check_positive("trainable_layers", n)
     layers = decoder_layers(model)
-    if n > len(layers): raise ValueError(f"trainable_layers={n} but the model has {len(layers)} layers; pass at most {len(layers)} (or method='full').")
+    if n > len(layers): raise bad_value("trainable_layers", n, f"the model has {len(layers)} decoder layers; pass at most {len(layers)} (or method='full')")
     for p in model.parameters(): p.requires_grad_(False)
     for m in list(layers)[-n:] + [_final_norm(model)]:
         if m is not None:
@@ -291,15 +406,25 @@ def bitfit(model)->int:
     for _, p in biases: p.requires_grad_(True)
     return sum(p.numel() for _, p in biases)
 
-def peft_config_for(method:str, s:RunSettings, model=None):
-    "The `PeftConfig` for an adapter method."
+def train_everything(model)->int:
+    "Train every weight (method 'full'); returns the number of trainable parameters."
+    for p in model.parameters(): p.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters())
+
+# %% ../nbs/08_train.ipynb #bf3a41fb
+def peft_config_for(method:str, # a method whose table entry names a PEFT config
+                    s:RunSettings, # the run: rank, alpha, dropout, targets, virtual tokens
+                    model=None, # unused; kept for callers that pass the model
+                   ):
+    "The `PeftConfig` named by `method_info(method).peft_config`, built from the run's settings."
     import peft
-    check_choice("method", method, PEFT_METHODS, fix="(full, freeze and bitfit need no PeftConfig)")
-    if method in ("lora", "dora", "qlora"):
-        return peft.LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha or 2 * s.lora_r, lora_dropout=s.lora_dropout,
-                               target_modules=s.lora_target_modules, use_dora=s.use_dora or method == "dora", task_type="CAUSAL_LM")
-    if method == "prefix": return peft.PrefixTuningConfig(num_virtual_tokens=s.num_virtual_tokens, task_type="CAUSAL_LM")
-    return peft.IA3Config(task_type="CAUSAL_LM")
+    m = method_info(method)
+    if not m.peft: raise bad_value("method", method, "full, freeze and bitfit need no PeftConfig (they switch requires_grad)")
+    if m.lora: kw = dict(r=s.lora_r, lora_alpha=s.lora_alpha or 2 * s.lora_r, lora_dropout=s.lora_dropout,
+                         target_modules=s.lora_target_modules, use_dora=s.use_dora or m.dora)
+    elif m.peft_config == "PrefixTuningConfig": kw = dict(num_virtual_tokens=s.num_virtual_tokens)
+    else: kw = {}
+    return getattr(peft, m.peft_config)(task_type="CAUSAL_LM", **kw)
 
 def qlora_quantization_config():
     "4-bit NF4 with double quantisation, bf16 compute; raises if there is no CUDA GPU with bitsandbytes."
@@ -310,31 +435,133 @@ def qlora_quantization_config():
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
 
-# %% ../nbs/08_train.ipynb #5adbad84
-class TrainingDiverged(RuntimeError):
-    "The loss (or the weights) became NaN or infinite."
+REQUIRES_GRAD_SETUP = {"full": lambda model, s: train_everything(model), # the methods that are not PEFT configs
+                       "freeze": lambda model, s: freeze_all_but_last(model, s.trainable_layers),
+                       "bitfit": lambda model, s: bitfit(model)}
 
-class NonFiniteLossGuard:
-    "Callback logic that stops training at the first NaN/inf loss, gradient norm or weight, without saving it; `.callback()` makes the `TrainerCallback`."
-    def __init__(self): self.bad = None
+def prepare_method(model, # the loaded model
+                   method:str, # the resolved method
+                   s:RunSettings, # the run
+                  ):
+    "Set `requires_grad` for full/freeze/bitfit; return the `PeftConfig` for the PEFT methods (else None)."
+    m = method_info(method)
+    if m.quantized_base:
+        from peft import prepare_model_for_kbit_training
+        prepare_model_for_kbit_training(model, use_gradient_checkpointing=s.gradient_checkpointing)
+    if m.peft: return peft_config_for(method, s)
+    REQUIRES_GRAD_SETUP[m.name](model, s)
+    return None
+
+# %% ../nbs/08_train.ipynb #5adbad84
+SPIKE_WINDOW = 50 # steps the running median is taken over
+SPIKE_MIN_HISTORY = 10 # steps seen before a spike is judged (the first steps of a run fall fast)
+SPIKE_SIGMAS = 6.0 # a spike is this many robust standard deviations above the median (measured margin: see below) ...
+SPIKE_MIN_JUMP = 1.0 # ... and at least this many nats above it (a floor for very steady runs)
+MAD_TO_SIGMA = 1.4826 # sigma / median absolute deviation for normal noise, 1 / Phi^-1(3/4) (Rousseeuw & Croux 1993)
+COLLAPSE_REL_TOL = 1e-3 # a loss within 0.1% of the uniform guess's ...
+COLLAPSE_GRAD_NORM = 1e-6 # ... with a gradient norm below this is a collapsed model
+FP16_MAX_SKIPS = 20 # fp16 loss scaling starts at 2**16 and halves on each overflow: 16 skipped steps reach scale 1
+STEPS_FILE = "lmtune_steps.json" # each checkpoint's step history
+
+# %% ../nbs/08_train.ipynb #156d6a68
+class TrainingDiverged(RuntimeError):
+    "Training stopped on a non-finite loss, gradient or weight, a loss spike or a collapse (see `DivergenceGuard`)."
+
+class DivergenceGuard:
+    "Checks the loss and gradient norm of every optimizer step and stops before a bad update; keeps the history. `.callback()` makes the `TrainerCallback`."
+    def __init__(self, uniform_loss:float|None=None, # the loss of a uniform guess, ln(vocab); None: set by the stage (no collapse check otherwise)
+                 spike_sigmas:float|None=SPIKE_SIGMAS, # robust standard deviations above the median that make a spike; None: no spike check
+                 spike_min_jump:float=SPIKE_MIN_JUMP, # nats above the median a spike must also reach
+                 window:int=SPIKE_WINDOW, # steps of history for the median
+                 min_history:int=SPIKE_MIN_HISTORY, # steps before spikes are judged
+                ):
+        self.uniform_loss, self.uniform_name = uniform_loss, "the uniform guess"
+        self.spike_sigmas, self.spike_min_jump, self.window, self.min_history = spike_sigmas, spike_min_jump, window, min_history
+        self.history = [] # {step, loss, grad_norm} of every optimizer step
+        self.bad = self.bad_step = self.suspect_step = None # why and where training was stopped; a checkpoint that may hold the bad update
+        self._loss = self._grad_norm = None
+        self._reduce, self._fp16_skips = (lambda t: t), 0
+
     @classmethod
-    def callback(cls):
-        "A new guard that is a `transformers.TrainerCallback` (for your own `Trainer`, too)."
-        return _as_callback(cls())
-    def _stop(self, control, what):
-        if self.bad is None: self.bad = what
+    def callback(cls, **kwargs):
+        "A new guard that is a `transformers.TrainerCallback` (pass it in `callbacks=` to change the thresholds)."
+        return _as_callback(cls(**kwargs))
+
+    def check(self, step:int, loss:float, grad_norm:float|None=None, fp16:bool=False)->str|None:
+        "Why optimizer step `step` is bad, judged against the history so far; None when it is fine."
+        if not math.isfinite(loss): return f"loss={loss} at step {step}"
+        if grad_norm is not None and not math.isfinite(grad_norm):
+            self._fp16_skips += 1
+            if fp16 and self._fp16_skips <= FP16_MAX_SKIPS: return None # the loss scaler skips this update and lowers its scale
+            return f"grad_norm={grad_norm} at step {step}" + (f" ({self._fp16_skips} steps in a row under fp16)" if fp16 else "")
+        self._fp16_skips = 0
+        u = self.uniform_loss
+        if u and grad_norm is not None and abs(loss - u) <= COLLAPSE_REL_TOL * u and grad_norm < COLLAPSE_GRAD_NORM:
+            return (f"collapse at step {step}: the loss {loss:.4f} is {self.uniform_name} = {u:.3f}, the loss of a uniform guess, and "
+                    f"the gradient norm is {grad_norm:.1e}: the model no longer tells its outputs apart and cannot learn")
+        recent = [h["loss"] for h in self.history[-self.window:]]
+        if self.spike_sigmas and len(recent) >= self.min_history:
+            med = statistics.median(recent)
+            limit = med + max(self.spike_sigmas * MAD_TO_SIGMA * statistics.median(abs(x - med) for x in recent), self.spike_min_jump)
+            if loss > limit:
+                return f"loss spike at step {step}: the loss {loss:.4g} is far above {med:.4g}, the median of the last {len(recent)} steps (limit {limit:.4g})"
+        return None
+
+    def watch(self, trainer):
+        "Keep each micro-batch's loss and each step's gradient norm of `trainer`, the trainer this guard is a callback of."
+        for name in ("training_step", "_get_grad_norm"):
+            if not hasattr(trainer, name): raise RuntimeError(f"DivergenceGuard.watch: this transformers version has no Trainer.{name}, "
+                                                               "which the guard reads the per-step loss and gradient norm from.")
+        training_step, grad_norm = trainer.training_step, trainer._get_grad_norm
+        def step(*args, **kwargs):
+            loss = training_step(*args, **kwargs).detach()
+            self._loss = loss if self._loss is None else self._loss + loss # the step's loss, as the trainer logs it
+            return loss
+        def norm(*args, **kwargs):
+            self._grad_norm = grad_norm(*args, **kwargs) # before clipping
+            return self._grad_norm
+        trainer.training_step, trainer._get_grad_norm = step, norm
+        acc = trainer.accelerator
+        if acc.num_processes > 1: self._reduce = lambda t: acc.reduce(t, "mean") # the same decision on every rank
+        return trainer
+
+    def start(self, ckpt=None):
+        "Start watching a run: forget any earlier one, and continue the step history saved with checkpoint `ckpt`."
+        f = Path(ckpt) / STEPS_FILE if ckpt else None
+        self.history = json.loads(f.read_text()) if f is not None and f.exists() else []
+        self.bad = self.bad_step = self.suspect_step = self._loss = self._grad_norm = None
+        self._fp16_skips = 0
+
+    def _stop(self, control, why:str, step:int, suspect:int|None=None):
+        if self.bad is None: self.bad, self.bad_step, self.suspect_step = why, step, suspect
         control.should_training_stop, control.should_save = True, False
-    def on_log(self, args, state, control, logs=None, **kw):
-        for k in ("loss", "grad_norm"):
-            v = (logs or {}).get(k)
-            if v is not None and not math.isfinite(v): self._stop(control, f"{k}={v} at step {state.global_step}")
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        if self._loss is None: return control
+        loss, self._loss = float(self._reduce(self._loss)), None
+        grad_norm = None if self._grad_norm is None else float(self._grad_norm)
+        step = state.global_step + 1
+        why = self.check(step, loss, grad_norm, fp16=bool(args.fp16))
+        self.history.append(dict(step=step, loss=loss, grad_norm=grad_norm))
+        if why:
+            self._stop(control, why, step, suspect=step - 1) # the weights of step - 1 are the ones this step found bad
+            if model is not None: model.zero_grad(set_to_none=True) # no gradients: the optimizer leaves every weight as it is
         return control
-    def on_step_end(self, args, state, control, model=None, **kw):
-        if self.bad is not None: self._stop(control, self.bad)
-        elif control.should_save and model is not None:
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.bad is not None: self._stop(control, self.bad, self.bad_step); return control
+        if control.should_save and model is not None:
             import torch
             if any(not torch.isfinite(p).all() for p in model.parameters() if p.requires_grad):
-                self._stop(control, f"non-finite weights at step {state.global_step}")
+                self._stop(control, f"non-finite weights at step {state.global_step}", state.global_step)
+            elif state.is_world_process_zero: # written before the trainer writes the checkpoint, so a whole checkpoint has it
+                ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                ckpt.mkdir(parents=True, exist_ok=True)
+                (ckpt / STEPS_FILE).write_text(json.dumps(self.history))
+        return control
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.bad is not None: control.should_save = False
         return control
 
 def _as_callback(guard):
@@ -344,20 +571,80 @@ def _as_callback(guard):
     guard.__class__ = cls
     return guard
 
+# %% ../nbs/08_train.ipynb #1437a6c0
 def _complete(ckpt:Path)->bool:
     "Was `ckpt` written to the end? Its `trainer_state.json` (written last) must parse and name the step."
     try: return json.loads((ckpt / "trainer_state.json").read_text()).get("global_step") == int(ckpt.name.split("-")[-1])
     except (OSError, ValueError): return False
 
+def _torch_file_problem(f:Path)->str|None:
+    "Why the torch.save file `f` is not whole (its zip directory, written last, is missing), or None."
+    try:
+        with zipfile.ZipFile(f): return None
+    except (zipfile.BadZipFile, OSError) as e: return f"{f} is damaged (cut short: {e})"
+
+def checkpoint_problem(ckpt, # a checkpoint-N folder
+                      )->str|None:
+    "Why `ckpt` cannot be resumed from (its save was cut short, a file in it is damaged), or None."
+    from lmtune.adapters import safetensors_problem
+    c = Path(ckpt)
+    if not _complete(c): return f"{c / 'trainer_state.json'} is missing or incomplete (the save was cut short)"
+    for f in sorted(c.iterdir()):
+        problem = (safetensors_problem(f) if f.suffix == ".safetensors" else
+                   _torch_file_problem(f) if f.suffix in (".pt", ".pth", ".bin") else None)
+        if problem: return problem
+    return None
+
 def last_checkpoint(output_dir)->str|None:
-    "The newest complete `checkpoint-N` in `output_dir`, or None; checkpoints cut short by a kill are skipped."
+    "The newest `checkpoint-N` in `output_dir` that can be resumed from, or None; cut-short saves are skipped, damaged files named in a warning."
     p = Path(output_dir)
     if not p.is_dir(): return None
-    done = [c for c in p.glob("checkpoint-*") if c.is_dir() and c.name.split("-")[-1].isdigit() and _complete(c)]
-    return str(max(done, key=lambda c: int(c.name.split("-")[-1]))) if done else None
+    numbered = [c for c in p.glob("checkpoint-*") if c.is_dir() and c.name.split("-")[-1].isdigit()]
+    for c in sorted(numbered, key=lambda c: -int(c.name.split("-")[-1])):
+        if not _complete(c): continue # killed during the save
+        problem = checkpoint_problem(c)
+        if problem is None: return str(c)
+        warnings.warn(f"{problem}: {c.name} cannot be resumed from, so lmtune looks at the checkpoint before it.")
+    return None
+
+def _explicit_checkpoint(path)->str:
+    "A checkpoint named in `resume=`, if it can be resumed from."
+    p = Path(path)
+    if not p.is_dir(): raise bad_value("resume", str(path), "there is no such checkpoint folder; pass 'auto', False or a checkpoint-N folder")
+    problem = checkpoint_problem(p)
+    if problem: raise bad_value("resume", str(path), f"{problem}. Pass resume='auto' to continue from the newest whole checkpoint")
+    return str(p)
 
 # %% ../nbs/08_train.ipynb #1437a6d7
+RUN_RECORD = "lmtune_run.json" # what identifies the run that writes into output_dir
 RESULT_FILE = "lmtune_result.json" # metrics and log of the finished run, next to the final weights
+NON_TRAINING_FIELDS = ("output_dir", "resume", "progress_bar", "report_to", "logging_steps", "save_steps", "save_total_limit",
+                       "eval_steps", "trust_remote_code", "gradient_checkpointing") # RunSettings fields a resume may change
+SAME_PRODUCT_FIELDS = ("batch_size", "gradient_accumulation_steps") # compared as their product: rows per optimizer step
+RESOLVED_FIELDS = ("method", "learning_rate") # compared as the run resolved them (None: the stage's default, the preset)
+
+def run_record(stage:str, method:str, lr:float, s:RunSettings, model_fp:str|None=None, data_fp:str|None=None)->dict:
+    "What identifies a run: the stage, the resolved method and learning rate, every setting, the model and the data."
+    return json.loads(json.dumps(dict(stage=stage, method=method, learning_rate=lr, model=model_fp, data=data_fp,
+                                      settings=s.to_dict()), default=str))
+
+def _recorded(record:dict, k:str):
+    "Field `k` of a run record; records of earlier lmtune versions kept the settings at the top level, and the resolved method apart."
+    if k == "method" and "method_resolved" in record: return record["method_resolved"]
+    return record.get(k)
+
+def run_changes(old:dict, # the run record in output_dir
+                new:dict, # this call's run record
+               )->dict:
+    "`{name: (old value, new value)}` for everything that changes training and differs between the two runs."
+    changes = {k: (_recorded(old, k), new.get(k)) for k in ("stage", "model", "data") + RESOLVED_FIELDS
+               if (k in old or k == "method") and _recorded(old, k) != new.get(k)}
+    was, now = old.get("settings") or {k: old[k] for k in FIELDS if k in old}, new["settings"]
+    same_rows = all(k in was for k in SAME_PRODUCT_FIELDS) and math.prod(was[k] for k in SAME_PRODUCT_FIELDS) == math.prod(now[k] for k in SAME_PRODUCT_FIELDS)
+    for k in FIELDS:
+        if k in NON_TRAINING_FIELDS or k in RESOLVED_FIELDS or k not in was or (k in SAME_PRODUCT_FIELDS and same_rows): continue
+        if was[k] != now[k]: changes[k] = (was[k], now[k])
+    return changes
 
 def _digest(obj)->str: return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -388,14 +675,80 @@ def model_fingerprint(model)->str:
     except Exception: stats = [] # e.g. weights on the meta device
     return f"in-memory {type(model).__name__} {_digest([facts, stats])}"
 
+def _tokenizer_fingerprint(tokenizer)->str:
+    "The tokenizer argument, as part of the model fingerprint ('' when none is passed: the model's own is implied)."
+    if tokenizer is None: return ""
+    if isinstance(tokenizer, (str, Path)): return f"; tokenizer {Path(tokenizer).resolve() if Path(tokenizer).exists() else tokenizer}"
+    return f"; tokenizer {type(tokenizer).__name__} of {len(tokenizer)} tokens {_digest(sorted(tokenizer.get_vocab().items())[:2000])}"
+
 def data_fingerprint(ds, # a `datasets.Dataset`
                      n:int=1000, # rows hashed at each end
                     )->str:
     "The number of rows and a hash of the first and last `n` rows: cheap, and it changes when the data does."
+    check_positive("n", n)
     k = len(ds)
     head = ds.select(range(min(n, k))).to_list()
     tail = ds.select(range(max(n, k - n), k)).to_list() if k > n else []
     return f"{k} rows {_digest([head, tail])}"
+
+# %% ../nbs/08_train.ipynb #7a1e0c31
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx") # files that hold weights
+PREVIOUS_RUN = ".lmtune-previous-run" # where resume=False keeps the earlier run until the new one has a checkpoint
+RUN_ARTIFACTS = ("checkpoint-*", "suspect-checkpoint-*", RESULT_FILE, RUN_RECORD, "tokenizer", "model*.safetensors",
+                 "model.safetensors.index.json", "adapter_model.safetensors", "adapter_config.json") # what a run writes that matters
+
+def _model_folder(model)->Path|None:
+    "The local folder the model comes from, if there is one."
+    if isinstance(model, TrainResult): return Path(model.output_dir).resolve()
+    if isinstance(model, (str, Path)): return Path(model).resolve() if Path(model).is_dir() else None
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    name = getattr(base, "name_or_path", None)
+    return Path(name).resolve() if isinstance(name, str) and name and Path(name).is_dir() else None
+
+def _weight_files(d:Path)->list: return sorted(f.name for f in d.iterdir() if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
+
+def check_output_dir(output_dir, # where the run will write
+                     model=None, # what the run starts from
+                     stage:str="sft", # for the suggested folder name
+                    )->Path:
+    "`output_dir` as a `Path`, unless writing there could overwrite weights this run did not write: then an error that says where to write instead."
+    out = Path(output_dir)
+    instead = f"Write the run somewhere else, e.g. output_dir='{out}-{stage}'"
+    if out.exists() and not out.is_dir(): raise bad_value("output_dir", str(out), "is a file; pass a folder")
+    src = _model_folder(model)
+    if src is not None and out.resolve() == src:
+        held = _weight_files(src)
+        raise bad_value("output_dir", str(out), f"is the folder of the model being trained{' (it holds ' + ', '.join(held[:3]) + ')' if held else ''}: "
+                        f"lmtune never writes into a folder with weights this run did not write. {instead}")
+    held = _weight_files(out) if out.is_dir() and not (out / RUN_RECORD).exists() else []
+    if held: raise bad_value("output_dir", str(out), f"holds {', '.join(held[:3])}, which this run did not write (there is no {RUN_RECORD}, "
+                             f"so no lmtune run made them): lmtune never writes into such a folder. {instead}")
+    return out
+
+def _artifacts(out:Path)->list: return sorted({p for pattern in RUN_ARTIFACTS for p in out.glob(pattern)})
+
+def move_previous_run_aside(out:Path)->bool:
+    "Move an earlier run's checkpoints, weights and records into `out/PREVIOUS_RUN`; True if there was one."
+    items = _artifacts(out)
+    if not items: return False
+    keep = out / PREVIOUS_RUN
+    keep.mkdir()
+    for p in items: p.rename(keep / p.name)
+    return True
+
+def restore_previous_run(out:Path):
+    "Undo `move_previous_run_aside`: what the new run wrote goes, the earlier run comes back (a no-op without one)."
+    keep = out / PREVIOUS_RUN
+    if not keep.is_dir(): return
+    for p in _artifacts(out): shutil.rmtree(p) if p.is_dir() else p.unlink()
+    for p in keep.iterdir(): p.rename(out / p.name)
+    keep.rmdir()
+
+def _recover_previous_run(out:Path):
+    "After a kill: a start-over that reached a whole checkpoint keeps it (the earlier run goes), one that did not gives way to the earlier run."
+    if not (out / PREVIOUS_RUN).is_dir(): return
+    if last_checkpoint(out): shutil.rmtree(out / PREVIOUS_RUN)
+    else: restore_previous_run(out)
 
 # %% ../nbs/08_train.ipynb #6a91779f
 class TrainingOOM(RuntimeError):
@@ -410,16 +763,10 @@ def estimate_gib(model_config, # anything `lmtune.memory.estimate_memory` accept
                 )->float:
     "lmtune's estimate of the run's per-GPU memory (what nvidia-smi shows), in GiB."
     from lmtune.memory import estimate_memory
-    from lmtune.settings import estimator_kwargs
-    s = replace(s, **changes)
-    kw = estimator_kwargs(s, stage)
-    kw["precision"] = _precision_for(s.precision, kw["method"], stage, on_gpu=True)
-    if kw["method"] == "prefix": kw["num_virtual_tokens"] = s.num_virtual_tokens
-    return estimate_memory(model_config, **kw).device_total / 2**30
+    return estimate_memory(model_config, s.replace(**changes), stage=stage).device_total / 2**30
 
 def _ladder(s:RunSettings, stage:str)->list[dict]:
     "Cumulative changes to `s` that cut memory, cheapest first (each entry includes the ones before it)."
-    from lmtune.settings import STAGE_METHODS
     steps, ch = [], {}
     b, ga = s.batch_size, s.gradient_accumulation_steps
     while b > 1:
@@ -427,7 +774,7 @@ def _ladder(s:RunSettings, stage:str)->list[dict]:
         ga, b = ga * (b // nb), nb
         ch = dict(ch, batch_size=b, gradient_accumulation_steps=ga); steps.append(ch)
     if not s.gradient_checkpointing: ch = dict(ch, gradient_checkpointing=True); steps.append(ch)
-    method = s.method or STAGE_METHODS[stage]
+    method = s.method or stage_info(stage).default_method
     if method in ("full", "freeze"): method = "lora"; ch = dict(ch, method="lora"); steps.append(ch)
     if method in ("lora", "dora"):
         ch = dict(ch, method="qlora", **({"use_dora": True} if method == "dora" or s.use_dora else {})); steps.append(ch)
@@ -483,17 +830,193 @@ def oom_message(model_config, # the model's config (or any `estimate_memory` inp
     return (f"{head} Nothing on lmtune's ladder of changes fits this GPU: even at the smallest setting ({_fmt(smallest) or 'as given'}) "
             f"lmtune estimates {low:.1f} GiB; {need}. (A shorter seq_len also needs less, but changes the task.)")
 
+def _kept_after_oom(out:Path)->str:
+    "What an out-of-memory error leaves, and how to continue."
+    ckpt = last_checkpoint(out)
+    if ckpt is None: return "No checkpoint had been written yet."
+    return (f"Nothing up to {ckpt} is lost: the same call resumes from it, and so does one that only lowers batch_size while "
+            "raising gradient_accumulation_steps by the same factor, or turns on gradient_checkpointing.")
+
 # %% ../nbs/08_train.ipynb #eef6b340
-def _common_args(s:RunSettings, stage:str, method:str, lr:float, has_eval:bool)->dict:
-    precision = _precision_for(s.precision, method, stage)
+TEXT_STAGES = ("pretrain", "continue_pretraining") # stages that train on plain text, packed into seq_len blocks, loss on every token
+
+@dataclass
+class Run:
+    "A stage's plan: everything decided and checked before a model loads or a file is written."
+    stage:str
+    s:RunSettings
+    method:str # resolved (`s.method` or the stage's default)
+    lr:float # resolved (`learning_rate_for`)
+    callbacks:list # the user's callbacks and the monitor
+    packing:bool # resolved (`s.packing` or the stage's default)
+    on_bad_rows:str = "raise"
+    quantization:object = None # the bitsandbytes config of a QLoRA run
+    train_ds:object = None # the rows as the trainer gets them
+    eval_ds:object = None
+    model_fp:str|None = None
+    record:dict|None = None # `run_record`, written to output_dir
+    ckpt:str|None = None # the checkpoint to resume from
+    rows_truncated:int = 0 # training rows cut at seq_len
+    rows_dropped:int = 0 # training rows with nothing left to learn from at seq_len
+
+    @property
+    def out(self)->Path: return Path(self.s.output_dir)
+
+    @property
+    def finished(self)->bool:
+        "Did the checkpoint to resume from already reach the run's budget?"
+        return bool(self.ckpt) and _finished(self.ckpt, self.s)
+
+def _callbacks(callbacks, monitor)->list:
+    "The callbacks and the monitor, each a `TrainerCallback` (an instance or a subclass)."
+    from transformers import TrainerCallback
+    is_cb = lambda c: isinstance(c, TrainerCallback) or (isinstance(c, type) and issubclass(c, TrainerCallback))
+    if callbacks is None: callbacks = []
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, (list, tuple)):
+        raise bad_value("callbacks", callbacks, "pass a list of transformers.TrainerCallback objects")
+    bad = [c for c in callbacks if not is_cb(c)]
+    if bad: raise bad_value("callbacks", bad[0], "each callback must be a transformers.TrainerCallback (an instance or a subclass)")
+    if monitor is not None and not is_cb(monitor):
+        raise bad_value("monitor", monitor, "pass a transformers.TrainerCallback, e.g. a forgetting monitor from lmtune.monitor")
+    return list(callbacks) + ([monitor] if monitor is not None else [])
+
+def _check_combinations(s:RunSettings, stage:str, method:str, has_eval:bool, has_replay:bool, packing:bool):
+    "What RunSettings cannot check on its own: this machine, the stage, the data given."
+    _precision_for(s.precision, method, stage) # fp16 needs CUDA
     if s.use_liger_kernel and importlib.util.find_spec("liger_kernel") is None:
         raise ValueError("use_liger_kernel=True but the liger_kernel package is not installed: pip install liger-kernel (needs a CUDA GPU), or set use_liger_kernel=False.")
     if s.early_stopping and not has_eval:
         raise ValueError(f"early_stopping={s.early_stopping} needs evaluation data: pass eval_data=... or eval_fraction=0.1.")
+    if s.padding_free and not packing:
+        raise ValueError("padding_free=True with packing=False: TRL cannot enforce seq_len without packing; set packing=True (best-fit packing runs padding-free).")
+    if s.replay_fraction and not has_replay:
+        where = "" if stage in ("continue_pretraining", "sft") else f" ({stage} mixes no replay: set replay_fraction=0)"
+        raise ValueError(f"replay_fraction={s.replay_fraction} needs replay_data (general text, e.g. lmtune.corpus.general_corpus(2000)){where}.")
+
+def plan_run(stage:str, # pretrain, continue_pretraining, sft or dpo
+             settings=None, # a RunSettings or a dict
+             kwargs:dict|None=None, # RunSettings fields given as keywords
+             callbacks=None, # the stage's `callbacks`
+             monitor=None, # the stage's `monitor`
+             tokenizer=None, # the stage's `tokenizer`
+             on_bad_rows:str="raise", # the stage's `on_bad_rows`
+             has_eval:bool=False, # eval_data was given
+             has_replay:bool=False, # replay_data was given
+            )->Run:
+    "Check the run's settings and the stage's own arguments; resolve what the defaults mean for this stage on this machine."
+    from lmtune.data import ON_BAD_ROWS
+    s = run_settings(settings, **(kwargs or {}))
+    st = stage_info(stage)
+    method = s.method or st.default_method
+    if st.name == "pretrain" and method != "full":
+        raise ValueError(f"method={method!r}: pretraining from scratch trains every weight; use method='full' (or continue_pretraining for adapters).")
+    check_choice("on_bad_rows", on_bad_rows, ON_BAD_ROWS)
+    if tokenizer is not None and not isinstance(tokenizer, (str, Path)) and not callable(tokenizer):
+        raise bad_value("tokenizer", tokenizer, "pass a transformers tokenizer or the folder it was saved in")
+    packing = s.packing if s.packing is not None else (st.name in TEXT_STAGES or s.padding_free)
+    _check_combinations(s, st.name, method, has_eval or s.eval_fraction > 0, has_replay, packing)
+    return Run(st.name, s, method, learning_rate_for(s, st.name, method), _callbacks(callbacks, monitor), packing, on_bad_rows,
+               qlora_quantization_config() if method_info(method).quantized_base else None)
+
+# %% ../nbs/08_train.ipynb #af7879a7
+def text_data(run:Run, data, eval_data=None, replay_data=None, tok=None):
+    "Pretraining stages: text rows (with `replay_fraction` of general text mixed in) and the held-out rows."
+    from lmtune.data import mix_replay
+    s = run.s
+    ds = _text_rows(_load(data, "data", run.on_bad_rows))
+    if s.replay_fraction: ds = _text_rows(mix_replay(ds, _load(replay_data, "replay_data", run.on_bad_rows), fraction=s.replay_fraction, seed=s.seed))
+    if eval_data is not None: ev = _text_rows(_load(eval_data, "eval_data", run.on_bad_rows), "eval_data")
+    else: ds, ev = _split(ds, s.eval_fraction, s.seed)
+    run.train_ds, run.eval_ds = ds, ev
+
+def sft_data(run:Run, data, eval_data=None, replay_data=None, tok=None):
+    "SFT: rows tokenised as TRL would (replay rows as plain text), held-out rows, and the rows `seq_len` leaves something of."
+    s = run.s
+    ds = _load(data, "data", run.on_bad_rows)
+    if s.replay_fraction: ds = _sft_replay_rows(ds, _load(replay_data, "replay_data", run.on_bad_rows), tok, s.replay_fraction, s.seed)
+    else: ds = _sft_tokenized(_sft_rows(ds, tok), tok)
+    if eval_data is not None: ev = _sft_tokenized(_sft_rows(_load(eval_data, "eval_data", run.on_bad_rows), tok, "eval_data"), tok)
+    else: ds, ev = _split(ds, s.eval_fraction, s.seed)
+    n = len(ds)
+    ds, run.rows_truncated, run.rows_dropped = trainable_rows(ds, s.seq_len, s.completion_only_loss)
+    _report_long_rows(n, run.rows_truncated, run.rows_dropped, s.seq_len)
+    run.train_ds, run.eval_ds = ds, (None if ev is None else trainable_rows(ev, s.seq_len, s.completion_only_loss)[0])
+
+def dpo_data(run:Run, data, eval_data=None, replay_data=None, tok=None):
+    "DPO: prompt/chosen/rejected rows and the held-out rows (TRL tokenises them; see `_count_dpo_rows`)."
+    s = run.s
+    ds = _dpo_rows(_load(data, "data", run.on_bad_rows), tok)
+    if eval_data is not None: ev = _dpo_rows(_load(eval_data, "eval_data", run.on_bad_rows), tok, "eval_data")
+    else: ds, ev = _split(ds, s.eval_fraction, s.seed)
+    run.train_ds, run.eval_ds = ds, ev
+
+STAGE_DATA = {"pretrain": text_data, "continue_pretraining": text_data, "sft": sft_data, "dpo": dpo_data} # each stage's data step
+
+# %% ../nbs/08_train.ipynb #af7879a9
+def check_model(run:Run, config):
+    "Refuse a `seq_len` the model cannot take and a `trainable_layers` it does not have, from its config."
+    check_seq_len(config, run.s.seq_len)
+    n = getattr(config, "num_hidden_layers", None)
+    if run.method == "freeze" and isinstance(n, int) and run.s.trainable_layers > n:
+        raise bad_value("trainable_layers", run.s.trainable_layers, f"the model has {n} decoder layers; pass at most {n} (or method='full')")
+
+def resume_point(run:Run, model)->Run:
+    "Check the output folder; find the checkpoint to continue from; refuse one of a different run or of a run that went further."
+    s, out = run.s, check_output_dir(run.s.output_dir, model, run.stage)
+    _recover_previous_run(out)
+    run.record = run_record(run.stage, run.method, run.lr, s, run.model_fp, data_fingerprint(run.train_ds))
+    if s.resume is False: return run # start over: the earlier run is moved aside by `claimed_output_dir`
+    ckpt = last_checkpoint(out) if s.resume == "auto" else _explicit_checkpoint(s.resume)
+    if ckpt and 0 < s.max_steps < int(Path(ckpt).name.split("-")[-1]):
+        raise ValueError(f"max_steps={s.max_steps} but output_dir={str(out)!r} holds {Path(ckpt).name}, a run that went further. "
+                         "Use a new output_dir, or resume=False to start over there.")
+    old = json.loads((out / RUN_RECORD).read_text()) if (out / RUN_RECORD).exists() else None
+    changes = run_changes(old, run.record) if old is not None else {}
+    if changes:
+        what = f"checkpoint {ckpt}" if ckpt else "the record and results"
+        raise ValueError(f"output_dir={str(out)!r} holds {what} of a different run (changed: "
+                         + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
+                         + "). Use a new output_dir, or resume=False to start over there (the earlier run is kept until the new one has its first checkpoint).")
+    run.ckpt = ckpt
+    return run
+
+def _finished(ckpt:str, s:RunSettings)->bool:
+    "Did the checkpoint already reach the run's budget (`max_steps`, or the epochs the trainer planned)?"
+    st = json.loads((Path(ckpt) / "trainer_state.json").read_text())
+    step = st.get("global_step", 0)
+    if s.max_steps > 0: return step >= s.max_steps
+    return bool(st.get("max_steps")) and step >= st["max_steps"] and st.get("num_train_epochs") == math.ceil(s.num_epochs)
+
+# %% ../nbs/08_train.ipynb #af7879b1
+@contextlib.contextmanager
+def claimed_output_dir(run:Run):
+    "Inside the block the run owns `output_dir`: an earlier run is moved aside (resume=False) and put back if the block fails before a checkpoint."
+    out = run.out
+    out.mkdir(parents=True, exist_ok=True)
+    moved = run.s.resume is False and move_previous_run_aside(out)
+    (out / RUN_RECORD).write_text(json.dumps(run.record, indent=1))
+    try: yield out
+    except BaseException:
+        if moved: restore_previous_run(out) # a no-op once the run has its first checkpoint
+        raise
+
+def _previous_run_dropper(out:Path):
+    "A callback that deletes the earlier run moved aside by resume=False once this run has a whole checkpoint."
+    from transformers import TrainerCallback
+    class DropPreviousRun(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero: shutil.rmtree(out / PREVIOUS_RUN, ignore_errors=True)
+    return DropPreviousRun()
+
+# %% ../nbs/08_train.ipynb #af7879b3
+def trainer_arguments(run:Run)->dict:
+    "`SFTConfig`/`DPOConfig` keyword arguments for the run."
+    s, stage, has_eval = run.s, run.stage, run.eval_ds is not None
+    precision = _precision_for(s.precision, run.method, stage)
     eval_steps = s.eval_steps or s.save_steps
     kw = dict(output_dir=s.output_dir, per_device_train_batch_size=s.batch_size, per_device_eval_batch_size=s.batch_size,
-              gradient_accumulation_steps=s.gradient_accumulation_steps, learning_rate=lr,
-              lr_scheduler_type=s.lr_scheduler_type, warmup_steps=s.warmup_ratio, weight_decay=s.weight_decay,
+              gradient_accumulation_steps=s.gradient_accumulation_steps, learning_rate=run.lr,
+              lr_scheduler_type=s.lr_scheduler_type, warmup_steps=s.warmup_ratio, weight_decay=s.weight_decay, # warmup_steps < 1 is a ratio
               max_grad_norm=s.max_grad_norm, max_steps=s.max_steps, num_train_epochs=s.num_epochs,
               optim=resolve_optim(s.optim),
               bf16=precision in ("bf16", "mixed"), fp16=precision == "fp16", use_cpu=not _cuda(),
@@ -503,27 +1026,160 @@ def _common_args(s:RunSettings, stage:str, method:str, lr:float, has_eval:bool)-
               include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, disable_tqdm=not s.progress_bar,
               eval_strategy="steps" if has_eval else "no", eval_steps=eval_steps if has_eval else None,
               trust_remote_code=s.trust_remote_code, max_length=s.seq_len)
-    if s.early_stopping:
-        if s.save_steps % eval_steps: raise ValueError(f"early_stopping needs save_steps ({s.save_steps}) to be a multiple of eval_steps ({eval_steps}).")
-        kw.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
-    return kw
+    if s.early_stopping: kw.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
+    if stage == "dpo": return dict(kw, beta=s.beta, padding_free=s.padding_free)
+    text = stage in TEXT_STAGES
+    return dict(kw, packing=run.packing, packing_strategy="wrapped" if text else "bfd", padding_free=s.padding_free and not (run.packing and text),
+                completion_only_loss=s.completion_only_loss if stage == "sft" else None)
 
-def _run_record(stage, method, lr, s:RunSettings, model_fp:str|None=None, data_fp:str|None=None)->dict:
-    "What identifies a run, to refuse resuming a different one: the settings that shape training, the model and the data."
-    keep = ("method", "batch_size", "seq_len", "gradient_accumulation_steps", "lr_scheduler_type", "precision", "lora_r",
-            "lora_alpha", "lora_target_modules", "use_dora", "trainable_layers", "num_virtual_tokens", "seed", "packing", "replay_fraction")
-    d = {k: getattr(s, k) for k in keep}
-    return json.loads(json.dumps(dict(stage=stage, learning_rate=lr, **d, method_resolved=method, model=model_fp, data=data_fp), default=str))
+def _guard_for(run:Run, model):
+    "The `DivergenceGuard` in the user's callbacks, else a new one; it learns the loss of a uniform guess for this model."
+    guard = next((c for c in run.callbacks if isinstance(c, DivergenceGuard)), None) or DivergenceGuard.callback()
+    if guard.uniform_loss is None:
+        head = model.get_output_embeddings()
+        v = 2 if run.stage == "dpo" else (head.weight.shape[0] if head is not None else model.config.vocab_size) # DPO: a policy equal to its reference
+        guard.uniform_loss, guard.uniform_name = math.log(v), f"ln({v})"
+    return guard
 
-def _check_resume(output_dir, record:dict, ckpt:str):
-    f = Path(output_dir) / "lmtune_run.json"
-    if not f.exists(): return
-    old = json.loads(f.read_text())
-    diff = {k: (old.get(k), v) for k, v in record.items() if old.get(k) != v}
-    if diff:
-        raise ValueError(f"output_dir={str(output_dir)!r} holds checkpoint {ckpt} of a different run (changed: "
-                         + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
-                         + "). Use a new output_dir, or resume=False to start over there.")
+def make_trainer(run:Run, model, tok, peft_config=None, ref_model=None)->tuple:
+    "`(trainer, guard)`: the TRL trainer for the run (`DPOTrainer` for dpo, `SFTTrainer` otherwise) and the `DivergenceGuard` watching it."
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback
+    s = run.s
+    if tok.pad_token is None: tok.pad_token = tok.eos_token
+    if not method_info(run.method).quantized_base: # weights in the precision's dtype, whatever dtype they came in
+        want = weight_dtype(_precision_for(s.precision, run.method, run.stage))
+        if any(p.dtype != want for p in model.parameters() if p.is_floating_point()): model = model.to(want)
+    guard = _guard_for(run, model)
+    stop_early = [EarlyStoppingCallback(early_stopping_patience=s.early_stopping, early_stopping_threshold=s.early_stopping_threshold)] if s.early_stopping else []
+    cbs = [c for c in run.callbacks if c is not guard] + stop_early + [_previous_run_dropper(run.out), guard]
+    data = dict(train_dataset=run.train_ds, eval_dataset=run.eval_ds, processing_class=tok, callbacks=cbs, peft_config=peft_config)
+    if run.stage == "dpo":
+        from trl import DPOConfig, DPOTrainer
+        if ref_model is None and peft_config is None: ref_model = copy.deepcopy(model).eval()
+        trainer = DPOTrainer(model=model, ref_model=ref_model, args=DPOConfig(**trainer_arguments(run)), **data)
+    else:
+        from trl import SFTConfig, SFTTrainer
+        trainer = SFTTrainer(model=model, args=SFTConfig(**trainer_arguments(run)), **data)
+    if not s.progress_bar: trainer.remove_callback(PrinterCallback) # quiet: no log dicts printed (the log is in the result)
+    guard.watch(trainer)
+    guard.start(run.ckpt)
+    return trainer, guard
+
+def _count_dpo_rows(run:Run, trainer):
+    "The preference pairs TRL cuts at seq_len, and those it drops (a prompt that fills seq_len); none left is an error."
+    d, n, L = trainer.train_dataset, len(run.train_ds), run.s.seq_len
+    run.rows_dropped = n - len(d)
+    run.rows_truncated = sum(len(p) + max(len(c), len(r)) > L for p, c, r in zip(d["prompt_ids"], d["chosen_ids"], d["rejected_ids"]))
+    _report_long_rows(n, run.rows_truncated, run.rows_dropped, L, "chosen or rejected")
+
+def _tokenize_text(run:Run, tok):
+    "Unpacked text rows, tokenised here so that the rows `seq_len` cuts are counted."
+    n = len(run.train_ds)
+    run.train_ds, run.rows_truncated, run.rows_dropped = trainable_rows(_sft_tokenized(run.train_ds, tok), run.s.seq_len)
+    _report_long_rows(n, run.rows_truncated, run.rows_dropped, run.s.seq_len, "text")
+    if run.eval_ds is not None: run.eval_ds = _sft_tokenized(run.eval_ds, tok)
+
+# %% ../nbs/08_train.ipynb #af7879b5
+def _set_aside_suspect(out:Path, step:int|None):
+    "Rename the checkpoint of `step` (the weights the bad step found bad) `suspect-checkpoint-N`, which a resume does not pick."
+    c, suspect = out / f"checkpoint-{step}", out / f"suspect-checkpoint-{step}"
+    if not (step and c.is_dir()): return
+    if suspect.is_dir(): shutil.rmtree(suspect) # set aside by an earlier attempt of the same run at the same step: the same weights
+    c.rename(suspect)
+
+def diverged_message(guard:DivergenceGuard, lr:float, s:RunSettings, out:Path)->str:
+    "What stopped the run, what is kept, and what to change."
+    suspect = out / f"suspect-checkpoint-{guard.suspect_step}"
+    good = last_checkpoint(out)
+    kept = f"The last good checkpoint is {good}" if good else "No checkpoint from before the divergence is left to resume from"
+    if suspect.is_dir(): kept += (f" (checkpoint-{guard.suspect_step}, saved one step before, may already hold the bad update: lmtune "
+                                  f"renamed it {suspect.name}, so a resume does not pick it)")
+    return (f"Training stopped: {guard.bad}. Nothing from that step was saved. {kept}. Fix: lower "
+            f"learning_rate (now {lr:g}), add warmup (warmup_ratio=0.05; now {s.warmup_ratio}), keep gradient clipping on "
+            f"(max_grad_norm=1.0; now {s.max_grad_norm}), prefer precision='bf16' or 'mixed' to 'fp16', and look at the data of "
+            f"step {guard.bad_step}; then start over with resume=False (a resume refuses changed settings), which keeps the "
+            "checkpoints until the new run has its first one.")
+
+def train_steps(run:Run, trainer, guard:DivergenceGuard):
+    "`trainer.train()` from the run's checkpoint; out of memory and divergence become errors that say what is kept and what to change."
+    import torch
+    try: out = trainer.train(resume_from_checkpoint=run.ckpt)
+    except torch.cuda.OutOfMemoryError as e:
+        gpu = torch.cuda.mem_get_info()[1] / 2**30 if torch.cuda.is_available() else None # total memory of the GPU
+        raise TrainingOOM(oom_message(trainer.model.config, run.s.replace(method=run.method), gpu, run.stage) + " "
+                          + _kept_after_oom(run.out)) from e
+    if guard.bad:
+        _set_aside_suspect(run.out, guard.suspect_step)
+        raise TrainingDiverged(diverged_message(guard, run.lr, run.s, run.out))
+    return out
+
+def _weights_file(d:Path)->str|None:
+    return next((str(d / f) for f in ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json") if (d / f).exists()), None)
+
+def _params(m)->dict:
+    return dict(trainable_params=sum(p.numel() for p in m.parameters() if p.requires_grad), total_params=sum(p.numel() for p in m.parameters()))
+
+def finish(run:Run, trainer, train_out, guard:DivergenceGuard)->TrainResult:
+    "Save the final weights, collect the metrics, evaluate, write the result file, return the `TrainResult`."
+    out = run.out
+    trainer.save_model(str(out))
+    m, metrics = trainer.model, dict(train_out.metrics)
+    n_tok = trainer.state.num_input_tokens_seen
+    if metrics.get("train_runtime"): metrics["train_tokens_per_second"] = n_tok / metrics["train_runtime"]
+    metrics.update(num_input_tokens_seen=n_tok, **_params(m), rows_truncated=run.rows_truncated, rows_dropped=run.rows_dropped)
+    if run.eval_ds is not None: metrics.update(trainer.evaluate())
+    log = list(trainer.state.log_history)
+    (out / RESULT_FILE).write_text(json.dumps(dict(global_step=trainer.state.global_step, metrics=metrics, log_history=log,
+                                                   step_history=guard.history), default=float))
+    return TrainResult(model=m, tokenizer=trainer.processing_class, metrics=metrics, log_history=log, output_dir=str(out),
+                       weights_path=_weights_file(out), stage=run.stage, method=run.method, settings=run.s, resumed_from=run.ckpt,
+                       step_history=guard.history)
+
+def _load_weights(model, d:Path):
+    "Load the full weights saved in `d` (`model*.safetensors`) into `model`, in place."
+    from safetensors.torch import load_file
+    files = sorted(d.glob("model*.safetensors"))
+    if not files: raise FileNotFoundError(f"no model*.safetensors in {d}")
+    for f in files:
+        bad = model.load_state_dict(load_file(str(f)), strict=False).unexpected_keys
+        if bad: raise ValueError(f"{f} does not fit {type(model).__name__}: unexpected weights {bad[:3]}")
+    return model
+
+def saved_result(run:Run, model, tok)->TrainResult:
+    "The result of a run that already finished: its final weights (or adapter) and its saved logs, without training."
+    out, ckpt = run.out, Path(run.ckpt)
+    f = out / RESULT_FILE
+    saved = json.loads(f.read_text()) if f.exists() else {}
+    if saved.get("global_step") == int(ckpt.name.split("-")[-1]) and _weights_file(out):
+        src, log, metrics, steps = out, saved["log_history"], saved["metrics"], saved.get("step_history", [])
+    else: # killed after its last checkpoint, before the final save: the checkpoint holds the same weights
+        src, log, metrics = ckpt, json.loads((ckpt / "trainer_state.json").read_text())["log_history"], {}
+        steps = json.loads((ckpt / STEPS_FILE).read_text()) if (ckpt / STEPS_FILE).exists() else []
+    if method_info(run.method).peft:
+        from peft import PeftModel
+        m = PeftModel.from_pretrained(model, str(src), is_trainable=True)
+    else: m = _load_weights(model, src)
+    return TrainResult(model=m, tokenizer=tok, metrics=metrics or _params(m), log_history=log, output_dir=str(out),
+                       weights_path=_weights_file(src), stage=run.stage, method=run.method, settings=run.s, resumed_from=str(ckpt),
+                       step_history=steps)
+
+# %% ../nbs/08_train.ipynb #af7879b7
+def train(run:Run, model, tok, ref_model=None)->TrainResult:
+    "Steps 6-8 of the recipe, for a loaded model inside `claimed_output_dir`: set up the method, make the trainer, train, finish."
+    from transformers import set_seed
+    set_seed(run.s.seed)
+    peft_config = prepare_method(model, run.method, run.s)
+    if run.stage in TEXT_STAGES and not run.packing: _tokenize_text(run, tok)
+    trainer, guard = make_trainer(run, model, tok, peft_config, ref_model)
+    if run.stage == "dpo": _count_dpo_rows(run, trainer)
+    return finish(run, trainer, train_steps(run, trainer, guard), guard)
+
+def load_model(run:Run, model):
+    "The weights the stage starts from, in the dtype the run trains in (QLoRA: its 4-bit base)."
+    q = run.quantization
+    dtype = q.bnb_4bit_compute_dtype if q is not None else weight_dtype(_precision_for(run.s.precision, run.method, run.stage))
+    return _load_pretrained(model, run.s, q, dtype)
 
 @contextlib.contextmanager
 def _progress_bars(on:bool):
@@ -537,143 +1193,7 @@ def _progress_bars(on:bool):
         if was_ds: datasets.enable_progress_bars()
         if was_tf: transformers.utils.logging.enable_progress_bar()
 
-def _train(stage:str, model, tokenizer, train_ds, eval_ds, s:RunSettings, method:str, callbacks, peft_config=None, ref_model=None,
-           model_fp:str|None=None)->TrainResult:
-    "Train `model` (already loaded, method set up) on the shaped rows; `model_fp` identifies the starting weights for resuming."
-    import torch
-    lr = s.learning_rate or preset_learning_rate(s.lr_preset or STAGES[stage], method, stage)
-    out = Path(s.output_dir); out.mkdir(parents=True, exist_ok=True)
-    record = _run_record(stage, method, lr, s, model_fp, data_fingerprint(train_ds))
-    ckpt = None
-    if s.resume == "auto": ckpt = last_checkpoint(out)
-    elif s.resume: ckpt = str(s.resume)
-    else: # start over: checkpoints of an earlier run must not be resumed later as if they were this run's
-        import shutil
-        for c in out.glob("checkpoint-*"): shutil.rmtree(c, ignore_errors=True)
-        (out / RESULT_FILE).unlink(missing_ok=True)
-    if ckpt: _check_resume(out, record, ckpt)
-    (out / "lmtune_run.json").write_text(json.dumps(record, indent=1))
-    if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
-    precision = _precision_for(s.precision, method, stage)
-    if method != "qlora": # weights in the precision's dtype, whatever dtype they came in
-        want = weight_dtype(precision)
-        if any(p.dtype != want for p in model.parameters() if p.is_floating_point()): model = model.to(want)
-    step = int(Path(ckpt).name.split("-")[-1]) if ckpt else 0
-    if 0 < s.max_steps < step:
-        raise ValueError(f"max_steps={s.max_steps} but output_dir={str(out)!r} holds {Path(ckpt).name}, a run that went further. "
-                         "Use a new output_dir, or resume=False to start over there.")
-    if ckpt and _finished(ckpt, s): # nothing left to train: the saved result, as the first call returned it
-        return _saved_result(stage, model, tokenizer, s, method, peft_config, ckpt)
-
-    kw = _common_args(s, stage, method, lr, eval_ds is not None)
-    guard = NonFiniteLossGuard.callback()
-    cbs = list(callbacks or [])
-    if s.early_stopping:
-        from transformers import EarlyStoppingCallback
-        cbs.append(EarlyStoppingCallback(early_stopping_patience=s.early_stopping, early_stopping_threshold=s.early_stopping_threshold))
-    cbs.append(guard) # last, so it sees what every other callback did to the step before a save
-    if stage == "dpo":
-        from trl import DPOConfig, DPOTrainer
-        args = DPOConfig(**kw, beta=s.beta, padding_free=s.padding_free)
-        if ref_model is None and peft_config is None: ref_model = copy.deepcopy(model).eval()
-        trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                             processing_class=tokenizer, callbacks=cbs, peft_config=peft_config)
-    else:
-        from trl import SFTConfig, SFTTrainer
-        pretraining = stage in ("pretrain", "continue_pretraining")
-        packing = s.packing if s.packing is not None else (pretraining or s.padding_free)
-        if s.padding_free and not packing: raise ValueError("padding_free=True with packing=False: TRL cannot enforce seq_len without packing; set packing=True (best-fit packing runs padding-free).")
-        chat = "messages" in train_ds.column_names
-        args = SFTConfig(**kw, packing=packing, packing_strategy="wrapped" if pretraining else "bfd",
-                         padding_free=s.padding_free and not (packing and pretraining),
-                         completion_only_loss=s.completion_only_loss if stage == "sft" and not chat else None,
-                         assistant_only_loss=s.completion_only_loss and chat)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                             processing_class=tokenizer, callbacks=cbs, peft_config=peft_config)
-    if not s.progress_bar: # quiet: no bars, and no log dicts printed in their place (the log is in the result)
-        from transformers.trainer_callback import PrinterCallback
-        trainer.remove_callback(PrinterCallback)
-    try: train_out = trainer.train(resume_from_checkpoint=ckpt)
-    except torch.cuda.OutOfMemoryError as e:
-        free = torch.cuda.mem_get_info()[1] / 2**30 if torch.cuda.is_available() else None # total memory of the GPU
-        raise TrainingOOM(oom_message(trainer.model.config, replace(s, method=method), free, stage)) from e
-    if guard.bad:
-        raise TrainingDiverged(f"Training stopped: {guard.bad}. The last good checkpoint is {last_checkpoint(out)} "
-                               f"(nothing after the bad step was saved). Lower learning_rate (now {lr:g}), keep max_grad_norm "
-                               f"(now {s.max_grad_norm}), use precision='bf16'/'mixed' rather than 'fp16', and check the data; "
-                               f"resume=<that checkpoint> continues from it.")
-    trainer.save_model(str(out))
-    m = trainer.model
-    metrics = dict(train_out.metrics)
-    n_tok = trainer.state.num_input_tokens_seen
-    if metrics.get("train_runtime"): metrics["train_tokens_per_second"] = n_tok / metrics["train_runtime"]
-    metrics["num_input_tokens_seen"] = n_tok
-    metrics["trainable_params"] = sum(p.numel() for p in m.parameters() if p.requires_grad)
-    metrics["total_params"] = sum(p.numel() for p in m.parameters())
-    if eval_ds is not None: metrics.update(trainer.evaluate())
-    log = list(trainer.state.log_history)
-    (out / RESULT_FILE).write_text(json.dumps(dict(global_step=trainer.state.global_step, metrics=metrics, log_history=log), default=float))
-    return TrainResult(model=m, tokenizer=tokenizer, metrics=metrics, log_history=log, output_dir=str(out),
-                       weights_path=_weights_file(out), stage=stage, method=method, settings=s, resumed_from=ckpt)
-
-def _finished(ckpt:str, s:RunSettings)->bool:
-    "Did the checkpoint already reach the run's budget (`max_steps`, or the epochs the trainer planned)?"
-    st = json.loads((Path(ckpt) / "trainer_state.json").read_text())
-    step = st.get("global_step", 0)
-    if s.max_steps > 0: return step >= s.max_steps
-    return bool(st.get("max_steps")) and step >= st["max_steps"] and st.get("num_train_epochs") == math.ceil(s.num_epochs)
-
-def _load_weights(model, d:Path):
-    "Load the full weights saved in `d` (`model*.safetensors`) into `model`, in place."
-    from safetensors.torch import load_file
-    files = sorted(d.glob("model*.safetensors"))
-    if not files: raise FileNotFoundError(f"no model*.safetensors in {d}")
-    for f in files:
-        bad = model.load_state_dict(load_file(str(f)), strict=False).unexpected_keys
-        if bad: raise ValueError(f"{f} does not fit {type(model).__name__}: unexpected weights {bad[:3]}")
-    return model
-
-def _saved_result(stage, model, tokenizer, s:RunSettings, method:str, peft_config, ckpt:str)->TrainResult:
-    "The result of a run that already finished: its final weights (or adapter) and its saved log, without training."
-    out, step = Path(s.output_dir), int(Path(ckpt).name.split("-")[-1])
-    f = out / RESULT_FILE
-    saved = json.loads(f.read_text()) if f.exists() else {}
-    if saved.get("global_step") == step and _weights_file(out): src, log, metrics = out, saved["log_history"], saved["metrics"]
-    else: # killed after its last checkpoint, before the final save: the checkpoint holds the same weights
-        src, log = Path(ckpt), json.loads((Path(ckpt) / "trainer_state.json").read_text())["log_history"]
-        metrics = {}
-    if peft_config is not None:
-        from peft import PeftModel
-        m = PeftModel.from_pretrained(model, str(src), is_trainable=True)
-    else: m = _load_weights(model, src)
-    if not metrics: metrics = dict(trainable_params=sum(p.numel() for p in m.parameters() if p.requires_grad),
-                                   total_params=sum(p.numel() for p in m.parameters()))
-    return TrainResult(model=m, tokenizer=tokenizer, metrics=metrics, log_history=log, output_dir=str(out),
-                       weights_path=_weights_file(src), stage=stage, method=method, settings=s, resumed_from=ckpt)
-
-def _weights_file(d:Path)->str|None:
-    return next((str(d / f) for f in ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json") if (d / f).exists()), None)
-
-def _prepare_method(model, method:str, s:RunSettings):
-    "Set `requires_grad` for full/freeze/bitfit; return the PeftConfig for adapter methods (else None)."
-    if method == "full":
-        for p in model.parameters(): p.requires_grad_(True)
-        return None
-    if method == "freeze": freeze_all_but_last(model, s.trainable_layers); return None
-    if method == "bitfit": bitfit(model); return None
-    if method == "qlora":
-        from peft import prepare_model_for_kbit_training
-        prepare_model_for_kbit_training(model, use_gradient_checkpointing=s.gradient_checkpointing)
-    return peft_config_for(method, s, model)
-
 # %% ../nbs/08_train.ipynb #f0a5559d
-def _settings(settings, kwargs, stage, default_method):
-    s = run_settings(settings, **kwargs)
-    method = s.method or default_method
-    if stage == "pretrain" and method != "full":
-        raise ValueError(f"method={method!r}: pretraining from scratch trains every weight; use method='full' (or continue_pretraining for adapters).")
-    return s, method
-
 def _tokenizer_for_pretraining(texts, config, model, tokenizer, s:RunSettings):
     "The given tokenizer, the model directory's, the one saved by an earlier attempt of this run, or one trained on `texts`."
     from transformers import AutoTokenizer
@@ -684,8 +1204,19 @@ def _tokenizer_for_pretraining(texts, config, model, tokenizer, s:RunSettings):
     saved = Path(s.output_dir) / "tokenizer"
     if (saved / "tokenizer.json").exists(): return AutoTokenizer.from_pretrained(str(saved))
     from lmtune.models import build_tokenizer
-    tok = build_tokenizer(list(texts), vocab_size=config.vocab_size, path=str(saved))
-    return tok
+    return build_tokenizer(list(texts), vocab_size=config.vocab_size, path=str(saved))
+
+def _model_from_config(config, tok, s:RunSettings):
+    "Seeded random weights for `config`, its embedding sized to `tok` (the same call gives the same weights: needed to resume)."
+    from transformers import AutoModelForCausalLM, set_seed
+    config = copy.deepcopy(config)
+    config.vocab_size = len(tok)
+    for k in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        v = getattr(tok, k, None)
+        if v is not None: setattr(config, k, v)
+    set_seed(s.seed)
+    kw = dict(attn_implementation=s.attn_implementation) if s.attn_implementation else {}
+    return AutoModelForCausalLM.from_config(config, trust_remote_code=s.trust_remote_code, **kw)
 
 def pretrain(model, # a transformers config, a dict with 'model_type', a model directory (config only) or a catalog name
              data, # text: a list of strings, a path, or a Dataset with a 'text' column
@@ -693,53 +1224,65 @@ def pretrain(model, # a transformers config, a dict with 'model_type', a model d
              settings=None, # a `RunSettings` or a dict; keyword arguments override it
              callbacks:list|None=None, # extra `TrainerCallback`s
              eval_data=None, # held-out text for eval_loss (and early stopping)
+             monitor=None, # a `TrainerCallback` that watches the run (e.g. lmtune.monitor's); joins `callbacks`
+             on_bad_rows:str="raise", # 'raise' or 'skip': what `lmtune.data.load_data` does with a row it cannot use
              **kwargs, # any `RunSettings` field
             )->TrainResult:
     "Train a causal LM from random weights on `data` (method 'full', preset 'pretrain')."
-    s, method = _settings(settings, kwargs, "pretrain", "full")
-    with _progress_bars(s.progress_bar): return _pretrain(model, data, tokenizer, s, method, callbacks, eval_data)
+    run = plan_run("pretrain", settings, kwargs, callbacks, monitor, tokenizer, on_bad_rows, eval_data is not None)
+    with _progress_bars(run.s.progress_bar):
+        text_data(run, data, eval_data)
+        config = _config_from(model, run.s.trust_remote_code)
+        check_model(run, config)
+        run.model_fp = model_fingerprint(config) + _tokenizer_fingerprint(tokenizer)
+        resume_point(run, model)
+        if run.finished:
+            tok = _tokenizer_for_pretraining(run.train_ds["text"], config, model, tokenizer, run.s)
+            return saved_result(run, _model_from_config(config, tok, run.s), tok)
+        with claimed_output_dir(run):
+            tok = _tokenizer_for_pretraining(run.train_ds["text"], config, model, tokenizer, run.s)
+            return train(run, _model_from_config(config, tok, run.s), tok)
 
-def _pretrain(model, data, tokenizer, s, method, callbacks, eval_data):
-    from transformers import AutoModelForCausalLM, set_seed
-    ds = _text_rows(_load(data), "data")
-    if eval_data is not None: ev = _text_rows(_load(eval_data, "eval_data"), "eval_data")
-    else: ds, ev = _split(ds, s.eval_fraction, s.seed)
-    config = _config_from(model, s.trust_remote_code)
-    tok = _tokenizer_for_pretraining(ds["text"], config, model, tokenizer, s)
-    config.vocab_size = len(tok)
-    for k in ("pad_token_id", "bos_token_id", "eos_token_id"):
-        v = getattr(tok, k, None)
-        if v is not None: setattr(config, k, v)
-    set_seed(s.seed) # the same call gives the same initial weights: needed to resume
-    kw = dict(attn_implementation=s.attn_implementation) if s.attn_implementation else {}
-    m = AutoModelForCausalLM.from_config(config, trust_remote_code=s.trust_remote_code, **kw)
-    return _train("pretrain", m, tok, ds, ev, s, method, callbacks, model_fp=model_fingerprint(config))
+# %% ../nbs/08_train.ipynb #49e8349a
+def _adapt(stage, model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, replay_data=None, ref_model=None):
+    "The recipe for the stages that start from trained weights."
+    run = plan_run(stage, settings, kwargs, callbacks, monitor, tokenizer, on_bad_rows, eval_data is not None, replay_data is not None)
+    with _progress_bars(run.s.progress_bar):
+        tok = tokenizer_for(model, tokenizer, run.s)
+        check_model(run, model_config(model, run.s))
+        STAGE_DATA[run.stage](run, data, eval_data, replay_data, tok)
+        run.model_fp = model_fingerprint(model) + _tokenizer_fingerprint(tokenizer)
+        resume_point(run, model)
+        if run.finished: return saved_result(run, load_model(run, model), tok)
+        with claimed_output_dir(run): return train(run, load_model(run, model), tok, ref_model)
 
 def continue_pretraining(model, # a PreTrainedModel, model directory, hub id or TrainResult
                          data, # domain text: strings, a path, or a Dataset with 'text'
                          tokenizer=None, # None: the model's
                          settings=None, # a `RunSettings` or a dict; keyword arguments override it
-                         callbacks:list|None=None, # extra `TrainerCallback`s (e.g. a forgetting monitor)
+                         callbacks:list|None=None, # extra `TrainerCallback`s
                          eval_data=None, # held-out text for eval_loss (and early stopping)
                          replay_data=None, # general text to mix in (`replay_fraction` of the rows)
+                         monitor=None, # a `TrainerCallback` that watches the run (e.g. a forgetting monitor); joins `callbacks`
+                         on_bad_rows:str="raise", # 'raise' or 'skip': what `lmtune.data.load_data` does with a row it cannot use
                          **kwargs, # any `RunSettings` field
                         )->TrainResult:
     "Keep training a causal LM on domain text (method 'full' by default, preset 'continued')."
-    s, method = _settings(settings, kwargs, "continue_pretraining", "full")
-    return _adapt("continue_pretraining", model, tokenizer, data, eval_data, replay_data, s, method, callbacks, _text_rows)
+    return _adapt("continue_pretraining", model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, replay_data)
 
 def sft(model, # a PreTrainedModel, model directory, hub id or TrainResult
         data, # rows with prompt/response, prompt/completion, messages, or text
         tokenizer=None, # None: the model's (its chat template renders the rows)
         settings=None, # a `RunSettings` or a dict; keyword arguments override it
-        callbacks:list|None=None, # extra `TrainerCallback`s (e.g. a forgetting monitor)
+        callbacks:list|None=None, # extra `TrainerCallback`s
         eval_data=None, # held-out rows for eval_loss (and early stopping)
         replay_data=None, # general text to mix in (`replay_fraction` of the rows)
+        monitor=None, # a `TrainerCallback` that watches the run (e.g. a forgetting monitor); joins `callbacks`
+        on_bad_rows:str="raise", # 'raise' or 'skip': what `lmtune.data.load_data` does with a row it cannot use
         **kwargs, # any `RunSettings` field
        )->TrainResult:
     "Supervised fine-tuning on instruction or chat data, loss on the responses (method 'lora' by default)."
-    s, method = _settings(settings, kwargs, "sft", "lora")
-    return _adapt("sft", model, tokenizer, data, eval_data, replay_data, s, method, callbacks, None)
+    return _adapt("sft", model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, replay_data)
 
 def dpo(model, # a PreTrainedModel, model directory, hub id or TrainResult (usually an SFT result)
         data, # rows with prompt, chosen, rejected
@@ -748,42 +1291,9 @@ def dpo(model, # a PreTrainedModel, model directory, hub id or TrainResult (usua
         callbacks:list|None=None, # extra `TrainerCallback`s
         eval_data=None, # held-out preference rows
         ref_model=None, # the reference policy; None: the adapter-free base (adapter methods) or a frozen copy (full)
+        monitor=None, # a `TrainerCallback` that watches the run; joins `callbacks`
+        on_bad_rows:str="raise", # 'raise' or 'skip': what `lmtune.data.load_data` does with a row it cannot use
         **kwargs, # any `RunSettings` field
        )->TrainResult:
     "Direct preference optimisation on prompt/chosen/rejected pairs (method 'lora' by default)."
-    s, method = _settings(settings, kwargs, "dpo", "lora")
-    return _adapt("dpo", model, tokenizer, data, eval_data, None, s, method, callbacks, None, ref_model)
-
-def _adapt(stage, model, tokenizer, data, eval_data, replay_data, s, method, callbacks, shape, ref_model=None):
-    "Load the model and the data (quietly when `progress_bar=False`), then train."
-    with _progress_bars(s.progress_bar):
-        return _adapt_quiet(stage, model, tokenizer, data, eval_data, replay_data, s, method, callbacks, shape, ref_model)
-
-def _adapt_quiet(stage, model, tokenizer, data, eval_data, replay_data, s, method, callbacks, shape, ref_model=None):
-    "Load the model, mix replay rows, shape the data for the stage, set up the method, train."
-    from transformers import AutoTokenizer, set_seed
-    from lmtune.data import mix_replay
-    ds = _load(data)
-    qc = qlora_quantization_config() if method == "qlora" else None
-    dtype = qc.bnb_4bit_compute_dtype if qc is not None else weight_dtype(_precision_for(s.precision, method, stage))
-    tok_obj = tokenizer if not isinstance(tokenizer, (str, Path)) else None
-    model_fp = model_fingerprint(model)
-    m, tok = _load_pretrained(model, tok_obj, s, qc, dtype)
-    if isinstance(tokenizer, (str, Path)): tok = AutoTokenizer.from_pretrained(str(tokenizer), trust_remote_code=s.trust_remote_code)
-    shape = shape or {"sft": _sft_rows, "dpo": _dpo_rows}[stage]
-    sh = (lambda d, w: shape(d, w)) if shape is _text_rows else (lambda d, w: shape(d, tok, w))
-    if s.replay_fraction and replay_data is None:
-        raise ValueError(f"replay_fraction={s.replay_fraction} needs replay_data (general text, e.g. lmtune.corpus.general_corpus(2000)).")
-    tokenized = stage == "sft" and s.replay_fraction and "text" not in _sft_rows(ds.select(range(min(1, len(ds)))), tok).column_names
-    if tokenized: # task rows through the chat template, replay as plain text: tokenised here (see "Data")
-        ds = _sft_replay_rows(ds, _load(replay_data, "replay_data"), tok, s.replay_fraction, s.seed)
-    else:
-        if s.replay_fraction: ds = mix_replay(ds, _load(replay_data, "replay_data"), fraction=s.replay_fraction, seed=s.seed)
-        ds = sh(ds, "data")
-    if eval_data is not None:
-        ev = sh(_load(eval_data, "eval_data"), "eval_data")
-        if tokenized: ev = _sft_tokenized(ev, tok, seed=s.seed) # the same loss as the training rows
-    else: ds, ev = _split(ds, s.eval_fraction, s.seed)
-    set_seed(s.seed)
-    peft_config = _prepare_method(m, method, s)
-    return _train(stage, m, tok, ds, ev, s, method, callbacks, peft_config, ref_model, model_fp)
+    return _adapt("dpo", model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, None, ref_model)

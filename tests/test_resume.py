@@ -66,3 +66,54 @@ def test_killed_run_resumes_to_the_same_final_loss(tmp_path, stage):
     assert [p["step"] for p in b["losses"]] == list(range(1, STEPS + 1))   # the log continues across the kill
     assert b["final_loss"] == pytest.approx(a["final_loss"], rel=1e-5, abs=1e-6)
     for x, y in zip(a["losses"], b["losses"]): assert y["loss"] == pytest.approx(x["loss"], rel=1e-5, abs=1e-6), (x, y)
+
+
+# ---- every field of the run description is compared on resume (issue 8) ---------------------------------------------
+import lmtune.train as T
+from lmtune.settings import FIELDS, RunSettings
+
+# a different valid value for each field that is not a plain bool or number (those get `not v` / `v + 1` / `v + 0.1`)
+OTHER = dict(method="full", precision="fp32", optim="sgd", lr_scheduler_type="linear", attn_implementation="eager", lora_alpha=8, lora_target_modules=["q_proj"],
+             strategy="zero2", learning_rate=1e-3, lr_preset="pretrain", max_steps=5, packing=True, early_stopping=1,
+             eval_steps=50, save_total_limit=3, output_dir="runs/elsewhere", resume=False, report_to="tensorboard")
+CONTEXT = dict(offload_optimizer=dict(strategy="zero2"), offload_params=dict(strategy="zero3"),  # settings the change needs to be valid
+               tensor_parallel=dict(num_gpus=2), pipeline_parallel=dict(num_gpus=2), num_gpus=dict(), use_dora=dict(method="lora"))
+
+def _other(k, v):
+    "A valid value of field `k` that differs from its default `v`."
+    if k in OTHER: return OTHER[k]
+    if isinstance(v, bool): return not v
+    if isinstance(v, int): return v + 1
+    if isinstance(v, float): return round(v + 0.1, 6)
+    raise AssertionError(f"add a different value for the new field {k}={v!r} to OTHER")
+
+def _record(**kw):
+    s = RunSettings(**kw)
+    return T.run_record("sft", s.method or "lora", s.learning_rate or 2e-4, s, "model", "data")
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_a_resume_with_one_field_changed_is_refused_naming_it(field):
+    base = CONTEXT.get(field, {})
+    old, new = _record(**base), _record(**dict(base, **{field: _other(field, getattr(RunSettings(**base), field))}))
+    changes = T.run_changes(old, new)
+    if field in T.NON_TRAINING_FIELDS: assert changes == {}, changes
+    else:
+        assert list(changes) == [field], changes
+        was, now = changes[field]
+        if field not in T.RESOLVED_FIELDS: assert (was, now) == (old["settings"][field], new["settings"][field])
+
+def test_same_rows_per_step_is_the_same_run():
+    assert T.run_changes(_record(batch_size=8), _record(batch_size=2, gradient_accumulation_steps=4)) == {}
+
+def test_a_real_resume_with_a_changed_field_is_refused(tmp_path):
+    "End to end: a run with checkpoints, then the same call with another weight decay; nothing in output_dir changes."
+    from lmtune.corpus import instruction_set
+    from lmtune.models import tiny_model_dir
+    llama = str(tiny_model_dir("llama", vocab_size=300, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, pretrain_steps=150))
+    kw = dict(max_steps=2, save_steps=1, batch_size=4, seq_len=64, progress_bar=False, output_dir=tmp_path / "run")
+    T.sft(llama, instruction_set(16), **kw)
+    (tmp_path / "run" / "checkpoint-2" / "trainer_state.json").unlink()  # as if killed during the last save
+    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match=r"checkpoint-1 of a different run \(changed: weight_decay 0.0 -> 0.01\)"):
+        T.sft(llama, instruction_set(16), weight_decay=0.01, **kw)
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
