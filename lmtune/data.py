@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs, csv, difflib, hashlib, json, math, re, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from .settings import bad_value, check_bool, check_choice, check_fraction, check_positive
+from .settings import bad_value, check_bool, check_choice, check_count, check_fraction, check_positive
 
 # %% auto #0
 __all__ = ['FORMATS', 'CANONICAL_COLUMNS', 'LAYOUTS', 'CHAT_ROLES', 'SHAREGPT_ROLES', 'FILE_SUFFIXES', 'ON_BAD_ROWS',
@@ -81,11 +81,6 @@ class BadRowError(ValueError):
 
 class _RowProblem(Exception):
     def __init__(self, problem, fix): super().__init__(f"{problem}. Fix: {fix}"); self.problem, self.fix = problem, fix
-
-def _check_count(arg:str, value)->int:
-    "`value` if it is an integer >= 0 (a seed, a number of rows), else an error naming `arg`."
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0: raise bad_value(arg, value, "must be an integer >= 0")
-    return value
 
 def _check_tokenizer(tokenizer):
     "`tokenizer` if it can be called on a list of strings (a transformers tokenizer), else an error."
@@ -505,7 +500,7 @@ def minhash_signatures(shingle_sets:list, # one set of strings per row
                       ):
     "A `(rows, num_perm)` array: per row, the minimum of each random hash `(a*h + b) mod p` over its shingles."
     import numpy as np
-    check_positive("num_perm", num_perm); _check_count("seed", seed)
+    check_positive("num_perm", num_perm); check_count("seed", seed)
     rng = np.random.default_rng(seed)
     a = rng.integers(1, _MERSENNE, num_perm, dtype=np.uint64)
     b = rng.integers(0, _MERSENNE, num_perm, dtype=np.uint64)
@@ -550,7 +545,7 @@ def deduplicate(ds, # a dataset from `load_data`
                ):
     "`ds` without exact duplicates and (if `near`) near duplicates; the first row of each group is kept."
     check_bool("near", near); _check_similarity("threshold", threshold); check_positive("num_perm", num_perm)
-    check_positive("shingle_size", shingle_size); _check_count("seed", seed); check_bool("return_report", return_report)
+    check_positive("shingle_size", shingle_size); check_count("seed", seed); check_bool("return_report", return_report)
     texts = [_row_text(r) for r in ds]
     seen, keep, removed = {}, [], []
     for i, t in enumerate(texts):
@@ -585,7 +580,7 @@ def train_test_split(ds, # a dataset
                      seed:int=0, # same seed, same split
                     ):
     "A `DatasetDict` with `train` and `test`, shuffled with `seed`."
-    _check_count("seed", seed)
+    check_count("seed", seed)
     n = len(ds)
     n_test = math.ceil(test_size * n) if isinstance(test_size, float) else test_size
     if isinstance(test_size, float) and not 0 < test_size < 1 or not isinstance(test_size, (int, float)) or not 1 <= n_test < n:
@@ -639,7 +634,7 @@ def replay_sample(replay_ds, # general data to keep the model's old skills alive
                  ):
     "The replay rows to add to `n_task` task rows so they make up `fraction` of the mix (`replay_ds` repeated if too small)."
     import numpy as np
-    check_fraction("fraction", fraction); _check_count("n_task", n_task); _check_count("seed", seed)
+    check_fraction("fraction", fraction); check_count("n_task", n_task); check_count("seed", seed)
     if len(replay_ds) == 0: raise ValueError("mix_replay: replay_ds is empty")
     n_replay = round(fraction * n_task / (1 - fraction))
     if n_replay == 0: return replay_ds.select([])
@@ -657,7 +652,7 @@ def mix_replay(task_ds, # the fine-tuning data
               ):
     "`task_ds` plus replay rows making up `fraction` of the result, shuffled."
     import datasets
-    check_fraction("fraction", fraction); _check_count("seed", seed)
+    check_fraction("fraction", fraction); check_count("seed", seed)
     fmt = detect_format(task_ds)
     task = task_ds.select_columns(list(CANONICAL_COLUMNS[fmt]))
     if len(replay_ds) == 0: raise ValueError("mix_replay: replay_ds is empty")

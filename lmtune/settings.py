@@ -8,9 +8,10 @@ Docs: https://lmtune.github.io/lmtune/settings.html.md"""
 __all__ = ['METHOD_TABLE', 'METHODS', 'STAGE_TABLE', 'STAGES', 'STAGE_ALIASES', 'LR_PRESET_NAMES', 'PRECISIONS', 'STRATEGIES',
            'ATTN_IMPLEMENTATIONS', 'TRAINER_OPTIMIZERS', 'LR_SCHEDULERS', 'ALIASES', 'FIELDS', 'DEFAULT_OPTIM',
            'DEFAULT_ATTN', 'ESTIMATOR_FIELDS', 'STAGE_METHODS', 'GPUS_PER_MACHINE', 'bad_value', 'check_choice',
-           'check_positive', 'check_nonnegative', 'check_fraction', 'check_bool', 'Method', 'method_info', 'Stage',
-           'stage_info', 'RunSettings', 'run_settings', 'changed_fields', 'yaml_loader', 'read_settings_file',
-           'resolve_precision', 'resolve_defaults', 'estimator_kwargs', 'gpu_layout', 'launch_command']
+           'check_positive', 'check_nonnegative', 'check_fraction', 'check_count', 'check_bool', 'Method',
+           'method_info', 'Stage', 'stage_info', 'RunSettings', 'run_settings', 'changed_fields', 'yaml_loader',
+           'read_settings_file', 'resolve_precision', 'resolve_packing', 'resolve_defaults', 'estimator_kwargs',
+           'gpu_layout', 'launch_command']
 
 # %% ../nbs/00_settings.ipynb #2d91285e
 import difflib, json, os, shlex
@@ -52,6 +53,11 @@ def check_nonnegative(arg:str, value):
 def check_fraction(arg:str, value):
     "Return `value` if it is a number in [0, 1) (dropout, replay and eval fractions), else raise a `ValueError`."
     if not (_is_number(value) and 0 <= value < 1): raise ValueError(f"{arg}={value!r} must be in [0, 1): it is a fraction, e.g. 0.1.")
+    return value
+
+def check_count(arg:str, value)->int:
+    "Return `value` if it is a whole number >= 0 (a seed, a number of rows), else raise a `ValueError`."
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0: raise ValueError(f"{arg}={value!r} must be a whole number >= 0.")
     return value
 
 def check_bool(arg:str, value)->bool:
@@ -100,10 +106,11 @@ class Stage:
     default_method:str
     lr_preset:str # a key of `lmtune.train.LR_PRESETS`
     data:str # what rows it trains on
+    text_data:bool = False # it trains on plain text, packed into seq_len blocks, loss on every token
 
 STAGE_TABLE = {s.name: s for s in [
-    Stage('pretrain', 'full', 'pretrain', "text: strings or rows with 'text'"),
-    Stage('continue_pretraining', 'full', 'continued', "domain text: strings or rows with 'text'"),
+    Stage('pretrain', 'full', 'pretrain', "text: strings or rows with 'text'", text_data=True),
+    Stage('continue_pretraining', 'full', 'continued', "domain text: strings or rows with 'text'", text_data=True),
     Stage('sft', 'lora', 'finetune', "instructions: 'prompt'/'response', 'prompt'/'completion', 'messages' or 'text'"),
     Stage('dpo', 'lora', 'finetune', "preference pairs: 'prompt', 'chosen', 'rejected'"),
 ]}
@@ -391,16 +398,20 @@ def resolve_precision(precision:str, # 'auto' or one of `PRECISIONS`
 DEFAULT_OPTIM = 'adamw_torch_fused' # what optim='auto' means on a GPU
 DEFAULT_ATTN = 'sdpa' # what attn_implementation=None means (transformers' default)
 
+def resolve_packing(s:RunSettings, stage:str='sft')->bool:
+    "What `packing=None` means: on for the stages that train on plain text, and whenever `padding_free` is on."
+    return s.packing if s.packing is not None else (stage_info(stage).text_data or s.padding_free)
+
 def resolve_defaults(s:RunSettings, # the run
                      stage:str='sft', # decides the default method and what precision='auto' means
                      cuda:bool=True, # resolve as on a CUDA GPU (the estimators always do)
                      bf16_supported:bool=True, # the GPU computes in bf16
                     )->RunSettings:
-    "A copy of `s` with `method`, `precision`, `optim`, `attn_implementation` and `lora_alpha` made concrete."
+    "A copy of `s` with `method`, `precision`, `optim`, `attn_implementation`, `lora_alpha` and `packing` made concrete."
     method = s.method or stage_info(stage).default_method
     return s.replace(method=method, precision=resolve_precision(s.precision, method, stage, cuda, bf16_supported),
                      optim=DEFAULT_OPTIM if s.optim == 'auto' else s.optim, attn_implementation=s.attn_implementation or DEFAULT_ATTN,
-                     lora_alpha=s.lora_alpha if s.lora_alpha is not None else 2 * s.lora_r)
+                     lora_alpha=s.lora_alpha if s.lora_alpha is not None else 2 * s.lora_r, packing=resolve_packing(s, stage))
 
 ESTIMATOR_FIELDS = ('method', 'batch_size', 'seq_len', 'gradient_accumulation_steps', 'precision', 'optim',
                     'gradient_checkpointing', 'attn_implementation', 'lora_r', 'lora_dropout', 'lora_target_modules',

@@ -10,22 +10,22 @@ import contextlib, copy, difflib, hashlib, importlib.util, json, math, shutil, s
 from dataclasses import dataclass, field
 from pathlib import Path
 from .settings import (FIELDS, METHOD_TABLE, PRECISIONS, TRAINER_OPTIMIZERS, RunSettings, bad_value, check_choice, check_positive,
-                             method_info, run_settings, stage_info)
+                             method_info, resolve_packing, run_settings, stage_info)
 
 # %% auto #0
 __all__ = ['LR_PRESETS', 'ADAPTER_LR', 'DPO_LR_SCALE', 'LEARNED_POSITION_FIELDS', 'DECODER_LAYER_PATHS', 'REQUIRES_GRAD_SETUP',
            'SPIKE_WINDOW', 'SPIKE_MIN_HISTORY', 'SPIKE_SIGMAS', 'SPIKE_MIN_JUMP', 'MAD_TO_SIGMA', 'COLLAPSE_REL_TOL',
            'COLLAPSE_GRAD_NORM', 'FP16_MAX_SKIPS', 'STEPS_FILE', 'RUN_RECORD', 'RESULT_FILE', 'NON_TRAINING_FIELDS',
-           'SAME_PRODUCT_FIELDS', 'RESOLVED_FIELDS', 'WEIGHT_SUFFIXES', 'PREVIOUS_RUN', 'RUN_ARTIFACTS', 'HEADROOM',
-           'TEXT_STAGES', 'STAGE_DATA', 'preset_learning_rate', 'learning_rate_for', 'TrainResult', 'trainable_rows',
-           'weight_dtype', 'resolve_optim', 'check_weights_format', 'model_config', 'tokenizer_for', 'position_limit',
-           'check_seq_len', 'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything', 'peft_config_for',
+           'SAME_PRODUCT_FIELDS', 'RESOLVED_FIELDS', 'WEIGHT_SUFFIXES', 'PREVIOUS_RUN', 'RUN_ARTIFACTS', 'STAGE_DATA',
+           'preset_learning_rate', 'learning_rate_for', 'TrainResult', 'trainable_rows', 'weight_dtype',
+           'resolve_optim', 'check_weights_format', 'model_config', 'tokenizer_for', 'position_limit', 'check_seq_len',
+           'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything', 'peft_config_for',
            'qlora_quantization_config', 'prepare_method', 'TrainingDiverged', 'DivergenceGuard', 'checkpoint_problem',
            'last_checkpoint', 'run_record', 'run_changes', 'model_fingerprint', 'data_fingerprint', 'check_output_dir',
-           'move_previous_run_aside', 'restore_previous_run', 'TrainingOOM', 'estimate_gib', 'smaller_config',
-           'oom_message', 'Run', 'plan_run', 'text_data', 'sft_data', 'dpo_data', 'check_model', 'resume_point',
-           'claimed_output_dir', 'trainer_arguments', 'make_trainer', 'diverged_message', 'train_steps', 'finish',
-           'saved_result', 'train', 'load_model', 'pretrain', 'continue_pretraining', 'sft', 'dpo']
+           'move_previous_run_aside', 'restore_previous_run', 'TrainingOOM', 'device_gpu', 'oom_message', 'Run',
+           'plan_run', 'text_data', 'sft_data', 'dpo_data', 'check_model', 'resume_point', 'claimed_output_dir',
+           'trainer_arguments', 'make_trainer', 'diverged_message', 'train_steps', 'finish', 'saved_result', 'train',
+           'load_model', 'pretrain', 'continue_pretraining', 'sft', 'dpo']
 
 # %% ../nbs/08_train.ipynb #bfc06103
 LR_PRESETS = {"pretrain": 3e-4, "continued": 3e-5, "finetune": 1e-5} # full-weight methods (full, freeze)
@@ -414,7 +414,7 @@ def train_everything(model)->int:
 # %% ../nbs/08_train.ipynb #bf3a41fb
 def peft_config_for(method:str, # a method whose table entry names a PEFT config
                     s:RunSettings, # the run: rank, alpha, dropout, targets, virtual tokens
-                    model=None, # unused; kept for callers that pass the model
+                    model=None, # the model (or its config): IA3 needs it to pick its target modules
                    ):
     "The `PeftConfig` named by `method_info(method).peft_config`, built from the run's settings."
     import peft
@@ -423,16 +423,22 @@ def peft_config_for(method:str, # a method whose table entry names a PEFT config
     if m.lora: kw = dict(r=s.lora_r, lora_alpha=s.lora_alpha or 2 * s.lora_r, lora_dropout=s.lora_dropout,
                          target_modules=s.lora_target_modules, use_dora=s.use_dora or m.dora)
     elif m.peft_config == "PrefixTuningConfig": kw = dict(num_virtual_tokens=s.num_virtual_tokens)
+    elif model is not None:   # IA3: the modules the estimators size (lmtune.memory.IA3_TARGETS), not only PEFT's own table
+        from lmtune.catalog import model_spec
+        from lmtune.memory import ia3_targets
+        targets, feedforward = ia3_targets(model_spec(getattr(model, "config", model)))
+        kw = dict(target_modules=targets, feedforward_modules=feedforward)
     else: kw = {}
     return getattr(peft, m.peft_config)(task_type="CAUSAL_LM", **kw)
 
-def qlora_quantization_config():
-    "4-bit NF4 with double quantisation, bf16 compute; raises if there is no CUDA GPU with bitsandbytes."
+def qlora_quantization_config(s:RunSettings|None=None, # the run (its `double_quant`); None: RunSettings' default
+                             ):
+    "4-bit NF4 (with double quantisation unless `s.double_quant` is False), bf16 compute; raises without a CUDA GPU with bitsandbytes."
     import torch
     if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
         raise RuntimeError("qlora needs a CUDA GPU with bitsandbytes (4-bit NF4 weights); on this machine use method='lora'.")
     from transformers import BitsAndBytesConfig
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=(s or RunSettings()).double_quant,
                               bnb_4bit_compute_dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
 
 REQUIRES_GRAD_SETUP = {"full": lambda model, s: train_everything(model), # the methods that are not PEFT configs
@@ -448,7 +454,7 @@ def prepare_method(model, # the loaded model
     if m.quantized_base:
         from peft import prepare_model_for_kbit_training
         prepare_model_for_kbit_training(model, use_gradient_checkpointing=s.gradient_checkpointing)
-    if m.peft: return peft_config_for(method, s)
+    if m.peft: return peft_config_for(method, s, model)
     REQUIRES_GRAD_SETUP[m.name](model, s)
     return None
 
@@ -754,81 +760,51 @@ def _recover_previous_run(out:Path):
 class TrainingOOM(RuntimeError):
     "CUDA ran out of memory; the message carries lmtune's estimate and a configuration that fits."
 
-HEADROOM = 0.05 # a proposed configuration must fit in (1 - HEADROOM) of the GPU
+def device_gpu(name:str, # `torch.cuda.get_device_name()`
+               total_bytes:int, # the device's memory, `torch.cuda.mem_get_info()[1]`
+              ):
+    "The catalog `GPU` for a device, with its real memory; an unknown device borrows the speeds of the catalog GPU of the nearest size."
+    from dataclasses import replace
+    from lmtune.calibrate import catalog_gpu
+    from lmtune.catalog import GPUS, gpu_spec
+    known = catalog_gpu(name)
+    base = gpu_spec(known) if known else min(GPUS.values(), key=lambda g: abs(g.memory_bytes - total_bytes))
+    return replace(base, name=name if not known else base.name, memory_bytes=int(total_bytes))
 
-def estimate_gib(model_config, # anything `lmtune.memory.estimate_memory` accepts (a transformers config, catalog name, ...)
-                 s:RunSettings, # the run
-                 stage:str="sft", # decides the default method and what precision='auto' means
-                 **changes, # settings to change first, e.g. from `smaller_config`
-                )->float:
-    "lmtune's estimate of the run's per-GPU memory (what nvidia-smi shows), in GiB."
-    from lmtune.memory import estimate_memory
-    return estimate_memory(model_config, s.replace(**changes), stage=stage).device_total / 2**30
-
-def _ladder(s:RunSettings, stage:str)->list[dict]:
-    "Cumulative changes to `s` that cut memory, cheapest first (each entry includes the ones before it)."
-    steps, ch = [], {}
-    b, ga = s.batch_size, s.gradient_accumulation_steps
-    while b > 1:
-        nb = b // 2 if b % 2 == 0 else 1
-        ga, b = ga * (b // nb), nb
-        ch = dict(ch, batch_size=b, gradient_accumulation_steps=ga); steps.append(ch)
-    if not s.gradient_checkpointing: ch = dict(ch, gradient_checkpointing=True); steps.append(ch)
-    method = s.method or stage_info(stage).default_method
-    if method in ("full", "freeze"): method = "lora"; ch = dict(ch, method="lora"); steps.append(ch)
-    if method in ("lora", "dora"):
-        ch = dict(ch, method="qlora", **({"use_dora": True} if method == "dora" or s.use_dora else {})); steps.append(ch)
-    if s.world_size > 1:
-        order = ("ddp", "zero1", "zero2", "zero3", "fsdp")
-        for st in ("zero2", "zero3"):
-            if order.index(s.strategy) < order.index(st): ch = dict(ch, strategy=st); steps.append(ch)
-        if not s.offload_optimizer: ch = dict(ch, offload_optimizer=True); steps.append(ch)
-    return steps
-
-def smaller_config(model_config, # anything `estimate_memory` accepts
-                   s:RunSettings, # the run that did not fit
-                   gpu_bytes:int|None=None, # the GPU's memory; None: unknown, take the first change that lowers the estimate
-                   stage:str="sft",
-                  )->dict|None:
-    "The first cumulative changes to `s` on the ladder whose estimate fits `gpu_bytes` (with `HEADROOM`); None if none does."
-    budget = gpu_bytes / 2**30 * (1 - HEADROOM) if gpu_bytes else estimate_gib(model_config, s, stage) * (1 - 1e-6)
-    for ch in _ladder(s, stage):
-        if estimate_gib(model_config, s, stage, **ch) <= budget: return ch
-    return None
-
-def _gpus_needed(model_config, s:RunSettings, stage:str, budget_gib:float)->int|None:
-    "How many GPUs (ZeRO-3, optimizer offloaded) the smallest setting on the ladder needs to fit `budget_gib`, up to 256."
-    ch = dict((_ladder(s, stage) or [{}])[-1], strategy="zero3", offload_optimizer=True)
-    for n in (2, 4, 8, 16, 32, 64, 128, 256):
-        if estimate_gib(model_config, s, stage, **ch, num_gpus=n) <= budget_gib: return n
-
-def _fmt(ch:dict)->str: return ", ".join(f"{k}={v!r}" for k, v in ch.items())
+def _changes(ch:dict)->str: return ", ".join(f"{k}={v!r}" for k, v in ch.items())
 
 def oom_message(model_config, # the model's config (or any `estimate_memory` input)
                 s:RunSettings, # the run that ran out of memory
-                gpu_gib:float|None=None, # the GPU's memory in GiB; None: unknown
+                gpu=None, # the GPU: a catalog name or `GPU` (see `device_gpu`); None: unknown
                 stage:str="sft",
                )->str:
-    "Explain an out-of-memory error with lmtune's estimate and propose a configuration lmtune estimates to fit."
-    have = f" on a {gpu_gib:.1f} GiB GPU" if gpu_gib else ""
+    "Explain an out-of-memory error with lmtune's estimate and the first change `lmtune.cost.fixes` finds that fits."
+    from lmtune.catalog import gpu_spec
+    from lmtune.cost import FIX_HEADROOM, fixes
+    from lmtune.memory import estimate_memory
+    g = gpu_spec(gpu) if gpu is not None else None
     head = (f"CUDA out of memory with method={s.method!r}, batch_size={s.batch_size}, seq_len={s.seq_len}, "
-            f"gradient_checkpointing={s.gradient_checkpointing}, num_gpus={s.num_gpus}, strategy={s.strategy!r}{have}.")
-    try: now = estimate_gib(model_config, s, stage)
-    except Exception as e: return f"{head} (No memory estimate: {type(e).__name__}: {e}.) Try a smaller batch_size, gradient_checkpointing=True or method='lora'."
-    ch = smaller_config(model_config, s, gpu_gib * 2**30 if gpu_gib else None, stage)
+            f"gradient_checkpointing={s.gradient_checkpointing}, num_gpus={s.num_gpus}, strategy={s.strategy!r}"
+            + (f" on a {g.memory_gib:.1f} GiB GPU." if g else "."))
+    try: now = estimate_memory(model_config, s, stage).device_total / 2**30
+    except ValueError as e: return f"{head} (No memory estimate: {e}.) Try a smaller batch_size, gradient_checkpointing=True or method='lora'."
     head += f" lmtune estimates {now:.1f} GiB per GPU for this run."
-    if ch is not None:
-        same = " (same effective batch)" if "batch_size" in ch else ""
-        fits = f", which fits in {gpu_gib * (1 - HEADROOM):.1f} GiB ({100 * (1 - HEADROOM):.0f}% of the GPU)" if gpu_gib else ""
-        return f"{head} Try: {_fmt(ch)}{same}: lmtune estimates {estimate_gib(model_config, s, stage, **ch):.1f} GiB{fits}."
-    smallest = (_ladder(s, stage) or [{}])[-1]
-    low = estimate_gib(model_config, s, stage, **smallest)
-    budget = gpu_gib * (1 - HEADROOM) if gpu_gib else low
-    n = _gpus_needed(model_config, s, stage, budget)
-    need = (f"it needs >= {n} GPUs of this size with {_fmt(dict(smallest, strategy='zero3', offload_optimizer=True, num_gpus=n))}, or a smaller model"
-            if n else "it needs a smaller model (more than 256 GPUs of this size would be needed)")
-    return (f"{head} Nothing on lmtune's ladder of changes fits this GPU: even at the smallest setting ({_fmt(smallest) or 'as given'}) "
-            f"lmtune estimates {low:.1f} GiB; {need}. (A shorter seq_len also needs less, but changes the task.)")
+    if g is None:   # the GPU's size is unknown: any change that needs less than now helps
+        from dataclasses import replace
+        g_fit = replace(gpu_spec("H100-SXM"), name="this GPU", memory_bytes=int(now * 2**30 * (1 - 1e-6) / (1 - FIX_HEADROOM)))
+    else: g_fit = g
+    found = fixes(model_config, s, g_fit, stage)
+    resumable = lambda f: set(f.changes) <= set(SAME_PRODUCT_FIELDS) | set(NON_TRAINING_FIELDS)   # the same call resumes after it
+    keep = sorted((f for f in found if f.fits and not f.changes_task), key=lambda f: not resumable(f))
+    if keep:
+        f = keep[0]
+        room = (f", which fits in {g.memory_gib*(1 - FIX_HEADROOM):.1f} GiB ({100*(1 - FIX_HEADROOM):.0f}% of the GPU)" if g else
+                f", less than now")
+        return f"{head} Try: {_changes(f.changes)} ({f.label}): lmtune estimates {f.memory.device_total/2**30:.1f} GiB{room}."
+    shorter = [f for f in found if f.fits]
+    return (f"{head} No change lmtune knows (checkpointing, smaller micro-batches, LoRA/QLoRA, 8-bit states, sharding, "
+            f"offload, more GPUs, combined) fits this GPU" + (f"; only a shorter sequence does: {_changes(shorter[0].changes)}" if shorter else "")
+            + ". Use a smaller model or a larger GPU.")
 
 def _kept_after_oom(out:Path)->str:
     "What an out-of-memory error leaves, and how to continue."
@@ -838,8 +814,6 @@ def _kept_after_oom(out:Path)->str:
             "raising gradient_accumulation_steps by the same factor, or turns on gradient_checkpointing.")
 
 # %% ../nbs/08_train.ipynb #eef6b340
-TEXT_STAGES = ("pretrain", "continue_pretraining") # stages that train on plain text, packed into seq_len blocks, loss on every token
-
 @dataclass
 class Run:
     "A stage's plan: everything decided and checked before a model loads or a file is written."
@@ -913,10 +887,10 @@ def plan_run(stage:str, # pretrain, continue_pretraining, sft or dpo
     check_choice("on_bad_rows", on_bad_rows, ON_BAD_ROWS)
     if tokenizer is not None and not isinstance(tokenizer, (str, Path)) and not callable(tokenizer):
         raise bad_value("tokenizer", tokenizer, "pass a transformers tokenizer or the folder it was saved in")
-    packing = s.packing if s.packing is not None else (st.name in TEXT_STAGES or s.padding_free)
+    packing = resolve_packing(s, st.name)
     _check_combinations(s, st.name, method, has_eval or s.eval_fraction > 0, has_replay, packing)
     return Run(st.name, s, method, learning_rate_for(s, st.name, method), _callbacks(callbacks, monitor), packing, on_bad_rows,
-               qlora_quantization_config() if method_info(method).quantized_base else None)
+               qlora_quantization_config(s) if method_info(method).quantized_base else None)
 
 # %% ../nbs/08_train.ipynb #af7879a7
 def text_data(run:Run, data, eval_data=None, replay_data=None, tok=None):
@@ -1028,7 +1002,7 @@ def trainer_arguments(run:Run)->dict:
               trust_remote_code=s.trust_remote_code, max_length=s.seq_len)
     if s.early_stopping: kw.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
     if stage == "dpo": return dict(kw, beta=s.beta, padding_free=s.padding_free)
-    text = stage in TEXT_STAGES
+    text = stage_info(stage).text_data
     return dict(kw, packing=run.packing, packing_strategy="wrapped" if text else "bfd", padding_free=s.padding_free and not (run.packing and text),
                 completion_only_loss=s.completion_only_loss if stage == "sft" else None)
 
@@ -1106,7 +1080,7 @@ def train_steps(run:Run, trainer, guard:DivergenceGuard):
     import torch
     try: out = trainer.train(resume_from_checkpoint=run.ckpt)
     except torch.cuda.OutOfMemoryError as e:
-        gpu = torch.cuda.mem_get_info()[1] / 2**30 if torch.cuda.is_available() else None # total memory of the GPU
+        gpu = device_gpu(torch.cuda.get_device_name(), torch.cuda.mem_get_info()[1]) if torch.cuda.is_available() else None
         raise TrainingOOM(oom_message(trainer.model.config, run.s.replace(method=run.method), gpu, run.stage) + " "
                           + _kept_after_oom(run.out)) from e
     if guard.bad:
@@ -1170,7 +1144,7 @@ def train(run:Run, model, tok, ref_model=None)->TrainResult:
     from transformers import set_seed
     set_seed(run.s.seed)
     peft_config = prepare_method(model, run.method, run.s)
-    if run.stage in TEXT_STAGES and not run.packing: _tokenize_text(run, tok)
+    if stage_info(run.stage).text_data and not run.packing: _tokenize_text(run, tok)
     trainer, guard = make_trainer(run, model, tok, peft_config, ref_model)
     if run.stage == "dpo": _count_dpo_rows(run, trainer)
     return finish(run, trainer, train_steps(run, trainer, guard), guard)

@@ -233,12 +233,11 @@ def train_call_code(model, settings:RunSettings, stage:str="sft", data:str="data
 # %% ../nbs/13_widgets.ipynb #762503f9
 def trainer_kwargs(settings:RunSettings, stage:str="sft", gpu="A100-80GB")->dict:
     "The `SFTConfig`/`DPOConfig` keywords `lmtune.train` passes for this run (`trainer_arguments`), with the precision of `gpu`."
-    from lmtune.train import TEXT_STAGES, Run, learning_rate_for, trainer_arguments
+    from lmtune.train import Run, learning_rate_for, trainer_arguments
     stage, g = stage_info(stage).name, gpu_spec(gpu)
     r = resolve_defaults(settings, stage, cuda=True, bf16_supported=g.bf16_supported)
-    packing = r.packing if r.packing is not None else (stage in TEXT_STAGES or r.padding_free)  # as `lmtune.train.plan_run` resolves it
     # `plan_run` checks *this* machine (fp16 and QLoRA need CUDA): build the plan for the GPU directly, precision set below
-    run = Run(stage, r.replace(precision="bf16"), r.method, learning_rate_for(r, stage, r.method), [], packing)
+    run = Run(stage, r.replace(precision="bf16"), r.method, learning_rate_for(r, stage, r.method), [], r.packing)
     kw = trainer_arguments(run)
     kw.update(bf16=r.precision in ("bf16", "mixed"), fp16=r.precision == "fp16")
     kw.pop("use_cpu", None)                                                      # the copied setup runs on the GPU
@@ -247,12 +246,12 @@ def trainer_kwargs(settings:RunSettings, stage:str="sft", gpu="A100-80GB")->dict
 def _call(name:str, kw:dict, indent:str="    ")->str:
     return f"{name}(\n" + "".join(f"{indent}{k}={v!r},\n" for k, v in kw.items()) + ")"
 
-def peft_code(settings:RunSettings, stage:str="sft")->str:
+def peft_code(settings:RunSettings, stage:str="sft", model=None)->str:
     "The PEFT config of the run as code (empty for methods PEFT does not build), from `lmtune.train.peft_config_for`."
     from lmtune.train import peft_config_for
     r = resolve_defaults(settings, stage_info(stage).name)
     if not method_info(r.method).peft: return f"# method={r.method!r}: no PEFT config (lmtune.train sets requires_grad itself)\n"
-    cfg = peft_config_for(r.method, r)
+    cfg = peft_config_for(r.method, r, model)   # IA3's target modules come from the model
     default = type(cfg)()
     kw = {f.name: getattr(cfg, f.name) for f in fields(cfg) if getattr(cfg, f.name) != getattr(default, f.name)}
     kw = {k: (v.value if hasattr(v, "value") else v) for k, v in kw.items()}  # enums (task_type) as their string
@@ -267,13 +266,13 @@ def quantization_code(settings:RunSettings, stage:str="sft", gpu="A100-80GB")->s
             f"    load_in_4bit=True,\n    bnb_4bit_quant_type='nf4',\n    bnb_4bit_use_double_quant={r.double_quant!r},\n"
             f"    bnb_4bit_compute_dtype={dtype},\n)\n")
 
-def trainer_code(settings:RunSettings, stage:str="sft", gpu="A100-80GB")->str:
+def trainer_code(settings:RunSettings, stage:str="sft", gpu="A100-80GB", model=None)->str:
     "The TRL config (a `TrainingArguments`), PEFT config and bitsandbytes config equivalent to the `lmtune.train` call."
     stage = stage_info(stage).name
     cls = "DPOConfig" if stage == "dpo" else "SFTConfig"
     kw = trainer_kwargs(settings, stage, gpu)
     return (f"from trl import {cls}  # a transformers TrainingArguments subclass, as lmtune.train uses\n\n"
-            f"args = {_call(cls, kw)}\n\n{peft_code(settings, stage)}\n{quantization_code(settings, stage, gpu)}")
+            f"args = {_call(cls, kw)}\n\n{peft_code(settings, stage, model)}\n{quantization_code(settings, stage, gpu)}")
 
 def launch_code(settings:RunSettings, stage:str="sft", gpu="A100-80GB", run_file:str="run.yaml")->str:
     "The accelerate (and DeepSpeed) config files and the launch lines for the run's parallelism, from `lmtune.launch`."
@@ -302,7 +301,7 @@ SETUP_FORMATS = ("lmtune.train", "TRL / transformers + PEFT", "launch", "run.yam
 def setup_code(model, settings:RunSettings, stage:str="sft", gpu="A100-80GB", data:str="data.jsonl")->dict:
     "The run as code to copy, one entry per `SETUP_FORMATS`: the `lmtune.train` call, TRL/PEFT configs, launch files and lines, run file."
     g = gpu_spec(gpu)
-    code = (train_call_code(model, settings, stage, data), trainer_code(settings, stage, g), launch_code(settings, stage, g),
+    code = (train_call_code(model, settings, stage, data), trainer_code(settings, stage, g, model), launch_code(settings, stage, g),
             run_file_code(model, settings, stage, data))
     return dict(zip(SETUP_FORMATS, code))
 
