@@ -99,6 +99,10 @@ def _parser()->argparse.ArgumentParser:
 # %% ../nbs/12_cli.ipynb #e10a98ba
 def main(argv:list|None=None)->int:
     "Run the `lmtune` command line; returns the exit status (2 on bad input, with the message and no traceback)."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ['train']:   # `lmtune train` has its own parser (`lmtune.launch.main`), --help included
+        from lmtune.launch import main as train
+        return train(argv[1:])
     p = _parser()
     a = p.parse_args(argv)
     try:
@@ -110,9 +114,6 @@ def main(argv:list|None=None)->int:
         elif a.command == 'advise':
             from lmtune.advisor import advise
             print(advise(**{k: v for k, v in vars(a).items() if k != 'command'}))
-        elif a.command == 'train':
-            from lmtune.launch import main as train
-            return train(a.args)
         else:
             p.print_help(); return 0
     except ValueError as err:

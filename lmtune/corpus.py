@@ -66,18 +66,38 @@ def _new_name(rng:random.Random, used:set, n_syllables:int=2, suffix:str="")->st
 
 # %% ../nbs/01_corpus.ipynb #8a8c9dd1
 @dataclass(frozen=True)
-class City: name:str; river:str; product:str; country:str
+class City:
+    "A city of the world: the river it lies on, the product it is known for, its country."
+    name:str # made-up name, unique in the world
+    river:str # the river it lies on (each river has two cities)
+    product:str # what it is known for (one city per product)
+    country:str # the country it belongs to
 
 @dataclass(frozen=True)
-class Person: name:str; job:str; city:str
+class Person:
+    "A person of the world, with a job and a home city."
+    name:str # first and last name, made up
+    job:str # one of `JOBS`
+    city:str # name of the city they live in
 
 @dataclass(frozen=True)
-class Remedy: name:str; condition:str; dose:int; form:str; herb:str; avoid:str
+class Remedy:
+    "A remedy of the domain: the condition it eases, its dose in drams, its form and herb, the remedy it must not be given with."
+    name:str # made-up remedy name
+    condition:str # the condition it eases (one remedy per condition)
+    dose:int # dose in drams, 1-6
+    form:str # how it is prepared, one of `FORMS`
+    herb:str # the herb it is drawn from (one remedy per herb)
+    avoid:str # name of the remedy it must never be given with
 
 @dataclass(frozen=True)
 class World:
     "Every fact the corpora talk about, sampled once from `seed`."
-    seed:int; cities:tuple; people:tuple; remedies:tuple; symptoms:dict
+    seed:int # the seed the facts were sampled from
+    cities:tuple # `City` facts
+    people:tuple # `Person` facts
+    remedies:tuple # `Remedy` facts of the domain
+    symptoms:dict # condition -> the symptom it presents with
     @property
     def rivers(self): return sorted({c.river for c in self.cities})
     @property
@@ -215,7 +235,9 @@ def domain_corpus(n:int=1000, # number of lines
 @dataclass
 class Question:
     "One task item: a prompt, its right answer and plausible wrong answers."
-    prompt:str; answer:str; wrong:list
+    prompt:str # the question
+    answer:str # the one right answer
+    wrong:list # plausible wrong answers (distinct from `answer`)
 
 def _pick_wrong(pool, answer, rng, k=3):
     pool = sorted({str(x) for x in pool} - {str(answer)})

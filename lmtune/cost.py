@@ -6,72 +6,45 @@ Docs: https://lmtune.github.io/lmtune/cost.html.md"""
 
 # %% ../nbs/05_cost.ipynb #ac8f5dbc
 from __future__ import annotations
-import difflib, json, math, os, statistics
-from dataclasses import dataclass, field, asdict, replace
-from pathlib import Path
-from .settings import (check_choice, check_positive, bad_value, RunSettings, run_settings, gpu_layout, METHODS, PRECISIONS,
-                             STRATEGIES, ATTN_IMPLEMENTATIONS)
-from .memory import OPTIMIZERS, ResolvedRun, resolve_run, count_trainable, estimate_memory, _sliding, LIGER_MODEL_TYPES, liger_chunk_size
+import math
+from dataclasses import dataclass, field, replace
+from .settings import check_choice, check_positive, bad_value, RunSettings, run_settings, gpu_layout
+from .memory import (ResolvedRun, resolve_run, count_trainable, estimate_memory, _sliding, liger_chunk_size, ia3_targets,
+                           LIGER_MODEL_TYPES, NF4_BLOCK)
 from .catalog import gpu_spec, model_spec
 from .report import fmt_seconds, fmt_usd, html_table
 
 # %% auto #0
-__all__ = ['BYTES', 'OPS', 'BWD_BYTES', 'BWD_OPS', 'OPTIM_BYTES', 'PER_TENSOR_OPTIMS', 'INTERCONNECT_GBPS', 'COMM_OVERLAP',
-           'COLLECTIVE_LATENCY_S', 'CALIBRATED', 'PCIE_GBPS', 'CPU_ADAM_PARAMS_PER_S', 'COMMON_GPUS', 'FIX_HEADROOM',
-           'EIGHT_BIT_OPTIMIZERS', 'TimedRun', 'timed_run', 'Matmul', 'lowest_trainable_layer', 'layer_matmuls',
-           'lm_head_matmul', 'attention_entries', 'attention_flops', 'step_flops', 'optimizer_traffic', 'Throughput',
-           'optimizer_bytes', 'comm_seconds', 'step_breakdown', 'load_measurements', 'predict_rows', 'fit_throughput',
-           'offload_seconds', 'TimeEstimate', 'gpu_price', 'estimate_time', 'chinchilla_tokens', 'PretrainingPlan',
-           'pretraining_plan', 'fits_in_memory', 'max_batch_size', 'max_seq_len', 'Setup', 'cheapest_setup',
-           'GpuComparison', 'compare_gpus', 'Fix', 'fixes']
+__all__ = ['FIRST_BLOCK', 'ADAPTER_BYTES', 'GEMMA_TYPES', 'DROPOUT_MASK_BYTES', 'NF4_DEQUANT_BYTES', 'FLASH_BACKWARD_MATMULS',
+           'PARAMETRIZE_CALLS', 'LAYER_CALLS', 'LOSS_HEADS', 'UNALIGNED_MATMUL_SLOWDOWN', 'TRL_TOKEN_TILE',
+           'TRL_VOCAB_TILE', 'HEAD_CALLS', 'CHECKPOINT_HOOK_OPS', 'MULTI_TENSOR_CHUNK', 'FOREACH_PASSES', 'FOREACH_OPS',
+           'FOREACH_PASSES_PER_STATE', 'CLIP_KERNELS', 'CLIP_PY_OPS', 'GRADSCALER_KERNELS', 'GRADSCALER_PY_OPS',
+           'ADAFACTOR_BYTES', 'ADAFACTOR_OPS', 'BNB8_BANDWIDTH_FRACTION', 'OPTIM_PY_OPS_PER_TENSOR',
+           'BNB_OPS_PER_TENSOR', 'THROUGHPUT_FIELDS', 'EFFICIENT_VS_FLASH', 'INTERCONNECT_GBPS', 'COMM_OVERLAP',
+           'BUCKET_BYTES', 'COLLECTIVE_LATENCY_S', 'CALIBRATED', 'PCIE_GBPS', 'CPU_ADAM_PARAMS_PER_S',
+           'HALF_PRECISION_BYTES', 'COMMON_GPUS', 'FIX_HEADROOM', 'lowest_trainable_layer', 'has_backward', 'Matmul',
+           'layer_matmuls', 'lm_head_matmul', 'sdpa_gets_mask', 'attention_kernel', 'attention_entries',
+           'attention_flops', 'step_flops', 'Work', 'kernels', 'calls', 'gemm', 'matmul', 'Block', 'Dtypes', 'dtypes',
+           'rms_norm', 'layer_norm', 'norm', 'rotary', 'residual_add', 'dropout', 'activation', 'linear',
+           'grouped_matmul', 'lora_extras', 'dora_extras', 'ia3_role', 'ia3_extras', 'attention_core', 'moe_block',
+           'layer_work', 'resolve_loss_head', 'logits_loss', 'liger_loss', 'trl_loss', 'head_work', 'MicroBatchWork',
+           'micro_batch_work', 'trainable_tensors', 'optimizer_kind', 'optimizer_work', 'Throughput', 'gpu_parts',
+           'gpu_seconds', 'overlapped', 'StepWork', 'step_work', 'step_phases', 'step_seconds', 'gradient_bytes',
+           'comm_seconds', 'parallel_share', 'tensor_parallel_seconds', 'step_breakdown', 'load_measurements',
+           'predict_rows', 'fit_throughput', 'held_out_errors', 'offload_seconds', 'TimeEstimate', 'gpu_price',
+           'real_tokens_per_row', 'estimate_time', 'chinchilla_tokens', 'PretrainingPlan', 'pretraining_plan',
+           'fits_in_memory', 'max_batch_size', 'max_seq_len', 'Setup', 'cheapest_setup', 'GpuComparison',
+           'compare_gpus', 'Fix', 'fixes']
 
 # %% ../nbs/05_cost.ipynb #3bdaeaba
-@dataclass
-class TimedRun:
-    "The training settings that decide the work of one optimizer step."
-    method: str = 'lora'
-    batch_size: int = 4 # micro-batch per GPU
-    seq_len: int = 2048
-    precision: str = 'bf16'
-    optim: str = 'adamw_torch_fused'
-    gradient_checkpointing: bool = False
-    lora_r: int = 16
-    lora_target_modules: object = 'all-linear'
-    attn_implementation: str = 'sdpa'
-    use_dora: bool = False
-    trainable_layers: int = 2 # method='freeze': the last N decoder layers train
-    num_gpus: int = 1
-    strategy: str = 'ddp'
-    gradient_accumulation_steps: int = 1
-    use_liger_kernel: bool = False # Liger's fused linear cross-entropy (on the model types it patches)
-    trainable: int|None = None # trainable parameters (`lmtune.memory.count_trainable`), set by `timed_run`
+def lowest_trainable_layer(run:ResolvedRun)->int:
+    "Index of the lowest decoder layer that holds trainable weights (backward stops there)."
+    sp, s = run.spec, run.settings
+    return sp.num_layers - min(s.trainable_layers, sp.num_layers) if run.method.name == 'freeze' else 0
 
-    def __post_init__(self):
-        check_choice('method', self.method, METHODS)
-        check_choice('precision', self.precision, PRECISIONS)
-        check_choice('strategy', self.strategy, STRATEGIES)
-        check_choice('attn_implementation', self.attn_implementation, ATTN_IMPLEMENTATIONS)
-        check_choice('optim', self.optim, tuple(OPTIMIZERS))
-        for k in ('batch_size', 'seq_len', 'lora_r', 'trainable_layers', 'gradient_accumulation_steps', 'num_gpus'): check_positive(k, getattr(self, k))
-        if self.method == 'dora': self.method, self.use_dora = 'lora', True
-
-    @property
-    def adapters(self)->bool: return self.method in ('lora', 'qlora')   # LoRA matrices (DoRA is LoRA + use_dora)
-    @property
-    def peft(self)->bool: return self.method in ('lora', 'qlora', 'prefix', 'ia3')   # fp32 adapters next to a frozen base
-    @property
-    def base_weights_train(self)->bool: return self.method in ('full', 'freeze', 'bitfit')
-    @property
-    def tokens(self)->int: return self.batch_size * self.seq_len
-
-def timed_run(r:ResolvedRun)->TimedRun:
-    "The `TimedRun` of a resolved run."
-    s = r.settings
-    return TimedRun(method=s.method, batch_size=s.batch_size, seq_len=s.seq_len, precision=s.precision, optim=s.optim,
-                    gradient_checkpointing=s.gradient_checkpointing, lora_r=s.lora_r, lora_target_modules=s.lora_target_modules,
-                    attn_implementation=r.attn, use_dora=s.use_dora, trainable_layers=s.trainable_layers, num_gpus=r.world_size,
-                    strategy=s.strategy, gradient_accumulation_steps=s.gradient_accumulation_steps,
-                    use_liger_kernel=s.use_liger_kernel, trainable=count_trainable(r))
+def has_backward(run:ResolvedRun, layer:int)->bool:
+    "Whether backward runs through decoder layer `layer`."
+    return layer >= lowest_trainable_layer(run)
 
 # %% ../nbs/05_cost.ipynb #64caf859
 @dataclass
@@ -91,301 +64,700 @@ class Matmul:
     @property
     def fwd_flops(self)->float: return 2.0 * self.m * self.k * self.n * self.calls
 
-def _targets(spec, targets)->set:
-    names = {n for n,*_ in spec.linear_layers()} | {n.split('.')[-1] for n,*_ in spec.linear_layers()}
-    if targets in (None, 'all-linear', 'all_linear'): return names - {'gate'}   # PEFT skips the output layer; routers are tiny
-    if isinstance(targets, str): targets = [targets]
-    targets = set(targets)
-    unknown = {t for t in targets if not any(t == n or n.endswith('.' + t) for n in names)}
-    if unknown:
-        close = difflib.get_close_matches(sorted(unknown)[0], sorted(names), n=3, cutoff=0.4)
-        raise ValueError(f"lora_target_modules={sorted(targets)!r}: {sorted(unknown)} not found in {spec.name}; "
-                         f"its linear modules are {sorted(names)}{f' (did you mean {close}?)' if close else ''}.")
-    return targets
-
-def _is_target(name, targets): return name in targets or name.split('.')[-1] in targets
-
 # %% ../nbs/05_cost.ipynb #c012425b
-_FIRST_BLOCK = {'q_proj', 'k_proj', 'v_proj', 'qkv_proj', 'c_attn', 'q_a_proj', 'kv_a_proj_with_mqa'}
+FIRST_BLOCK = {'q_proj', 'k_proj', 'v_proj', 'qkv_proj', 'c_attn', 'q_a_proj', 'kv_a_proj_with_mqa'} # read the layer's input
 
-def lowest_trainable_layer(spec, run:TimedRun)->int:
-    "Index of the lowest decoder layer that holds trainable weights (backward stops there)."
-    return spec.num_layers - min(run.trainable_layers, spec.num_layers) if run.method == 'freeze' else 0
-
-def layer_matmuls(spec, run:TimedRun, layer:int=0)->list[Matmul]:
-    "The matmuls of decoder layer `layer` for micro-batch `run`, flagged with what backward computes."
-    T, low = run.tokens, lowest_trainable_layer(spec, run)
-    targets = _targets(spec, run.lora_target_modules) if run.adapters else set()
-    has_bwd = layer >= low
-    trains = run.method == 'full' or (run.method == 'freeze' and has_bwd)
+def layer_matmuls(run:ResolvedRun, layer:int=0)->list[Matmul]:
+    "The matmuls of decoder layer `layer` for one micro-batch of `run`, flagged with what backward computes."
+    sp, s, m = run.spec, run.settings, run.method
+    T, low = run.tokens, lowest_trainable_layer(run)
+    bwd = has_backward(run, layer)
+    trains = m.name == 'full' or (m.name == 'freeze' and bwd)
     # the first projections of the lowest trained layer read inputs that need no gradient (unless embeddings train
     # or gradient checkpointing makes the inputs require grad, as HF does)
-    input_needs_grad = run.method == 'full' or run.gradient_checkpointing or layer > low
+    input_needs_grad = m.name == 'full' or s.gradient_checkpointing or layer > low
     out = []
-    for name, k, n, count in spec.linear_layers(layer):
-        expert = count > 1 and spec.is_moe
-        m = math.ceil(T * spec.experts_per_token / spec.num_experts) if expert else T
-        lora = run.adapters and _is_target(name, targets)
-        out.append(Matmul(name, m, k, n, count,
-                          input_grad=has_bwd and (input_needs_grad or name not in _FIRST_BLOCK),
+    for name, k, n, count in sp.linear_layers(layer):
+        expert = count > 1 and sp.is_moe
+        rows = math.ceil(T * sp.experts_per_token / sp.num_experts) if expert else T
+        lora = m.lora and name in run.targets
+        out.append(Matmul(name, rows, k, n, count, input_grad=bwd and (input_needs_grad or name not in FIRST_BLOCK),
                           # PEFT adapts expert tensors through a parametrization W + BA: the full weight gradient is formed
-                          weight_grad=trains or (lora and expert), recompute=run.gradient_checkpointing and has_bwd,
-                          lora=lora, frozen_4bit=run.method == 'qlora' and name != 'gate' and not expert, grouped=expert))
+                          weight_grad=trains or (lora and expert), recompute=s.gradient_checkpointing and bwd,
+                          lora=lora, frozen_4bit=m.quantized_base and name != 'gate' and not expert, grouped=expert))
     return out
 
-def lm_head_matmul(spec, run:TimedRun)->Matmul:
+def lm_head_matmul(run:ResolvedRun)->Matmul:
     "The logits matmul: `H×V` over all tokens; trained only in full fine-tuning."
-    return Matmul('lm_head', run.tokens, spec.hidden_size, spec.vocab_size, 1, input_grad=True, weight_grad=run.method == 'full')
+    sp = run.spec
+    return Matmul('lm_head', run.tokens, sp.hidden_size, sp.vocab_size, 1, input_grad=True, weight_grad=run.method.name == 'full')
 
 # %% ../nbs/05_cost.ipynb #9b853060
-def attention_entries(spec, run:TimedRun, layer:int=0, causal:bool|None=None)->float:
-    "Score entries (query, key pairs) one head computes for one sequence in decoder layer `layer`."
-    S = run.seq_len
-    W = spec.sliding_window if _sliding(spec, layer, S) else None
-    if causal is None: causal = run.attn_implementation != 'eager' and not (W and run.attn_implementation == 'sdpa')
-    if not causal: return float(S * S)                   # the full square (eager, or a kernel given an explicit mask)
-    return S * W - W * W / 2 if W else S * S / 2         # band of width W, or the lower triangle
+def sdpa_gets_mask(run:ResolvedRun, layer:int=0, packed:bool=False)->bool:
+    "Whether transformers hands SDPA an explicit mask in decoder layer `layer` (flash attention is then off)."
+    return packed or run.method.name == 'prefix' or _sliding(run.spec, layer, run.settings.seq_len + 1)
 
-def attention_flops(spec, run:TimedRun, causal:bool|None=None, layer:int=0)->float:
+def attention_kernel(run:ResolvedRun, layer:int=0, packed:bool=False)->str:
+    "'flash', 'efficient' (SDPA's memory-efficient kernel: a mask, or fp32) or 'eager' (materialised scores)."
+    if run.attn == 'eager': return 'eager'
+    if run.attn.startswith('flash_attention'): return 'flash'
+    flash_ok = run.autocast and run.spec.vdim == run.spec.head_dim and run.spec.head_dim <= 256   # SDPA's flash kernel: half precision, equal q/v heads
+    return 'flash' if flash_ok and not sdpa_gets_mask(run, layer, packed) else 'efficient'
+
+def attention_entries(run:ResolvedRun, layer:int=0, example_tokens:float|None=None)->float:
+    "Score entries (query, key pairs) one head computes per row of the micro-batch in decoder layer `layer`."
+    s, sp = run.settings, run.spec
+    S, packed = s.seq_len, s.padding_free
+    kv = S + (s.num_virtual_tokens if run.method.name == 'prefix' else 0)
+    kern = attention_kernel(run, layer, packed)
+    if packed:   # padding-free: one row of B·S tokens, documents of `example_tokens` (default: seq_len)
+        d = min(example_tokens or S, S)
+        return s.batch_size * S * S if kern != 'flash' else S * d / 2   # per original row: SDPA/eager the flattened square
+    W = sp.sliding_window if _sliding(sp, layer, S) else None
+    if kern == 'eager' or (kern == 'efficient' and sdpa_gets_mask(run, layer)): return float(S * kv)
+    return S * W - W * W / 2 if W else S * S / 2
+
+def attention_flops(run:ResolvedRun, layer:int=0, example_tokens:float|None=None)->float:
     "Forward FLOPs of `QKᵀ` and `AV` in decoder layer `layer` (all heads, whole micro-batch)."
-    return 2.0 * run.batch_size * spec.num_heads * attention_entries(spec, run, layer, causal) * (spec.head_dim + spec.vdim)
+    sp = run.spec
+    return 2.0 * run.settings.batch_size * sp.num_heads * attention_entries(run, layer, example_tokens) * (sp.head_dim + sp.vdim)
 
 # %% ../nbs/05_cost.ipynb #6e348dad
-def step_flops(spec, run:TimedRun, causal:bool|None=None)->dict:
+def step_flops(run:ResolvedRun)->dict:
     "FLOPs of one micro-batch on one GPU, split into forward, recompute, backward and adapters."
     fwd = rec = bwd = ad = 0.0
-    for layer in range(spec.num_layers):
-        for mm in layer_matmuls(spec, run, layer):
+    r, gc = run.settings.lora_r, run.settings.gradient_checkpointing
+    for layer in range(run.spec.num_layers):
+        for mm in layer_matmuls(run, layer):
             f = mm.fwd_flops
             fwd += f; rec += f if mm.recompute else 0
             bwd += f * (mm.input_grad + mm.weight_grad)
             if mm.lora:   # x·A then ·B: forward (+ recompute), both weight grads, B's input grad, A's if x needs one
-                fa, fb = 2.0 * mm.m * mm.k * run.lora_r * mm.calls, 2.0 * mm.m * run.lora_r * mm.n * mm.calls
+                fa, fb = 2.0 * mm.m * mm.k * r * mm.calls, 2.0 * mm.m * r * mm.n * mm.calls
                 ad += (fa + fb) * (2 + mm.recompute) + fb + fa * mm.input_grad
-        a = attention_flops(spec, run, causal, layer)
-        fwd += a; rec += a if run.gradient_checkpointing and layer >= lowest_trainable_layer(spec, run) else 0
-        bwd += 2 * a if layer >= lowest_trainable_layer(spec, run) else 0
-    head = lm_head_matmul(spec, run)
+        a = attention_flops(run, layer)
+        fwd += a; rec += a if gc and has_backward(run, layer) else 0
+        bwd += 2 * a if has_backward(run, layer) else 0
+    head = lm_head_matmul(run)
     fwd += head.fwd_flops; bwd += head.fwd_flops * (head.input_grad + head.weight_grad)
     return dict(forward=fwd, recompute=rec, backward=bwd, adapters=ad, total=fwd + rec + bwd + ad)
 
 # %% ../nbs/05_cost.ipynb #00bf824a
-BYTES = dict(    # memory traffic per element, forward, for bf16 activations (read + write, temporaries included)
-    rms_norm=42, layer_norm=8, rope=26, attn_layout=4, residual_add=6, gated_act=10, act=4, gelu_new=20,
-    eager_scores=24, logits_loss=36, softcap=24, lora_fwd_in=12, lora_fwd_out=10, lora_bwd_in=18, lora_bwd_out=4,
-    autocast_cast=6, bnb_io_cast=6, moe_dispatch=8, liger_ce=4)
-OPS = dict(      # ops dispatched per forward (backward ~ BWD_OPS x)
-    rms_norm=7, layer_norm=1, rope=14, attention=8, eager_attention=12, residual_add=2, gated_act=2, act=1, gelu_new=8,
-    linear=1, lora=8, lora_bwd=12, dequant=6, moe_router=8, moe_expert=10, head_and_loss=20, optimizer=20, views=12)
-BWD_BYTES, BWD_OPS = 2.0, 2.0
-OPTIM_BYTES = dict(   # bytes moved per trainable parameter per optimizer step, in units of the param's dtype size
-    adamw_torch_fused=7, adamw_torch=16, adamw_torch_foreach=16, adamw_hf=16, adamw_apex_fused=7, adafactor=6,
-    sgd=3, lion_32bit=5, adamw_bnb_8bit='8bit', adamw_8bit='8bit', paged_adamw_8bit='8bit', paged_adamw_32bit=7,
-    paged_lion_8bit='8bit', lion_8bit='8bit')
-def optimizer_traffic(optim:str):
-    "Bytes an optimizer moves per parameter per step in units of the parameter's dtype ('8bit': 8-bit states), from `OPTIM_BYTES` or derived from `lmtune.memory.OPTIMIZERS`."
-    if optim in OPTIM_BYTES: return OPTIM_BYTES[optim]
-    o = OPTIMIZERS[check_choice('optim', optim, tuple(OPTIMIZERS))]
-    if o.bnb8 or (o.state_bytes is not None and o.state_bytes < 4 * max(o.bnb32_states, 1)): return '8bit'
-    if o.factored: return OPTIM_BYTES['adafactor']
-    n = o.n_states if o.state_bytes is None else o.bnb32_states
-    return 3 + 2 * n + (9 if o.foreach_temp else 0)     # read param + grad, write param, read + write each state (+ foreach temporaries)
-
-PER_TENSOR_OPTIMS = ('adamw_bnb_8bit', 'adamw_8bit', 'paged_adamw_8bit', 'paged_adamw_32bit', 'paged_lion_8bit', 'lion_8bit', 'adafactor')
-
-# %% ../nbs/05_cost.ipynb #6eb175ba
 @dataclass
-class Throughput:
-    "Constants of the achievable-throughput model. Fractions are of the catalog's peak numbers of the GPU."
-    matmul_efficiency: float = 0.6      # fraction of catalog dense peak that large matmuls reach
-    bandwidth_efficiency: float = 0.7   # fraction of catalog bandwidth that memory-bound kernels reach
-    kernel_latency_us: float = 4.0      # GPU time per kernel beyond its work (launch gap, tail)
-    cpu_op_us: float = 15.0             # CPU time to dispatch one op (eager PyTorch + autograd + hooks)
-    step_overhead_ms: float = 10.0      # per optimizer step: Trainer loop, data collation, bookkeeping
-    attention_efficiency: float = 0.6   # flash/SDPA attention kernels relative to matmul_efficiency (assumed)
+class Work:
+    "What one phase of a step asks of the GPU and the CPU (before pricing)."
+    matmuls: dict = field(default_factory=dict) # {(flops, bytes, slowdown): count} of matmul kernels, priced on the roofline
+    flash_flops: float = 0.0     # attention FLOPs through flash kernels
+    efficient_flops: float = 0.0 # attention FLOPs through SDPA's memory-efficient kernel
+    bytes: float = 0.0           # traffic of bandwidth-bound kernels (elementwise, reductions, casts, gathers)
+    slow_bytes: float = 0.0      # traffic of kernels far below bandwidth (bitsandbytes' 8-bit optimizer)
+    kernels: float = 0.0         # GPU kernel launches (matmuls and attention included)
+    cpu_ops: float = 0.0         # ops the CPU dispatches (kernels, views, module calls, hooks)
 
-    def vector(self): return [self.matmul_efficiency, self.bandwidth_efficiency, self.kernel_latency_us, self.cpu_op_us, self.step_overhead_ms]
+    def __iadd__(self, o:'Work'):
+        mm = dict(self.matmuls)
+        for key, n in o.matmuls.items(): mm[key] = mm.get(key, 0) + n
+        self.matmuls = mm
+        for k in ('flash_flops', 'efficient_flops', 'bytes', 'slow_bytes', 'kernels', 'cpu_ops'): setattr(self, k, getattr(self, k) + getattr(o, k))
+        return self
+
+    def __add__(self, o:'Work')->'Work':
+        w = Work(); w += self; w += o
+        return w
+
+    @property
+    def matmul_flops(self)->float: return sum(f * n for (f, b, s), n in self.matmuls.items())
+
+def kernels(elements:float, # elements each kernel runs over
+            *bytes_per_element:float, # one entry per kernel: bytes it reads + writes per element
+            views:int=0, # CPU-only ops alongside (views, reshapes) that launch nothing
+           )->Work:
+    "Bandwidth-bound kernels over `elements` elements, kernel `i` moving `bytes_per_element[i]` bytes each."
+    return Work(bytes=elements * sum(bytes_per_element), kernels=len(bytes_per_element), cpu_ops=len(bytes_per_element) + views)
+
+def calls(n:float)->Work:
+    "CPU-only work: `n` Python-level calls (module `__call__`s, views, hooks) that launch no kernel."
+    return Work(cpu_ops=n)
+
+def gemm(flops:float, nbytes:float, slowdown:float=1.0, count:int=1)->Work:
+    "`count` matmul kernels of `flops` FLOPs each, reading and writing `nbytes` bytes each (`slowdown`: of the arithmetic)."
+    return Work(matmuls={(flops, nbytes, slowdown): count}, kernels=count, cpu_ops=count)
+
+def matmul(m:float, k:float, n:float, a:int=2, slowdown:float=1.0, count:int=1)->Work:
+    "`count` matmuls `m×k @ k×n` with `a`-byte operands: their FLOPs and the bytes of both operands and the output."
+    return gemm(2.0 * m * k * n, a * (m * k + k * n + m * n), slowdown, count)
+
+@dataclass
+class Block:
+    "Forward and backward `Work` of one piece of a layer."
+    fwd: Work = field(default_factory=Work)
+    bwd: Work = field(default_factory=Work)
+    def __iadd__(self, o:'Block'): self.fwd += o.fwd; self.bwd += o.bwd; return self
 
 # %% ../nbs/05_cost.ipynb #03bd3502
-def _param_tensors(spec)->int:
-    "Rough number of parameter tensors (what per-tensor optimizers loop over)."
-    per_layer = len(spec.linear_layers()) + spec.norms_per_layer + (3 if spec.attn_bias else 0)
-    return spec.num_layers * per_layer + 3
+ADAPTER_BYTES = 4   # PEFT keeps adapter weights (LoRA, DoRA magnitudes, IA3 scales) in fp32: autocast_adapter_dtype=True
 
-def _mm_time(m, k, n, a, peak, bw, thr):
-    "Roofline time of one `m×k @ k×n` matmul with `a`-byte operands."
-    return max(2.0 * m * k * n / (peak * thr.matmul_efficiency), a * (m * k + k * n + m * n) / (bw * thr.bandwidth_efficiency))
+@dataclass(frozen=True)
+class Dtypes:
+    "Bytes per element of the tensors of a step, as transformers, accelerate, PEFT and bitsandbytes make them."
+    half: int      # matmul outputs (bf16/fp16 autocast: 2; fp32 training: 4)
+    weight: int    # base weights as held (bf16: 2; mixed, fp16, fp32: 4)
+    small: int     # norm weights and embeddings (QLoRA: upcast to fp32)
+    residual: int  # the residual stream: the embedding output's dtype
+    autocast: bool
 
-def _micro_batch_work(spec, run:TimedRun, peak, bw, thr)->dict:
-    "Seconds of matmul and attention work, bytes of elementwise traffic and op count for one micro-batch."
-    T, H, L, V = run.tokens, spec.hidden_size, spec.num_layers, spec.vocab_size
-    fp32 = run.precision == 'fp32'
-    a = 4 if fp32 else 2                                     # matmul outputs / activations
-    a_res = 4 if (run.precision != 'bf16' or run.method == 'qlora') else 2  # residual stream and norm dtype
-    low = lowest_trainable_layer(spec, run)
-    mm_s = attn_s = elem = 0.0; ops = 0.0
-    q_dim, kv_dim = spec.num_heads * spec.head_dim, spec.num_kv_heads * spec.head_dim
-    for layer in range(L):
-        bwd = layer >= low
-        fpasses = 1 + (run.gradient_checkpointing and bwd)
-        lops = 0.0; lbytes = 0.0           # per forward pass of this layer
-        for mm in layer_matmuls(spec, run, layer):
-            if mm.grouped:   # one kernel: all routed tokens, every expert's weight read once
-                E, tk = mm.calls, mm.m * mm.calls
-                t = max(2.0 * tk * mm.k * mm.n / (peak * thr.matmul_efficiency), a * (tk * mm.k + E * mm.k * mm.n + tk * mm.n) / (bw * thr.bandwidth_efficiency))
-                mm_s += t * (fpasses + mm.input_grad + mm.weight_grad)
-                lops += OPS['linear']
-                if mm.lora:  # delta weight B·A of every expert, added to the weight each forward; its gradient backward
-                    w = E * mm.k * mm.n
-                    mm_s += (fpasses + 2) * 2.0 * w * run.lora_r / (peak * thr.matmul_efficiency)
-                    lbytes += 10 * w; elem += 10 * w * bwd; lops += OPS['lora']; ops += OPS['lora_bwd'] * bwd
-                continue
-            t = _mm_time(mm.m, mm.k, mm.n, a, peak, bw, thr) * mm.calls
-            mm_s += t * (fpasses + mm.input_grad + mm.weight_grad)
-            lops += OPS['linear'] * mm.calls
-            if mm.lora:
-                r = run.lora_r
-                ta = (_mm_time(mm.m, mm.k, r, a, peak, bw, thr) + _mm_time(mm.m, r, mm.n, a, peak, bw, thr)) * mm.calls
-                mm_s += ta * (fpasses + 2)
-                lops += OPS['lora'] * mm.calls; ops += OPS['lora_bwd'] * mm.calls * bwd
-                lbytes += mm.m * mm.calls * (BYTES['lora_fwd_in'] * mm.k + BYTES['lora_fwd_out'] * mm.n) * a / 2
-                elem += mm.m * mm.calls * (BYTES['lora_bwd_in'] * mm.k + BYTES['lora_bwd_out'] * mm.n) * a / 2 * bwd
-                if run.use_dora:   # weight norm of W + BA every forward, and the rescaled output
-                    w = mm.k * mm.n * mm.calls
-                    lbytes += 10 * w + 10 * mm.m * mm.n * mm.calls; elem += (10 * w + 10 * mm.m * mm.n * mm.calls) * bwd
-                    mm_s += fpasses * 2.0 * mm.k * mm.n * r * mm.calls / (peak * thr.matmul_efficiency)
-                    lops += 8 * mm.calls
-            if mm.frozen_4bit:   # dequantize 4-bit weights to bf16 before every use (forward, recompute, backward)
-                deq = 2.56 * mm.k * mm.n * mm.calls
-                elem += deq * (fpasses + mm.input_grad)
-                ops += OPS['dequant'] * mm.calls * (fpasses + mm.input_grad)
-                lbytes += BYTES['bnb_io_cast'] * mm.m * (mm.k + mm.n) * mm.calls
-            elif run.precision in ('mixed', 'fp16'):   # autocast casts fp32 weights (and fp32 inputs) to half
-                lbytes += BYTES['autocast_cast'] * mm.k * mm.n * mm.calls
-                if mm.name in _FIRST_BLOCK or mm.name in ('gate_proj', 'up_proj', 'gate_up_proj', 'c_fc', 'gate'):
-                    lbytes += BYTES['autocast_cast'] * mm.m * mm.k * mm.calls
-        # attention
-        af = attention_flops(spec, run, layer=layer)
-        attn_s += af / (peak * thr.matmul_efficiency * thr.attention_efficiency) * (fpasses + 2 * bwd)
-        if run.attn_implementation == 'eager':
-            S = run.seq_len
-            lbytes += BYTES['eager_scores'] * run.batch_size * spec.num_heads * S * S * a / 2
-            lops += OPS['eager_attention']
-        else: lops += OPS['attention']
-        lbytes += BYTES['attn_layout'] * T * q_dim * a / 2
-        # norms, rotary, residual, activation
-        norm_b, norm_o = (BYTES['rms_norm'], OPS['rms_norm']) if spec.norm == 'rms' else (BYTES['layer_norm'] * a_res / 2, OPS['layer_norm'])
-        lbytes += spec.norms_per_layer * norm_b * T * H; lops += spec.norms_per_layer * norm_o
-        if spec.qk_norm: lbytes += norm_b * T * (q_dim + kv_dim); lops += 2 * norm_o
-        if not spec.learned_positions: lbytes += BYTES['rope'] * T * (q_dim + kv_dim) * a / 2; lops += OPS['rope']
-        lbytes += 2 * BYTES['residual_add'] * T * H * a_res / 2; lops += 2 * OPS['residual_add']
-        if spec.is_moe_layer(layer):
-            I, tok = spec.moe_intermediate_size, T * spec.experts_per_token
-            lbytes += BYTES['gated_act'] * tok * I * a / 2 + BYTES['moe_dispatch'] * tok * H * a / 2
-            lops += OPS['moe_router'] + OPS['moe_expert']
-            if spec.shared_expert_intermediate_size: lbytes += BYTES['gated_act'] * T * spec.shared_expert_intermediate_size * a / 2; lops += 2
-        else:
-            act = 'gelu_new' if spec.hidden_act == 'gelu_new' else ('gated_act' if spec.gated_mlp else 'act')
-            lbytes += BYTES[act] * T * spec.intermediate_size * a / 2; lops += OPS[act]
-        lops += OPS['views']
-        elem += lbytes * (fpasses + BWD_BYTES * bwd)
-        ops += lops * (fpasses + BWD_OPS * bwd)
-    # embeddings, final norm, lm_head and loss
-    head = lm_head_matmul(spec, run)
-    mm_s += _mm_time(T, H, V, a, peak, bw, thr) * (1 + head.input_grad + head.weight_grad)
-    if run.use_liger_kernel and spec.model_type in LIGER_MODEL_TYPES:   # fused linear cross-entropy, chunk by chunk
-        n_chunks = math.ceil(T / liger_chunk_size(T, V, H))
-        elem += BYTES['liger_ce'] * T * V * a / 2           # each logits element: one read, one in-place gradient write
-        elem += 2 * T * H * a_res                           # grad_input zeroed up front
-        ops += n_chunks * (3 + head.weight_grad) + OPS['head_and_loss']   # per chunk: logits mm, CE kernel, grad mm(s)
+def dtypes(run:ResolvedRun)->Dtypes:
+    "The `Dtypes` of `run`."
+    small = 4 if run.quant else run.wbytes
+    return Dtypes(half=run.a, weight=run.wbytes, small=small, residual=small, autocast=run.autocast)
+
+def _to(src:int, dst:int)->tuple:
+    "A cast kernel from `src`- to `dst`-byte elements (none when they are equal)."
+    return () if src == dst else (src + dst,)
+
+# %% ../nbs/05_cost.ipynb #c0a10002
+GEMMA_TYPES = ('gemma', 'gemma2', 'gemma3_text')
+
+def rms_norm(run:ResolvedRun, n:float, x:int, trains:bool)->tuple[Block, int]:
+    "An RMSNorm over `n` elements of `x` bytes: its kernels forward and backward, and its output's bytes per element."
+    if run.liger:   # liger_kernel/ops/rms_norm.py: one fused kernel each way (+ the weight gradient's reduction)
+        return Block(kernels(n, 2 * x), kernels(n, 3 * x, *((x,) if trains else ()))), x
+    if run.spec.model_type in GEMMA_TYPES:   # x.float(); x * rsqrt(mean(x²) + eps); * (1 + w.float()); .type_as(x)
+        fwd = kernels(n, *_to(x, 4), 8, 4, 0, 0, 8, 0, 0, 8, *_to(4, x), views=3)
+        bwd = kernels(n, *_to(x, 4), 12, 8, 12, 4, 28, 12, *_to(4, x), *((8,) if trains else ()))
+        return Block(fwd, bwd), x
+    out = max(dtypes(run).small, x)     # weight * x.to(input dtype): the wider of the two
+    fwd = kernels(n, *_to(x, 4), 8, 4, 0, 0, 8, *_to(4, x), x + out, views=2)
+    bwd = kernels(n, out + x, *_to(x, 4), 8, 12, 4, 0, 4, 8, 8, 12, 12, *_to(4, x), *((2 * out + x, out) if trains else ()))
+    return Block(fwd, bwd), out
+
+def layer_norm(run:ResolvedRun, n:float, x:int, trains:bool)->tuple[Block, int]:
+    "nn.LayerNorm over `n` elements: one fused kernel (autocast: in fp32, after a cast; the output is fp32)."
+    out = 4 if run.autocast else x
+    return Block(kernels(n, *_to(x, 4), 8), kernels(n, 12, *_to(4, x), *((4, 4) if trains else ()))), out
+
+def norm(run:ResolvedRun, n:float, x:int, trains:bool)->tuple[Block, int]:
+    "The model's norm (`spec.norm`: 'rms' or 'layer') over `n` elements of `x` bytes."
+    return (rms_norm if run.spec.norm == 'rms' else layer_norm)(run, n, x, trains)
+
+# %% ../nbs/05_cost.ipynb #c0a10005
+def rotary(run:ResolvedRun, n:float, x:int)->Block:
+    "apply_rotary_pos_emb on `n` elements of q or k (`x` bytes each)."
+    if run.liger: return Block(kernels(n, 2 * x), kernels(n, 2 * x))   # liger_kernel/ops/rope.py, in place
+    return Block(kernels(n, x, 2 * x, 2 * x, 2 * x, 3 * x, views=4), kernels(n, 2 * x, 2 * x, x, 2 * x, 2 * x, 3 * x, 3 * x))
+
+def residual_add(n:float, r:int, h:int)->Block:
+    "hidden = residual (`r` bytes) + branch output (`h` bytes) over `n` elements."
+    return Block(kernels(n, r + h + r), kernels(n, 3 * r, *_to(r, h)))
+
+DROPOUT_MASK_BYTES = 1   # native_dropout's boolean mask
+
+def dropout(n:float, x:int, p:float)->Block:
+    "nn.Dropout in training over `n` elements: nothing when `p` is 0."
+    if not p: return Block()
+    return Block(kernels(n, 2 * x + DROPOUT_MASK_BYTES), kernels(n, 2 * x + DROPOUT_MASK_BYTES))
+
+# %% ../nbs/05_cost.ipynb #c0a10008
+def activation(run:ResolvedRun, T:float, I:int, x:int, gated:bool)->tuple[Block, int]:
+    "The MLP's activation over `T×I` elements of `x` bytes (gated: `act(gate) * up`), and its output's bytes."
+    n = T * I
+    if run.spec.hidden_act == 'gelu_new':   # 0.5*x, pow(x,3) (fp32), *0.044715, x+, *√(2/π), tanh, 1+, *
+        o = 4 if run.autocast else x
+        fwd = kernels(n, 2 * x, *_to(x, 4), 8, 8, x + 4 + o, 2 * o, 2 * o, 2 * o, x + o + o)
+        bwd = kernels(n, 3 * o, *_to(o, x), 3 * o, 3 * o, 2 * o, *_to(o, x), 2 * o, 8, 8, 12, *_to(4, x), 2 * x, 3 * x, 3 * x)
+        out = o
+    elif run.liger and gated and run.spec.hidden_act == 'silu':   # LigerSiLUMulFunction: silu(gate) * up in one kernel
+        return Block(kernels(n, 3 * x), kernels(n, 5 * x)), x
+    else:   # one fused activation kernel (silu, gelu_pytorch_tanh, gelu)
+        fwd, bwd, out = kernels(n, 2 * x), kernels(n, 3 * x), x
+    if gated: fwd += kernels(n, 3 * x); bwd += kernels(n, 3 * x, 3 * x)
+    return Block(fwd, bwd), out
+
+# %% ../nbs/05_cost.ipynb #c0a10011
+NF4_DEQUANT_BYTES = 0.5 + 2 + (1 + 4 + 8 + 4) / NF4_BLOCK  # per weight: nibbles read, bf16 written; absmax 8-bit -> fp32 (+ offset), read back
+
+def linear(run:ResolvedRun, mm:Matmul, x:int, bias:bool=False, ia3:str|None=None)->tuple[Block, int]:
+    "One linear layer reading `x`-byte inputs, with the method's additions; its `Block` and its output's bytes."
+    d = dtypes(run)
+    m, k, n, c = mm.m, mm.k, mm.n, mm.calls
+    fwd, bwd = calls(1), Work()   # the module's __call__
+    if mm.frozen_4bit:
+        deq = Work(bytes=NF4_DEQUANT_BYTES * k * n, kernels=3, cpu_ops=3) + calls(6)   # Python: bnb forward, matmul_4bit, Function.apply, ctypes
+        fwd += kernels(m * k, *_to(x, 2)) + deq + matmul(m, k, n, 2) + kernels(m * n, *_to(2, x))
+        if mm.input_grad: bwd += kernels(m * n, *_to(x, 2)) + deq + matmul(m, n, k, 2) + kernels(m * k, *_to(2, x))
+        out = x
     else:
-        elem += (BYTES['logits_loss'] + (BYTES['softcap'] if spec.final_logit_softcapping else 0)) * T * V * a / 2
-        ops += OPS['head_and_loss'] * (1 + BWD_OPS)
-    elem += 3 * BYTES['rms_norm'] * T * H + 3 * T * H * a_res
-    if run.precision in ('mixed', 'fp16') or run.method == 'qlora': elem += 3 * V * H * 2   # fp32 lm_head cast to half
-    if run.method == 'full': elem += V * H * a_res * 2      # embedding gradient: zero + scatter-add
-    return dict(matmul_s=mm_s, attention_s=attn_s, elementwise_bytes=elem, ops=ops)
+        casts = (6,) if d.autocast and x == 4 else ()
+        fwd += kernels(m * k * c, *casts)
+        if d.autocast and d.weight == 4:
+            fwd += kernels(k * n * c, 6)
+            if mm.weight_grad: bwd += kernels(k * n * c, 6)
+        fwd += grouped_matmul(run, mm) if mm.grouped else matmul(m, k, n, d.half)
+        if mm.input_grad: bwd += (grouped_matmul(run, mm) if mm.grouped else matmul(m, n, k, d.half)) + kernels(m * k * c, *casts)
+        if mm.weight_grad: bwd += grouped_matmul(run, mm) if mm.grouped else matmul(k, m, n, d.half)
+        if bias and (mm.weight_grad or run.method.name == 'bitfit'): bwd += kernels(m * n, d.half)
+        out = d.half
+    if mm.lora and not mm.grouped:
+        b = lora_extras(run, mm, x, out); fwd += b.fwd; bwd += b.bwd
+        out = max(out, x) if run.method.quantized_base else out
+    if ia3:
+        b = ia3_extras(run, mm, x, out, ia3); fwd += b.fwd; bwd += b.bwd
+    return Block(fwd, bwd), out
 
-# %% ../nbs/05_cost.ipynb #27de8ece
-def _trainable(spec, run:TimedRun)->int:
-    "Trainable parameters of `run` (counted once, by `lmtune.memory.count_trainable`)."
-    if run.trainable is None: raise ValueError("this TimedRun has no trainable count: build it with timed_run(resolve_run(...))")
-    return run.trainable
+def grouped_matmul(run:ResolvedRun, mm:Matmul)->Work:
+    "transformers' grouped_mm over all experts: `m·calls` routed rows, every expert's weight read once."
+    E, rows, a = mm.calls, mm.m * mm.calls, dtypes(run).half
+    return gemm(2.0 * rows * mm.k * mm.n, a * (rows * mm.k + E * mm.k * mm.n + rows * mm.n))
 
-def _param_bytes(run:TimedRun)->int:
-    "Bytes of one trainable parameter (and of its gradient and Adam states)."
-    return 4 if (run.peft or run.precision != 'bf16') else 2
+# %% ../nbs/05_cost.ipynb #c0a10014
+def lora_extras(run:ResolvedRun, mm:Matmul, x:int, base_out:int)->Block:
+    "What PEFT LoRA adds to one linear layer with `x`-byte inputs and `base_out`-byte base outputs."
+    d, s = dtypes(run), run.settings
+    m, k, n, r, h = mm.m, mm.k, mm.n, s.lora_r, d.half
+    if run.method.quantized_base: fwd, xin = kernels(m * n, 2 * base_out), x    # result.clone(); no cast under autocast
+    else: fwd, xin = kernels(m * k, *_to(x, ADAPTER_BYTES)), ADAPTER_BYTES     # _cast_input_dtype(x, fp32)
+    if d.autocast: fwd += kernels(m * k, *_to(xin, h)) + kernels(k * r + r * n, 6, 6)   # autocast: x and both adapter weights to half
+    fwd += matmul(m, k, r, h) + matmul(m, r, n, h) + kernels(m * n, 2 * h, h + base_out + max(h, base_out))   # * scaling, result +
+    fwd += calls(6)   # lora module, lora_A, lora_B, dropout Identity, _cast_input_dtype, the adapter loop
+    bwd = kernels(m * n, 2 * h) + matmul(m, n, r, h) + matmul(r, m, n, h) + matmul(r, m, k, h) + kernels(k * r + r * n, 6, 6)
+    if mm.input_grad: bwd += matmul(m, r, k, h) + kernels(m * k, *_to(h, xin), *_to(xin, x), 3 * x)   # lora_A dgrad, casts back, + base grad
+    if s.use_dora: b = dora_extras(run, mm); fwd += b.fwd; bwd += b.bwd
+    return Block(fwd, bwd)
 
-def optimizer_bytes(spec, run:TimedRun, trainable:int|None=None)->float:
-    "Memory traffic of gradient clipping and the optimizer update for all trainable parameters."
-    n = _trainable(spec, run) if trainable is None else trainable
-    pb = _param_bytes(run)
-    per = optimizer_traffic(run.optim)
-    per = 3 * pb + 4 if per == '8bit' else per * pb
-    extra = 6 if (run.precision in ('mixed', 'fp16') and run.base_weights_train) else 0   # bf16 weight grads cast to fp32
-    return n * (per + 3 * pb + extra)
+def dora_extras(run:ResolvedRun, mm:Matmul)->Block:
+    "What DoRA adds on top of LoRA: the weight norm of `W + s·BA` (forward only) and the magnitude rescale."
+    d = dtypes(run)
+    m, k, n, r = mm.m, mm.k, mm.n, run.settings.lora_r
+    w = k * n   # B@A (half), .to(fp32), W.to(fp32), s*BA, W + s*BA, row norms
+    fwd = matmul(n, r, k, d.half) + kernels(w, d.half + 4, d.weight + 4, 8, 12, 4) + calls(8)
+    fwd += kernels(m * n, 6, 6, 8, 12, 10, 6) + kernels(m * k, 6)   # (mag-1)*base, mag*lora, *s, +, result+dora, .to(); lora_A's input cast
+    bwd = kernels(m * n, 6, 6, 8, 8, 10, 8, 10, 6, 6) + kernels(m * k, 6) + matmul(1, m, n, 4, count=2)   # + the magnitude's gradient
+    return Block(fwd, bwd)
+
+def ia3_role(run:ResolvedRun, mm:Matmul)->str|None:
+    "'input' (feed-forward targets: the input is scaled), 'output', or None: how IA3 wraps this matmul."
+    if run.method.name != 'ia3' or mm.name not in run.targets: return None
+    targets, ff = ia3_targets(run.spec)
+    short = {t.split('.')[-1] for t in ff}
+    if run.spec.model_type == 'gpt2' and mm.name == 'c_proj': return 'input' if mm.k != run.spec.hidden_size else None
+    return 'input' if mm.name in short else 'output'
+
+def ia3_extras(run:ResolvedRun, mm:Matmul, x:int, out:int, role:str)->Block:
+    "What PEFT IA3 adds to one linear layer: an fp32 scale on its input (`role='input'`) or output, cast back."
+    m, k, n = mm.m, mm.k, mm.n
+    if role == 'input': return Block(kernels(m * k, *_to(x, 4), 8, *_to(4, x)) + calls(2), kernels(m * k, *_to(x, 4), 8, 10, *_to(4, x)))
+    return Block(kernels(m * n, out + 4, *_to(4, out)) + calls(2), kernels(m * n, *_to(out, 4), 8, 10, *_to(4, out)))
+
+# %% ../nbs/05_cost.ipynb #c0a10017
+FLASH_BACKWARD_MATMULS = 5   # FlashAttention-2 backward: QKᵀ again, dP, dV, dQ, dK (the forward runs 2)
+
+def attention_core(run:ResolvedRun, layer:int, q:int, example_tokens:float|None=None)->Block:
+    "The attention of decoder layer `layer` with `q`-byte queries, keys and values."
+    sp, s = run.spec, run.settings
+    B, S, nh, nkv, hd = s.batch_size, s.seq_len, sp.num_heads, sp.num_kv_heads, sp.head_dim
+    kv = S + (s.num_virtual_tokens if run.method.name == 'prefix' else 0)
+    kern = attention_kernel(run, layer, s.padding_free)
+    fl = attention_flops(run, layer, example_tokens)
+    h = dtypes(run).half
+    fwd, bwd = Work(), Work()
+    if q == 4 and run.autocast: fwd += kernels(run.tokens * (nh + 2 * nkv) * hd, 6); bwd += kernels(run.tokens * (nh + 2 * nkv) * hd, 6)  # SDPA casts fp32 q, k, v
+    if run.method.name == 'prefix': fwd += kernels(B * kv * 2 * nkv * hd, 2 * h); bwd += kernels(B * kv * 2 * nkv * hd, 2 * h)  # cache concat
+    if kern == 'flash':
+        return Block(fwd + Work(flash_flops=fl, kernels=1, cpu_ops=3), bwd + Work(flash_flops=FLASH_BACKWARD_MATMULS / 2 * fl, kernels=3, cpu_ops=1))
+    rows = 1 if s.padding_free else B
+    qlen = B * S if s.padding_free else S
+    klen = B * S if s.padding_free else kv
+    rep = rows * klen * (nh - nkv) * hd * 2    # repeat_kv of keys and values
+    if kern == 'efficient':
+        masked = sdpa_gets_mask(run, layer, s.padding_free)
+        mask = rows * nh * qlen * klen * h if masked else 0
+        fwd += kernels(rep, 2 * h) + Work(efficient_flops=fl, bytes=mask, kernels=1, cpu_ops=3) + (kernels(qlen * klen, 3) if masked else Work())
+        bwd += kernels(rep, 3 * h) + Work(efficient_flops=FLASH_BACKWARD_MATMULS / 2 * fl, bytes=mask, kernels=2, cpu_ops=1)
+        return Block(fwd, bwd)
+    sc = rows * nh * qlen * klen   # eager: the scores
+    qk, av = matmul(qlen, hd, klen, h, count=rows * nh), matmul(qlen, klen, hd, h, count=rows * nh)
+    qk.kernels = av.kernels = qk.cpu_ops = av.cpu_ops = 1   # one batched matmul kernel each
+    cap = sp.attn_logit_softcapping is not None
+    fwd += kernels(rep, 2 * h) + qk + av + kernels(sc, 2 * h, 3 * h, 2 * h + 8, 4 + h, *((2 * h,) * 3 if cap else ())) + kernels(run.tokens * nh * hd, 2 * h)
+    bwd += kernels(rep, 3 * h) + qk + qk + av + av + kernels(sc, 2 * h + 4, 16, 4 + h, 2 * h, *((3 * h,) * 3 if cap else ())) + kernels(run.tokens * nh * hd, 2 * h)
+    return Block(fwd, bwd)
+
+# %% ../nbs/05_cost.ipynb #c0a10020
+PARAMETRIZE_CALLS = 40   # Python calls to register and remove a torch parametrization (ParamWrapper, every forward)
+
+def moe_block(run:ResolvedRun, x:int, mms:list)->tuple[Block, int]:
+    "Router, dispatch and grouped expert matmuls of one MoE layer (transformers' grouped_mm experts)."
+    sp, s = run.spec, run.settings
+    T, H, E, I = run.tokens, sp.hidden_size, sp.num_experts, sp.moe_intermediate_size
+    P, h = T * sp.experts_per_token, dtypes(run).half    # routed (token, expert) pairs
+    by = {mm.name: mm for mm in mms}
+    blk, _ = linear(run, by['gate'], x)
+    blk += Block(kernels(T * E, h + 4, 8, 8, 8) + calls(3), kernels(T * E, 12, 12))      # softmax (fp32), topk, .to()
+    blk += Block(kernels(P, 16, 8, 8) + kernels(P * H, 2 * h, 2 * h) + kernels(E, 8, 8) + calls(6),   # sort, gather, masked_fill_, histc, cumsum
+                 kernels(P * H, 2 * h, 3 * h + 8) + kernels(T * H, 2 * h))
+    gu, dn = by['experts.gate_up_proj'], by['experts.down_proj']
+    b, _ = linear(run, gu, h); blk += b
+    blk += Block(kernels(P * 2 * I, 2 * h), kernels(P * 2 * I, 2 * h))   # masked_fill of the sentinel rows
+    a, _ = activation(run, P, I, h, gated=True); blk += a
+    b, _ = linear(run, dn, h); blk += b
+    blk += Block(kernels(P * H, 2 * h, 2 * h + 2, 2 * h, h + 4) + kernels(P, 8, 8) + calls(4),   # masked_fill, * weights, inverse gather, sum over k
+                 kernels(P * H, 2 * h, 3 * h, 2 * h + 8, 3 * h, 2 * h))
+    if gu.lora:   # ParamWrapper ranks: 2r per expert on the fused gate_up (as lmtune.memory.lora_params counts), r on down
+        for mm, rank in ((gu, 2 * s.lora_r), (dn, s.lora_r)):
+            w, factors = mm.calls * mm.k * mm.n, mm.calls * (mm.k + mm.n) * rank
+            cast = kernels(factors / 2, ADAPTER_BYTES + h, ADAPTER_BYTES + h)    # the two fp32 factors to the weight's dtype
+            blk += Block(cast + gemm(2.0 * w * rank, 4.0 * w) + calls(PARAMETRIZE_CALLS), cast + gemm(2.0 * w * rank, 2.0 * w, count=2))   # baddbmm; its two gradients
+    if sp.shared_expert_intermediate_size:
+        for mm in mms:
+            if mm.name.startswith('shared_expert') and mm.name != 'shared_expert_gate': b, _ = linear(run, mm, x); blk += b
+        a, _ = activation(run, T, sp.shared_expert_intermediate_size, h, gated=True); blk += a
+        blk += Block(kernels(T * H, 3 * h), kernels(T * H, 3 * h))
+    return blk, h
+
+# %% ../nbs/05_cost.ipynb #c0a10023
+LAYER_CALLS = 18   # Python per decoder layer beyond its modules' ops: the layer, attention and MLP __call__s, views, bookkeeping
+
+def layer_work(run:ResolvedRun, layer:int, example_tokens:float|None=None)->Block:
+    "Forward and backward `Work` of decoder layer `layer` for one micro-batch."
+    sp, d = run.spec, dtypes(run)
+    T, H, nh, nkv, hd = run.tokens, sp.hidden_size, sp.num_heads, sp.num_kv_heads, sp.head_dim
+    trains = run.method.name == 'full' or (run.method.name == 'freeze' and has_backward(run, layer))
+    r, gpt2 = d.residual, sp.model_type == 'gpt2'
+    mlist = layer_matmuls(run, layer)
+    mms = dict(zip(('c_attn', 'attn.c_proj', 'c_fc', 'mlp.c_proj'), mlist)) if gpt2 else {mm.name: mm for mm in mlist}
+    def lin(name, x, bias): return linear(run, mms[name], x, bias, ia3_role(run, mms[name]))
+    blk = Block(calls(LAYER_CALLS))
+    nb, x = norm(run, T * H, r, trains); blk += nb                                      # attention half
+    if gpt2 or sp.fused_qkv:
+        b, q = lin('c_attn' if gpt2 else 'qkv_proj', x, gpt2 or sp.attn_bias); blk += b
+        blk += Block(Work(), kernels(T * (nh + 2 * nkv) * hd, 4 * d.half))            # backward: cat of dq, dk, dv
+    else:
+        for nm in ('q_proj', 'k_proj', 'v_proj'): b, q = lin(nm, x, sp.attn_bias); blk += b
+        blk += Block(Work(), kernels(T * H, 3 * x, 3 * x))                            # x feeds q, k, v: sum their gradients
+    if sp.qk_norm:
+        for dim in (nh * hd, nkv * hd): blk += rms_norm(run, T * dim, q, trains)[0]
+    if not sp.learned_positions: blk += rotary(run, T * nh * hd, q); blk += rotary(run, T * nkv * hd, q)
+    blk += attention_core(run, layer, q, example_tokens)
+    b, ao = lin('attn.c_proj' if gpt2 else 'o_proj', d.half, gpt2 or sp.o_bias); blk += b
+    blk += dropout(T * H, ao, sp.dropout)
+    if sp.norms_per_layer == 4: nb, ao = norm(run, T * H, ao, trains); blk += nb      # Gemma 2/3: post-attention norm
+    blk += residual_add(T * H, r, ao)
+    nb, x = norm(run, T * H, r, trains); blk += nb                                      # MLP half
+    if sp.is_moe_layer(layer): b, mo = moe_block(run, x, mlist); blk += b
+    elif gpt2 or not sp.gated_mlp:
+        b, u = lin('c_fc' if gpt2 else 'up_proj', x, gpt2 or sp.mlp_bias); blk += b
+        a, ua = activation(run, T, sp.intermediate_size, u, gated=False); blk += a
+        b, mo = lin('mlp.c_proj' if gpt2 else 'down_proj', ua, gpt2 or sp.mlp_bias); blk += b
+    elif sp.fused_gate_up:
+        b, u = lin('gate_up_proj', x, sp.mlp_bias); blk += b
+        a, ua = activation(run, T, sp.intermediate_size, u, gated=True); blk += a
+        b, mo = lin('down_proj', ua, sp.mlp_bias); blk += b
+    else:
+        b, u = lin('gate_proj', x, sp.mlp_bias); blk += b
+        b, _ = lin('up_proj', x, sp.mlp_bias); blk += b
+        blk += Block(Work(), kernels(T * H, 3 * x))                                    # x feeds gate and up
+        a, ua = activation(run, T, sp.intermediate_size, u, gated=True); blk += a
+        b, mo = lin('down_proj', ua, sp.mlp_bias); blk += b
+    blk += dropout(T * H, mo, sp.dropout)
+    if sp.norms_per_layer == 4: nb, mo = norm(run, T * H, mo, trains); blk += nb
+    blk += residual_add(T * H, r, mo)
+    return blk
+
+# %% ../nbs/05_cost.ipynb #c0a10026
+LOSS_HEADS = ('logits', 'liger', 'trl')
+UNALIGNED_MATMUL_SLOWDOWN = 1 + 0.25 / 0.31   # a matmul whose output width is odd (GPT-2's 50257): see below
+TRL_TOKEN_TILE, TRL_VOCAB_TILE = 4096, 32768  # trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE, trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE
+HEAD_CALLS = 30   # Python per forward outside the layers: masks, rotary cos/sin, output dataclasses, the loss function
+
+def resolve_loss_head(run:ResolvedRun, head:str|None=None)->str:
+    "The loss head a run uses: `head` if given, else Liger's when its kernels are on, else the plain logits."
+    if head is not None: return check_choice('loss_head', head, LOSS_HEADS)
+    return 'liger' if run.liger else 'logits'
+
+def logits_loss(run:ResolvedRun, x:int, slow:float)->Block:
+    "The plain Trainer's head: logits matmul, (soft-cap), accelerate's fp32 copy, ForCausalLMLoss."
+    sp, d = run.spec, dtypes(run)
+    T, H, V, h = run.tokens, sp.hidden_size, sp.vocab_size, d.half
+    fwd, bwd = matmul(T, H, V, h, slow), matmul(T, V, H, h, slow)
+    if lm_head_matmul(run).weight_grad: bwd += matmul(H, T, V, h, slow)
+    if sp.final_logit_softcapping: fwd += kernels(T * V, 2 * h, 2 * h, 2 * h); bwd += kernels(T * V, 2 * h, 3 * h, 2 * h)   # / cap, tanh, * cap
+    fwd += kernels(T * V, h + 4, h + 4, 16) + kernels(T, 8) + calls(8)    # fp32 copy (accelerate), .float(), log_softmax, nll
+    bwd += kernels(T * V, 4, 20, 4 + h) + kernels(T, 8)                    # zero-filled grad, log_softmax backward, cast back
+    return Block(fwd, bwd)
+
+def liger_loss(run:ResolvedRun, x:int, slow:float)->Block:
+    "Liger's fused linear cross-entropy: per chunk a logits matmul, the CE kernel in place, the gradient matmuls."
+    sp, d = run.spec, dtypes(run)
+    T, H, V, h = run.tokens, sp.hidden_size, sp.vocab_size, d.half
+    c = math.ceil(T / liger_chunk_size(T, V, H))
+    mm = gemm(2.0 * T * H * V / c, h * (T * H / c + V * H + T * V / c), slow, count=c)
+    fwd = mm + mm + Work(bytes=3 * h * T * V, kernels=c, cpu_ops=c) + kernels(T * H, 2 * x) + calls(10 + 3 * c)
+    if lm_head_matmul(run).weight_grad: fwd += mm
+    return Block(fwd, kernels(T * H, 2 * x))   # backward: grad_input * grad_output
+
+def trl_loss(run:ResolvedRun, x:int, slow:float)->Block:
+    "TRL's fused LM head (`_ChunkedLogProbFunction`): tiles of the projection, never the full logits."
+    sp, d = run.spec, dtypes(run)
+    T, H, V, h = run.tokens, sp.hidden_size, sp.vocab_size, d.half
+    tiles = math.ceil(T / TRL_TOKEN_TILE) * math.ceil(V / TRL_VOCAB_TILE)
+    vt = math.ceil(V / TRL_VOCAB_TILE)
+    tile_mm = gemm(2.0 * T * H * V / tiles, h * (T * H / tiles + V * H / tiles + T * V / tiles), slow, count=tiles)
+    fwd = tile_mm + Work(bytes=h * T * V, kernels=tiles, cpu_ops=3 * tiles) + kernels(T * H, *_to(x, h)) + calls(20)
+    bwd = tile_mm + Work(bytes=2 * h * T * V, kernels=tiles, cpu_ops=3 * tiles) + tile_mm + kernels(T * H, 4, 8 * vt, 4 + x)
+    if lm_head_matmul(run).weight_grad: bwd += tile_mm + kernels(V * H, 4, 4 + d.weight)
+    return Block(fwd, bwd)
+
+def head_work(run:ResolvedRun, head:str|None=None)->Block:
+    "Everything of one micro-batch outside the decoder layers: embeddings, final norm, lm_head and loss."
+    sp, d = run.spec, dtypes(run)
+    T, H, V, r = run.tokens, sp.hidden_size, sp.vocab_size, d.residual
+    full = run.method.name == 'full'
+    blk = Block(kernels(T * H, 2 * r) + calls(HEAD_CALLS))   # embedding gather
+    if full: blk += Block(Work(), kernels(V * H, d.weight, *((3 * d.weight,) if sp.tie_embeddings else ())) + kernels(T * H, 2 * r + d.weight))
+    if sp.learned_positions: blk += Block(kernels(T * H, 2 * r, 3 * r))
+    if sp.model_type in GEMMA_TYPES: blk += Block(kernels(T * H, 2 * r), kernels(T * H, 2 * r))   # * sqrt(hidden_size)
+    blk += dropout(T * H, r, sp.dropout)
+    nb, x = norm(run, T * H, r, full); blk += nb
+    if d.autocast and x == 4: blk += Block(kernels(T * H, 6), kernels(T * H, 6))
+    if d.autocast and (d.weight == 4 or run.quant): blk += Block(kernels(V * H, 6), kernels(V * H, 6) if full else Work())   # fp32 lm_head cast
+    slow = UNALIGNED_MATMUL_SLOWDOWN if V % 8 else 1.0
+    blk += {'logits': logits_loss, 'liger': liger_loss, 'trl': trl_loss}[resolve_loss_head(run, head)](run, x, slow)
+    return blk
+
+# %% ../nbs/05_cost.ipynb #c0a10030
+CHECKPOINT_HOOK_OPS = 0.5   # CPU cost of one checkpoint pack/unpack hook, in ops (assumed)
+
+@dataclass
+class MicroBatchWork:
+    "What one micro-batch asks of the GPU and the CPU, by phase."
+    forward: Work
+    recompute: Work   # gradient checkpointing's second forward, run inside backward
+    backward: Work
+    sync_after_forward: bool = False   # the trainer waits for the GPU between forward and backward (TRL's metrics)
+
+def micro_batch_work(run:ResolvedRun, head:str|None=None, example_tokens:float|None=None)->MicroBatchWork:
+    "Forward, recompute and backward `Work` of one micro-batch on one GPU."
+    sp, gc = run.spec, run.settings.gradient_checkpointing
+    fwd, rec, bwd = Work(), Work(), Work()
+    kinds = {}
+    for layer in range(sp.num_layers):
+        kind = (sp.is_moe_layer(layer), has_backward(run, layer), layer == lowest_trainable_layer(run),
+                attention_kernel(run, layer, run.settings.padding_free), _sliding(sp, layer, run.settings.seq_len))
+        if kind not in kinds: kinds[kind] = layer_work(run, layer, example_tokens)
+        b = kinds[kind]
+        fwd += b.fwd
+        if not has_backward(run, layer): continue
+        bwd += b.bwd
+        if gc:
+            hooks = calls(CHECKPOINT_HOOK_OPS * b.fwd.kernels)
+            rec += b.fwd; rec += hooks; fwd += hooks; bwd += hooks
+    h = head_work(run, head)
+    fwd += h.fwd; bwd += h.bwd
+    return MicroBatchWork(fwd, rec, bwd, sync_after_forward=resolve_loss_head(run, head) == 'trl')
+
+# %% ../nbs/05_cost.ipynb #c0a10037
+MULTI_TENSOR_CHUNK = 110   # tensors per launch of a torch foreach/fused kernel (multi_tensor_apply's limit for 4-5 tensor lists)
+FOREACH_PASSES = {0: 3, 1: 13, 2: 19}   # param-sized passes of torch's foreach update by number of states (see the table)
+FOREACH_OPS = {0: 1, 1: 5, 2: 8}        # foreach ops per launch group
+FOREACH_PASSES_PER_STATE = 5            # each state beyond two (AdEMAMix's third) adds about an Adam moment's passes
+CLIP_KERNELS, CLIP_PY_OPS = 4, 10        # clip_grad_norm_ beyond its foreach launches: stack, norm, clamp, coefficient; its Python
+GRADSCALER_KERNELS, GRADSCALER_PY_OPS = 2, 20   # fp16 GradScaler.unscale_ + step beyond the foreach launch: inf check, .item(), update
+ADAFACTOR_BYTES = 6 + 6 + 8 + 8 + 8 + 4 + 12 + 4 + 8 + 8 + 20 + 6   # grad.float(), p.float(), grad**2, +eps, row/col means, r*c, *grad, rms, /rms, *lr, p -= u, p.copy_()
+ADAFACTOR_OPS = 27          # tensor ops of transformers' Adafactor.step per 2-D tensor
+BNB8_BANDWIDTH_FRACTION = 0.1   # bitsandbytes 8-bit blockwise update vs bandwidth-bound (the l1-full-bf16-8bitadam row)
+OPTIM_PY_OPS_PER_TENSOR = 0.5   # torch optimizers: _init_group, zero_grad and clipping's list building, per tensor per step
+BNB_OPS_PER_TENSOR = 2          # bitsandbytes Optimizer.update_step in Python: state lookups, get_ptr, is_on_gpu, the ctypes call
+
+def trainable_tensors(run:ResolvedRun)->int:
+    "Trainable parameter tensors: what per-tensor loops in the optimizer, clipping and zero_grad run over."
+    sp, m, s = run.spec, run.method, run.settings
+    L = sp.num_layers
+    if m.lora: return sum(2 * sum(nm in run.targets for nm, *_ in sp.linear_layers(l)) + (len(run.targets) if s.use_dora else 0) for l in range(L))
+    if m.name == 'ia3': return L * len(run.targets)
+    if m.name == 'prefix': return 1
+    ln = sp.norms_per_layer if sp.norm == 'layer' else 0
+    if m.name == 'bitfit': return L * (3 * sp.attn_bias + sp.o_bias + (len(sp.linear_layers()) - 4 if sp.mlp_bias else 0) + ln)
+    per_layer = len(sp.linear_layers()) + sp.norms_per_layer + 3 * sp.attn_bias + 2 * bool(sp.qk_norm) + ln
+    if m.name == 'freeze': return min(s.trainable_layers, L) * per_layer + 1
+    return L * per_layer + 2 + (0 if sp.tie_embeddings else 1)
+
+def optimizer_kind(run:ResolvedRun)->str:
+    "'fused', 'foreach', 'bnb8', 'bnb32' or 'adafactor': the implementation `run.optim` runs (see the table)."
+    o = run.optim
+    if o.bnb8 or (o.state_bytes is not None and not o.bnb32_states): return 'bnb8'   # (torchao low-bit states: assumed alike)
+    if o.state_bytes is not None: return 'bnb32'
+    if o.factored: return 'adafactor'
+    return 'fused' if 'fused' in o.name else 'foreach'
+
+def optimizer_work(run:ResolvedRun)->Work:
+    "Gradient clipping and the optimizer update over every trainable parameter (after the last micro-batch)."
+    o, s = run.optim, run.settings
+    n, nt = count_trainable(run), trainable_tensors(run)
+    p = 4 if (run.method.peft or s.precision != 'bf16') else 2     # bytes of a trainable parameter (and its gradient)
+    launches = math.ceil(nt / MULTI_TENSOR_CHUNK)
+    w = Work(bytes=3 * p * n, kernels=2 * launches + CLIP_KERNELS, cpu_ops=2 * launches + CLIP_PY_OPS)   # clip_grad_norm_
+    if s.precision == 'fp16': w += Work(bytes=2 * p * n, kernels=launches + GRADSCALER_KERNELS, cpu_ops=launches + GRADSCALER_PY_OPS)   # GradScaler.unscale_
+    kind = optimizer_kind(run)
+    if kind == 'bnb8': w += Work(slow_bytes=n * (3 * p + 2 * max(o.bnb32_states, 1)), kernels=nt, cpu_ops=nt * BNB_OPS_PER_TENSOR)
+    elif kind == 'bnb32': w += Work(bytes=n * (3 * p + 8 * o.bnb32_states), kernels=nt, cpu_ops=nt * BNB_OPS_PER_TENSOR)
+    elif kind == 'adafactor': w += Work(bytes=n * ADAFACTOR_BYTES, kernels=nt * ADAFACTOR_OPS, cpu_ops=nt * ADAFACTOR_OPS)
+    elif kind == 'fused': w += Work(bytes=n * p * (3 + 2 * o.n_states), kernels=launches + 1, cpu_ops=launches + 2)
+    else:
+        k = min(o.n_states, 2)
+        w += Work(bytes=n * p * (FOREACH_PASSES[k] + FOREACH_PASSES_PER_STATE * max(o.n_states - 2, 0)), kernels=launches * FOREACH_OPS[k], cpu_ops=launches * FOREACH_OPS[k] + 2)
+    w.cpu_ops += nt * OPTIM_PY_OPS_PER_TENSOR
+    return w
+
+# %% ../nbs/05_cost.ipynb #c0a10040
+@dataclass
+class Throughput:
+    "Constants of the time model, fitted on measured step times. Fractions are of the catalog's peak numbers of the GPU."
+    matmul_efficiency: float = 0.8      # fraction of catalog dense peak that large matmuls reach
+    bandwidth_efficiency: float = 0.6   # fraction of catalog bandwidth that memory-bound kernels reach
+    kernel_latency_us: float = 2.0      # GPU time per kernel beyond its work (launch gap, tail)
+    cpu_op_us: float = 20.0             # CPU time to dispatch one forward op (Python, autograd recording, autocast)
+    cpu_backward_op_us: float = 5.0     # CPU time per op the autograd engine (or an optimizer) dispatches
+    step_overhead_ms: float = 10.0      # per optimizer step: Trainer loop, callbacks, the first kernels' latency
+    attention_efficiency: float = 0.7   # flash attention's FLOP rate relative to a large matmul's
+
+    def vector(self)->list: return [getattr(self, f) for f in THROUGHPUT_FIELDS]
+
+THROUGHPUT_FIELDS = ('matmul_efficiency', 'bandwidth_efficiency', 'kernel_latency_us', 'cpu_op_us', 'cpu_backward_op_us',
+                     'step_overhead_ms', 'attention_efficiency')
+EFFICIENT_VS_FLASH = 2304.6 / 4197.1   # SDPA's memory-efficient kernel vs flash: PyTorch's SDPA tutorial (Ampere GPU, fp16): 2304.6 µs vs 4197.1 µs
+
+def gpu_parts(w:Work, peak:float, bw:float, thr:Throughput)->dict:
+    "Seconds of matmuls, attention, memory traffic and launches that `w` takes on a GPU of `peak` FLOP/s and `bw` bytes/s."
+    mm = sum(n * max(f * s / (peak * thr.matmul_efficiency), b / (bw * thr.bandwidth_efficiency)) for (f, b, s), n in w.matmuls.items())
+    at = (w.flash_flops + w.efficient_flops / EFFICIENT_VS_FLASH) / (peak * thr.matmul_efficiency * thr.attention_efficiency)
+    mem = (w.bytes + w.slow_bytes / BNB8_BANDWIDTH_FRACTION) / (bw * thr.bandwidth_efficiency)
+    return dict(matmul_s=mm, attention_s=at, memory_s=mem, launch_s=w.kernels * thr.kernel_latency_us * 1e-6)
+
+def gpu_seconds(w:Work, peak:float, bw:float, thr:Throughput)->float:
+    "GPU time of `w`: the sum of its `gpu_parts`."
+    return sum(gpu_parts(w, peak, bw, thr).values())
+
+def overlapped(cpu_a:float, gpu_a:float, cpu_b:float, gpu_b:float)->float:
+    "Wall time of two back-to-back phases that the CPU issues and the GPU runs asynchronously, from a synchronised start."
+    return max(gpu_a + gpu_b, cpu_a + gpu_b, cpu_a + cpu_b)
+
+# %% ../nbs/05_cost.ipynb #c0a10043
+@dataclass
+class StepWork:
+    "Everything one optimizer step asks of one GPU and its CPU, before pricing."
+    micro: MicroBatchWork
+    optimizer: Work
+    micro_batches: int   # gradient accumulation steps
+
+def step_work(run:ResolvedRun, head:str|None=None, example_tokens:float|None=None)->StepWork:
+    "Count one optimizer step of `run` (`head`: the loss head, see `loss_head`)."
+    return StepWork(micro_batch_work(run, head, example_tokens), optimizer_work(run), run.settings.gradient_accumulation_steps)
+
+def _peak_and_bandwidth(g, precision:str)->tuple[float, float]:
+    return (g.fp32_tflops if precision == 'fp32' else g.bf16_tflops) * 1e12, g.bandwidth_tbps * 1e12
+
+def step_phases(sw:StepWork, peak:float, bw:float, thr:Throughput)->dict:
+    "CPU and GPU seconds of each phase of a step and the step's wall time on one GPU (no communication)."
+    m = sw.micro
+    cf = m.forward.cpu_ops * thr.cpu_op_us * 1e-6
+    cb = (m.recompute.cpu_ops * thr.cpu_op_us + m.backward.cpu_ops * thr.cpu_backward_op_us) * 1e-6
+    gf = gpu_seconds(m.forward, peak, bw, thr)
+    gb = gpu_seconds(m.recompute, peak, bw, thr) + gpu_seconds(m.backward, peak, bw, thr)
+    micro = max(cf, gf) + max(cb, gb) if m.sync_after_forward else overlapped(cf, gf, cb, gb)
+    co, go = sw.optimizer.cpu_ops * thr.cpu_backward_op_us * 1e-6, gpu_seconds(sw.optimizer, peak, bw, thr)
+    step = sw.micro_batches * micro + max(co, go) + thr.step_overhead_ms * 1e-3
+    return dict(cpu_forward_s=cf, gpu_forward_s=gf, cpu_backward_s=cb, gpu_backward_s=gb, micro_batch_s=micro,
+                cpu_optimizer_s=co, gpu_optimizer_s=go, step_s=step)
+
+def step_seconds(sw:StepWork, gpu, precision:str, thr:Throughput)->float:
+    "Wall time of the counted step `sw` on one `gpu` (catalog name or `GPU`)."
+    return step_phases(sw, *_peak_and_bandwidth(gpu_spec(gpu), precision), thr)['step_s']
 
 # %% ../nbs/05_cost.ipynb #35bb28b3
 INTERCONNECT_GBPS = {'H100-SXM': 360, 'H200': 360, 'B200': 720, 'A100-80GB': 230, 'A100-40GB': 230, 'V100': 130,
                      'MI300X': 300, 'H100-PCIe': 50, 'RTX-5090': 50, 'L40S': 25, 'L4': 25, 'A10G': 25,
                      'RTX-4090': 25, 'RTX-3090': 25, 'T4': 12}
-COMM_OVERLAP = 0.7
-COLLECTIVE_LATENCY_S = 50e-6   # per bucket (25 MB) launch/sync latency
+COMM_OVERLAP = 0.7             # fraction of the backward's GPU time that can hide gradient communication (assumed)
+BUCKET_BYTES = 25e6            # DDP's default bucket (bucket_cap_mb=25)
+COLLECTIVE_LATENCY_S = 50e-6   # per bucket launch/sync latency (assumed)
 
-def comm_seconds(spec, run:TimedRun, gbps:float, trainable:int|None=None)->float:
-    "Seconds of gradient/parameter communication per optimizer step on `run.num_gpus` GPUs (before overlap)."
-    n = run.num_gpus
+def gradient_bytes(run:ResolvedRun)->int:
+    "Bytes of one trainable parameter (and of its gradient): fp32 for adapters and fp32-weight precisions, else bf16."
+    return 4 if (run.method.peft or run.settings.precision != 'bf16') else 2
+
+def comm_seconds(run:ResolvedRun, gbps:float)->float:
+    "Seconds of data-parallel gradient/parameter communication per optimizer step (before overlap)."
+    s = run.settings
+    n, split = s.data_parallel, s.tensor_parallel * s.pipeline_parallel   # replicas; each holds 1/split of the model
     if n == 1: return 0.0
-    grad_bytes = (_trainable(spec, run) if trainable is None else trainable) * _param_bytes(run)
+    grad_bytes = count_trainable(run) * gradient_bytes(run) / split
     vol = 2 * (n - 1) / n * grad_bytes
-    if run.strategy in ('zero3', 'fsdp'):
-        wbytes = spec.num_params * (0.5 if run.method == 'qlora' else (2 if run.precision == 'bf16' else 4))
-        vol = (n - 1) / n * (grad_bytes + 2 * wbytes * run.gradient_accumulation_steps)
-    buckets = math.ceil(vol / 25e6)
-    return vol / (gbps * 1e9) + buckets * COLLECTIVE_LATENCY_S
+    if s.strategy in ('zero3', 'fsdp'):
+        wbytes = run.spec.num_params * (0.5 if run.method.quantized_base else run.wbytes) / split
+        vol = (n - 1) / n * (grad_bytes + 2 * wbytes * s.gradient_accumulation_steps)
+    return vol / (gbps * 1e9) + math.ceil(vol / BUCKET_BYTES) * COLLECTIVE_LATENCY_S
+
+# %% ../nbs/05_cost.ipynb #c0a10047
+def parallel_share(w:Work, tp:int, pp:int)->Work:
+    "The part of `w` one GPU runs: its `1/pp` of the layers (kernels and ops), each kernel's work split `tp` ways."
+    n = tp * pp
+    return Work({(f / tp, b / tp, sl): c / pp for (f, b, sl), c in w.matmuls.items()}, w.flash_flops / n, w.efficient_flops / n,
+                w.bytes / n, w.slow_bytes / n, w.kernels / pp, w.cpu_ops / pp)
+
+def tensor_parallel_seconds(run:ResolvedRun, gbps:float)->float:
+    "Seconds per micro-batch of Megatron's activation all-reduces on one GPU (two per layer and pass)."
+    s, sp = run.settings, run.spec
+    tp = s.tensor_parallel
+    if tp == 1: return 0.0
+    passes = 2 + s.gradient_checkpointing   # forward, backward (and the recompute)
+    per = 2 * (tp - 1) / tp * run.tokens * sp.hidden_size * dtypes(run).half
+    n = math.ceil(sp.num_layers / s.pipeline_parallel) * 2 * passes
+    return n * (per / (gbps * 1e9) + COLLECTIVE_LATENCY_S)
 
 # %% ../nbs/05_cost.ipynb #ec77e5ff
-def step_breakdown(spec, run:TimedRun, gpu, thr:Throughput|None=None, interconnect_gbps:float|None=None)->dict:
-    "Seconds of each part of one optimizer step on each of `run.num_gpus` GPUs of type `gpu`."
-    from lmtune.catalog import gpu_spec
+def step_breakdown(run:ResolvedRun, gpu, thr:Throughput|None=None, interconnect_gbps:float|None=None,
+                   head:str|None=None, example_tokens:float|None=None)->dict:
+    "Seconds of each part of one optimizer step on each of `run.world_size` GPUs of type `gpu`."
     g, thr = gpu_spec(gpu), thr or CALIBRATED
-    peak = (g.fp32_tflops if run.precision == 'fp32' else g.bf16_tflops) * 1e12
-    bw = g.bandwidth_tbps * 1e12
-    w = _micro_batch_work(spec, run, peak, bw, thr)
-    elem_s = w['elementwise_bytes'] / (bw * thr.bandwidth_efficiency)
-    kern_s = w['ops'] * thr.kernel_latency_us * 1e-6
-    gpu_s = w['matmul_s'] + w['attention_s'] + elem_s + kern_s
-    cpu_s = w['ops'] * thr.cpu_op_us * 1e-6
-    micro_s = max(gpu_s, cpu_s)
-    trainable = _trainable(spec, run)
-    shard = run.num_gpus if run.strategy != 'ddp' else 1
-    opt_s = optimizer_bytes(spec, run, trainable) / shard / (bw * thr.bandwidth_efficiency)
-    opt_ops = OPS['optimizer'] + (10 * _param_tensors(spec) if run.optim in PER_TENSOR_OPTIMS else 0)
-    opt_s += opt_ops * thr.cpu_op_us * 1e-6
+    peak, bw = _peak_and_bandwidth(g, run.settings.precision)
+    s = run.settings
+    sw = step_work(run, head, example_tokens)
+    split, pp = s.tensor_parallel * s.pipeline_parallel, s.pipeline_parallel
+    if split > 1:
+        m = sw.micro
+        sw.micro = MicroBatchWork(*(parallel_share(w, s.tensor_parallel, pp) for w in (m.forward, m.recompute, m.backward)), m.sync_after_forward)
+        sw.optimizer = parallel_share(sw.optimizer, s.tensor_parallel, pp)
+    shard = s.data_parallel if s.strategy != 'ddp' else 1
+    if shard > 1: sw.optimizer = replace(sw.optimizer, bytes=sw.optimizer.bytes / shard, slow_bytes=sw.optimizer.slow_bytes / shard)
+    ph = step_phases(sw, peak, bw, thr)
+    m, slots = sw.micro, sw.micro_batches + pp - 1   # 1F1B: micro-batches + stages - 1 slots
+    parts = {k: slots * sum(gpu_parts(w, peak, bw, thr)[k] for w in (m.forward, m.recompute, m.backward)) for k in ('matmul_s', 'attention_s', 'memory_s', 'launch_s')}
     gbps = interconnect_gbps or INTERCONNECT_GBPS.get(g.name, 25)
-    comm_s = comm_seconds(spec, run, gbps, trainable)
-    bwd_share = run.gradient_accumulation_steps * micro_s * 0.6   # roughly the backward part of the compute
-    last_bucket = min(comm_s, 2 * 25e6 / (gbps * 1e9) + COLLECTIVE_LATENCY_S)   # starts only when backward ends
-    exposed = max(last_bucket, comm_s - COMM_OVERLAP * bwd_share) if comm_s else 0.0
-    step = run.gradient_accumulation_steps * micro_s + opt_s + exposed + thr.step_overhead_ms * 1e-3
-    return dict(matmul_s=w['matmul_s'], attention_s=w['attention_s'], elementwise_s=elem_s, kernel_latency_s=kern_s,
-                gpu_s=gpu_s, cpu_dispatch_s=cpu_s, cpu_bound=cpu_s > gpu_s, optimizer_s=opt_s, comm_s=comm_s,
-                comm_exposed_s=exposed, overhead_s=thr.step_overhead_ms * 1e-3, step_s=step, trainable_params=trainable)
+    comm, tp_comm = comm_seconds(run, gbps), slots * tensor_parallel_seconds(run, gbps)
+    last_bucket = min(comm, 2 * BUCKET_BYTES / (gbps * 1e9) + COLLECTIVE_LATENCY_S)   # starts only when backward ends
+    exposed = max(last_bucket, comm - COMM_OVERLAP * slots * ph['gpu_backward_s']) if comm else 0.0
+    gpu_s, cpu_s = slots * (ph['gpu_forward_s'] + ph['gpu_backward_s']), slots * (ph['cpu_forward_s'] + ph['cpu_backward_s'])
+    step = ph['step_s'] + (pp - 1) * ph['micro_batch_s'] + tp_comm + exposed
+    return dict(matmul_s=parts['matmul_s'], attention_s=parts['attention_s'], elementwise_s=parts['memory_s'],
+                kernel_latency_s=parts['launch_s'], gpu_s=gpu_s, cpu_dispatch_s=cpu_s, cpu_bound=slots * ph['micro_batch_s'] > gpu_s * 1.02,
+                optimizer_s=max(ph['cpu_optimizer_s'], ph['gpu_optimizer_s']), comm_s=comm, comm_exposed_s=exposed,
+                tensor_parallel_comm_s=tp_comm, overhead_s=thr.step_overhead_ms * 1e-3, step_s=step, trainable_params=count_trainable(run),
+                loss_head=resolve_loss_head(run, head), **{k: v for k, v in ph.items() if k != 'step_s'})
 
 # %% ../nbs/05_cost.ipynb #cbdca3e7
-def load_measurements(paths=None, # jsonl files or globs; default: the first H200 grid, which the constants are fitted on
+def load_measurements(paths=None, # jsonl files or globs; default: every grid in `lmtune.calibrate.calibration_dir()`
                      )->list[dict]:
-    "Measured rows as the time model reads them: `name`, `spec`, `run` (a `TimedRun`), `measured` step seconds, `gpu`, `row`."
-    from lmtune.calibrate import read_measurements, calibration_dir
-    ms = read_measurements(paths if paths is not None else calibration_dir() / 'h200-trainer-grid1.jsonl')
+    "Measured rows as the time model reads them: `name`, `arch`, `method`, `run` (`ResolvedRun`), `work` (`StepWork`), `measured`, `gpu`, `row`."
+    from lmtune.calibrate import read_measurements
     out = []
-    for m in ms:
+    for m in read_measurements(paths):
         r = resolve_run(m.config, m.settings)
-        out.append(dict(name=m.name, spec=r.spec, run=timed_run(r), measured=m.step_seconds, gpu=m.gpu, row=m.row))
+        out.append(dict(name=m.name, arch=m.row['arch'], method='dora' if r.settings.use_dora else r.method.name, run=r,
+                        work=step_work(r), measured=m.step_seconds, gpu=m.gpu, row=m.row))
     return out
 
 # %% ../nbs/05_cost.ipynb #ef404847
-def _nelder_mead(f, x0, steps, iters=600, tol=1e-7):
+def _nelder_mead(f, x0, steps, iters=800, tol=1e-8):
     "Minimise `f` from `x0` (plain Nelder-Mead; numpy only)."
     import numpy as np
     pts = [np.asarray(x0, float)] + [np.asarray(x0, float) + np.eye(len(x0))[i] * steps[i] for i in range(len(x0))]
@@ -407,39 +779,54 @@ def _nelder_mead(f, x0, steps, iters=600, tol=1e-7):
     return pts[int(np.argmin(vals))]
 
 def predict_rows(rows:list[dict], thr:Throughput|None=None)->list[float]:
-    "Predicted step seconds for each calibration row."
-    return [step_breakdown(r['spec'], r['run'], r['gpu'], thr)['step_s'] for r in rows]
+    "Predicted step seconds of each calibration row (from its counted `work`)."
+    thr = thr or CALIBRATED
+    return [step_seconds(r['work'], r['gpu'], r['run'].settings.precision, thr) for r in rows]
 
 def fit_throughput(rows:list[dict], start:Throughput|None=None)->Throughput:
-    "Fit the five `Throughput` constants to measured rows (mean |log(predicted/measured)|)."
+    "Fit the `Throughput` constants to measured rows (mean |log(predicted/measured)|); efficiencies capped at 1."
     import numpy as np
     start = start or Throughput()
-    def unpack(x):
-        e, b, k, c, s = np.exp(x)
-        return replace(start, matmul_efficiency=min(e, 1.0), bandwidth_efficiency=min(b, 1.0), kernel_latency_us=k, cpu_op_us=c, step_overhead_ms=s)
+    pw = [(r['work'], *_peak_and_bandwidth(gpu_spec(r['gpu']), r['run'].settings.precision)) for r in rows]
     meas = np.array([r['measured'] for r in rows])
-    def loss(x): return float(np.mean(np.abs(np.log(np.array(predict_rows(rows, unpack(x))) / meas))))
-    x = _nelder_mead(loss, np.log(start.vector()), [0.3] * 5)
-    t = unpack(x)
-    return Throughput(*[round(float(v), 3) for v in t.vector()], attention_efficiency=start.attention_efficiency)
+    def unpack(x):
+        v = dict(zip(THROUGHPUT_FIELDS, np.exp(x)))
+        for k in ('matmul_efficiency', 'bandwidth_efficiency', 'attention_efficiency'): v[k] = min(v[k], 1.0)
+        return Throughput(**v)
+    def loss(x):
+        t = unpack(x)
+        return float(np.mean(np.abs(np.log(np.array([step_phases(w, p, b, t)['step_s'] for w, p, b in pw]) / meas))))
+    t = unpack(_nelder_mead(loss, np.log(start.vector()), [0.3] * len(THROUGHPUT_FIELDS)))
+    return Throughput(**{k: round(float(v), 4) for k, v in zip(THROUGHPUT_FIELDS, t.vector())})
+
+def held_out_errors(rows:list[dict], key:str='arch', start:Throughput|None=None)->list[float]:
+    "Relative error of every row predicted by constants fitted without its whole group (`key`: 'arch' or 'method')."
+    errs = [None] * len(rows)
+    for g in sorted({r[key] for r in rows}):
+        test = [i for i, r in enumerate(rows) if r[key] == g]
+        thr = fit_throughput([r for r in rows if r[key] != g], start)
+        for i, p in zip(test, predict_rows([rows[i] for i in test], thr)): errs[i] = p / rows[i]['measured'] - 1
+    return errs
 
 # %% ../nbs/05_cost.ipynb #e597c956
-CALIBRATED = Throughput(matmul_efficiency=0.672, bandwidth_efficiency=0.904, kernel_latency_us=1.432, cpu_op_us=22.14, step_overhead_ms=20.321)
+CALIBRATED = Throughput(matmul_efficiency=0.7993, bandwidth_efficiency=0.5892, kernel_latency_us=2.5238, cpu_op_us=21.1445,
+                        cpu_backward_op_us=4.7134, step_overhead_ms=11.1917, attention_efficiency=0.7736)
 
 # %% ../nbs/05_cost.ipynb #adcddbfa
-PCIE_GBPS = 25
-CPU_ADAM_PARAMS_PER_S = 1e9
+PCIE_GBPS = 25                 # GB/s per GPU (PCIe 4.0 x16 in practice; assumed)
+CPU_ADAM_PARAMS_PER_S = 1e9    # DeepSpeed's CPU Adam on a many-core host (assumed)
 
-def offload_seconds(spec, run:TimedRun, offload_optimizer:bool, offload_params:bool, trainable:int)->float:
+HALF_PRECISION_BYTES = 2   # the bf16/fp16 copy of the updated parameters sent back to the GPU
+
+def offload_seconds(run:ResolvedRun)->float:
     "Extra seconds per optimizer step that ZeRO offloading costs (PCIe transfers and the CPU optimizer)."
-    s = 0.0
-    if offload_optimizer:
-        shard = trainable / run.num_gpus
-        s += shard * (_param_bytes(run) + 2) / (PCIE_GBPS * 1e9) + trainable / CPU_ADAM_PARAMS_PER_S
-    if offload_params:
-        wb = 2 if run.precision == 'bf16' else 4
-        s += run.gradient_accumulation_steps * (2 + run.gradient_checkpointing) * spec.num_params * wb / run.num_gpus / (PCIE_GBPS * 1e9)
-    return s
+    st, n, trainable = run.settings, run.world_size, count_trainable(run)
+    out = 0.0
+    if st.offload_optimizer:   # gradients to the CPU, updated half-precision parameters back; the CPU Adam step
+        out += trainable / n * (gradient_bytes(run) + HALF_PRECISION_BYTES) / (PCIE_GBPS * 1e9) + trainable / CPU_ADAM_PARAMS_PER_S
+    if st.offload_params:   # every parameter over PCIe before its forward, its backward (and its recompute)
+        out += st.gradient_accumulation_steps * (2 + st.gradient_checkpointing) * run.spec.num_params * run.wbytes / n / (PCIE_GBPS * 1e9)
+    return out
 
 # %% ../nbs/05_cost.ipynb #6e277711
 @dataclass
@@ -494,12 +881,24 @@ def gpu_price(gpu, usd_per_hour:float|None=None, prices:dict|None=None)->float:
     return g.usd_per_hour
 
 # %% ../nbs/05_cost.ipynb #cfc4a56e
-def _liger_notes(spec, run:TimedRun)->list[str]:
-    "What the estimate assumes about Liger kernels, if they were asked for."
-    if not run.use_liger_kernel: return []
-    if spec.model_type not in LIGER_MODEL_TYPES: return [f"use_liger_kernel: Liger has no patch for model_type {spec.model_type!r}; timed as without it"]
-    return ["use_liger_kernel: fused linear cross-entropy modelled as one read and one in-place write per logits element, "
-            "chunk by chunk (from Liger-Kernel's source, not measured); Liger's fused RMSNorm/SwiGLU/RoPE are timed as the eager ones"]
+def _notes(run:ResolvedRun, head:str, example_tokens:float|None)->list[str]:
+    "What the estimate assumes beyond the measured configurations."
+    s, out = run.settings, ([run.spec.assumed] if run.spec.assumed else [])
+    if s.use_liger_kernel and not run.liger: out.append(f"use_liger_kernel: Liger has no patch for model_type {run.spec.model_type!r}; timed as without it")
+    elif run.liger: out.append("use_liger_kernel: Liger's RMSNorm, RoPE, SwiGLU" + (" and fused linear cross-entropy" if head == 'liger' else "")
+                               + " timed from Liger-Kernel's source (not measured)")
+    if head == 'trl': out.append("loss_head='trl': TRL's fused LM head and its per-step metric syncs, from TRL 1.16's source (not measured)")
+    if s.padding_free and run.attn == 'sdpa': out.append("padding_free with sdpa: transformers masks the flattened row, so SDPA computes "
+                                                         "its whole square; use attn_implementation='flash_attention_2'")
+    if s.tensor_parallel * s.pipeline_parallel > 1: out.append("tensor/pipeline parallelism timed as an ideal split, Megatron's all-reduces "
+                                                              "and the 1F1B bubble (assumed, not measured)")
+    if example_tokens and not run.settings.packing: out.append(f"rows padded to seq_len={s.seq_len}: {min(example_tokens, s.seq_len) / s.seq_len:.0%} of each step's tokens are real")
+    return out
+
+def real_tokens_per_row(run:ResolvedRun, example_tokens:float|None=None)->float:
+    "Real (non-pad) tokens in one row of a micro-batch: `seq_len` when packed or when examples fill it, else the example length."
+    S = run.settings.seq_len
+    return S if (example_tokens is None or run.settings.packing) else min(check_positive('example_tokens', example_tokens, integer=False), S)
 
 def estimate_time(model, # catalog name, hub id, config dict/path/object or ModelSpec
                   settings:RunSettings|dict|None=None, # the run; None: `RunSettings()`'s defaults
@@ -511,44 +910,44 @@ def estimate_time(model, # catalog name, hub id, config dict/path/object or Mode
                   prices:dict|None=None, # {gpu name: price per GPU-hour} overrides
                   interconnect_gbps:float|None=None, # per-GPU collective bandwidth, GB/s (default: INTERCONNECT_GBPS)
                   throughput:Throughput|None=None, # model constants (default: CALIBRATED)
+                  loss_head:str|None=None, # 'logits' (a plain Trainer), 'liger' or 'trl' (lmtune's SFTTrainer); default: Liger's if on, else logits
+                  example_tokens:float|None=None, # mean tokens of one training example (default: every row is full)
                   **overrides, # `RunSettings` fields, e.g. method='qlora', batch_size=4
                  )->TimeEstimate:
     "Predict step time, throughput, total time and cost of training `config` on `num_gpus` x `gpu`."
-    from lmtune.catalog import gpu_spec
     g = gpu_spec(gpu)
     r = resolve_run(model, settings, stage, bf16_supported=g.bf16_supported, **overrides)
-    spec, run, s = r.spec, timed_run(r), r.settings
-    if run.precision in ('bf16', 'mixed') and not getattr(g, 'bf16_supported', True):
-        raise ValueError(f"precision={run.precision!r} on gpu={g.name!r}: this GPU has no bf16 support; use precision='fp16' (or 'fp32').")
+    s = r.settings
+    if s.precision in ('bf16', 'mixed') and not getattr(g, 'bf16_supported', True):
+        raise ValueError(f"precision={s.precision!r} on gpu={g.name!r}: this GPU has no bf16 support; use precision='fp16' (or 'fp32').")
     if tokens is not None and steps is not None: raise ValueError(f"tokens={tokens!r} and steps={steps!r}: give one of them, not both.")
     if tokens is not None: tokens = check_positive('tokens', tokens, integer=False)
     if steps is not None: steps = check_positive('steps', steps)
-    b = step_breakdown(spec, run, g, throughput, interconnect_gbps)
-    b['offload_s'] = offload_seconds(spec, run, s.offload_optimizer, s.offload_params, b['trainable_params'])
+    head = resolve_loss_head(r, loss_head)
+    b = step_breakdown(r, g, throughput, interconnect_gbps, head, example_tokens)
+    b['offload_s'] = offload_seconds(r)
     step_s = b['step_s'] + b['offload_s']; b['step_s'] = step_s
-    tps = run.tokens * run.num_gpus * run.gradient_accumulation_steps
-    fl = step_flops(spec, run)
-    per = run.num_gpus * run.gradient_accumulation_steps
-    peak = (g.fp32_tflops if run.precision == 'fp32' else g.bf16_tflops) * 1e12
+    per = s.data_parallel * s.gradient_accumulation_steps                 # micro-batches of the whole model per step
+    tps = s.batch_size * real_tokens_per_row(r, example_tokens) * per    # real tokens of one step, across all GPUs
+    fl = step_flops(r)
+    peak = _peak_and_bandwidth(g, s.precision)[0]
     if tokens is not None: steps = math.ceil(tokens / tps)
     total = None if steps is None else steps * step_s
     price = gpu_price(g, usd_per_hour, prices)
-    return TimeEstimate(model=spec.name, gpu=g.name, num_gpus=run.num_gpus, step_seconds=step_s, tokens_per_step=tps,
+    return TimeEstimate(model=r.spec.name, gpu=g.name, num_gpus=r.world_size, step_seconds=step_s, tokens_per_step=tps,
                         tokens_per_second=tps / step_s, flops_per_step=fl['total'] * per,
-                        mfu=(fl['total'] - fl['recompute']) * per / (step_s * peak * run.num_gpus),
+                        mfu=(fl['total'] - fl['recompute']) * per / (step_s * peak * r.world_size),
                         steps=steps, tokens=tokens if tokens is not None else (None if steps is None else steps * tps),
                         total_seconds=total, usd_per_hour=price,
-                        cost_usd=None if total is None else total / 3600 * price * run.num_gpus,
-                        price_date=g.price_date, breakdown=b, notes=([spec.assumed] if spec.assumed else []) + _liger_notes(spec, run),
-                        settings=s, stage=r.stage)
+                        cost_usd=None if total is None else total / 3600 * price * r.world_size,
+                        price_date=g.price_date, breakdown=b, notes=_notes(r, head, example_tokens), settings=s, stage=r.stage)
 
 # %% ../nbs/05_cost.ipynb #0db1f62a
 def chinchilla_tokens(params, # parameter count, or any config `model_spec` accepts (MoE: active parameters)
                       tokens_per_param:float=20.0)->float:
     "Compute-optimal training tokens for a model of `params` parameters (Hoffmann et al. 2022: ~20 per parameter)."
     if not isinstance(params, (int, float)) or isinstance(params, bool):
-        from lmtune.catalog import model_spec
-        params = model_spec(params).active_params_per_token()
+            params = model_spec(params).active_params_per_token()
     return check_positive('params', params, integer=False) * check_positive('tokens_per_param', tokens_per_param, integer=False)
 
 @dataclass
@@ -577,7 +976,6 @@ def pretraining_plan(config, # model to pretrain
                      **overrides, # `RunSettings` fields and `estimate_time` arguments (usd_per_hour, prices, ...)
                     )->PretrainingPlan:
     "Chinchilla-optimal token budget and its time and cost on `num_gpus` x `gpu`."
-    from lmtune.catalog import model_spec
     spec = model_spec(config)
     tokens = chinchilla_tokens(spec) if tokens is None else tokens
     base = dict(method='full', precision='mixed', gradient_checkpointing=True, batch_size=4, seq_len=2048,
@@ -595,7 +993,6 @@ def fits_in_memory(model, # anything `estimate_memory` accepts
                    **overrides, # `RunSettings` fields
                   )->tuple[bool, int]:
     "Whether `estimate_memory(model, settings).device_total` fits in `gpu`'s memory, and that total in bytes."
-    from lmtune.catalog import gpu_spec
     need = estimate_memory(model, settings, stage, **overrides).device_total
     return need <= gpu_spec(gpu).memory_bytes, need
 
@@ -611,13 +1008,11 @@ def _largest(ok, hi:int)->int:
 
 def max_batch_size(model, gpu='H100-SXM', settings:RunSettings|dict|None=None, stage:str='sft', limit:int=4096, **overrides)->int:
     "Largest per-GPU batch size of the run's `seq_len`-token sequences that fits on `gpu` (0 if even 1 does not)."
-    from lmtune.catalog import model_spec
     spec, s = model_spec(model), run_settings(settings, **overrides)
     return _largest(lambda b: fits_in_memory(spec, gpu, s.replace(batch_size=b), stage)[0], limit)
 
 def max_seq_len(model, gpu='H100-SXM', settings:RunSettings|dict|None=None, stage:str='sft', limit:int|None=None, **overrides)->int:
     "Longest sequence (tokens) that fits on `gpu` at the run's `batch_size` (capped by `limit`, default the model's max positions)."
-    from lmtune.catalog import model_spec
     spec, s = model_spec(model), run_settings(settings, **overrides)
     return _largest(lambda n: fits_in_memory(spec, gpu, s.replace(seq_len=n), stage)[0], limit or spec.max_position_embeddings)
 
@@ -649,7 +1044,7 @@ def cheapest_setup(model, # model to train
                   )->Setup:
     "Cheapest GPU type x count that fits in memory and finishes `tokens` by the deadline, with the ranked alternatives."
     import pandas as pd
-    from lmtune.catalog import GPUS, gpu_spec, model_spec
+    from lmtune.catalog import GPUS
     if 'num_gpus' in overrides or 'num_machines' in overrides:
         raise bad_value('num_gpus', overrides.get('num_gpus', overrides.get('num_machines')), "cheapest_setup chooses the GPU count; pass max_gpus= instead")
     spec, s = model_spec(model), run_settings(settings, **overrides)
@@ -725,7 +1120,6 @@ def compare_gpus(model, # anything `estimate_memory` accepts
 
 # %% ../nbs/05_cost.ipynb #cost0002
 FIX_HEADROOM = 0.05 # fraction of the GPU a proposed fix leaves free (reserved-memory error on the H200 rows: up to ~10%)
-EIGHT_BIT_OPTIMIZERS = ('adamw_8bit', 'adamw_bnb_8bit', 'paged_adamw_8bit', 'adamw_torch_8bit', 'lion_8bit', 'paged_lion_8bit')
 
 @dataclass
 class Fix:
@@ -754,7 +1148,7 @@ def _fix_candidates(r:ResolvedRun, stage:str)->list[tuple[str, dict, bool]]:
     if stage != 'pretrain':
         if m.base_weights_train: out.append(("LoRA instead of training the weights", dict(method='lora'), False))
         if not m.quantized_base and (m.lora or m.base_weights_train): out.append(("QLoRA: LoRA on a 4-bit base", dict(method='qlora'), False))
-    if m.base_weights_train and s.optim not in EIGHT_BIT_OPTIMIZERS: out.append(("8-bit AdamW states", dict(optim='adamw_8bit'), False))
+    if m.base_weights_train and not r.optim.low_bit: out.append(("8-bit AdamW states", dict(optim='adamw_8bit'), False))
     if not s.use_liger_kernel and r.spec.model_type in LIGER_MODEL_TYPES:
         out.append(("Liger's fused cross-entropy (no full logits)", dict(use_liger_kernel=True), False))
     if r.world_size > 1:
@@ -798,7 +1192,6 @@ def fixes(model, # anything `estimate_memory` accepts
           max_combined:int=4, # changes combined at most when no single one fits
          )->list[Fix]:
     "Ranked changes that make the run fit `gpu` (empty when it already fits): fitting ones first, cheapest or fastest first."
-    from lmtune.catalog import model_spec
     spec, s = model_spec(model), run_settings(settings)
     if estimate_memory(spec, s, stage).fits(gpu, headroom=FIX_HEADROOM): return []
     found = [f for c in _fix_candidates(resolve_run(spec, s, stage), stage) if (f := _evaluate_fix(spec, s, stage, gpu, tokens, *c))]

@@ -36,6 +36,11 @@ class OptimState:
     foreach_temp: int = 0       # full-size temporaries (in param dtype) during step (torch foreach AdamW: 1)
     factored: bool = False      # Adafactor: row+column second moments
 
+    @property
+    def low_bit(self)->bool:
+        "States stored in fewer bits than the weights' 32 (bitsandbytes 8-bit, torchao 8-/4-bit)."
+        return self.bnb8 or (self.state_bytes is not None and self.state_bytes < 4 and not self.factored)
+
 _adam8 = dict(state_bytes=2 + 2*4/256, bnb8=True, bnb32_states=2)
 _lion8 = dict(state_bytes=1 + 4/256, bnb8=True, bnb32_states=1)
 OPTIMIZERS: dict[str, OptimState] = {o.name: o for o in [
@@ -552,10 +557,13 @@ def _per_gpu(run:ResolvedRun, p:dict)->dict:
     "Persistent bytes on each GPU once the data-parallel strategy has sharded (or offloaded) weights, gradients and states."
     sp, s = run.spec, run.settings
     n, st, L, H = s.data_parallel, s.strategy, sp.num_layers, sp.hidden_size
+    zero = st.startswith("zero")
+    if zero and run.autocast and p["tbytes"] == 4 and not run.method.peft and not run.quant:
+        p = {**p, "weights": p["weights"]/2, "tbytes": 2}                       # DeepSpeed's bf16/fp16 mode casts the module to half
     S_dev, S_paged, opt_temp = _optimizer_bytes(run, p)
     G = p["trainable"]*p["tbytes"]
-    master = 4*p["trainable"] if (st.startswith("zero") and p["tbytes"] == 2) else 0.
-    if master: S_dev = _optimizer_bytes(run, {**p, "tbytes": 4})[0]           # DeepSpeed steps fp32 master partitions
+    master = 4*p["trainable"] if zero else 0.                                   # ZeRO keeps fp32 master partitions, whatever the dtype
+    if master: S_dev = _optimizer_bytes(run, {**p, "tbytes": 4})[0]           # ... and steps the optimizer on them
     d = dict(weights=p["weights"], quant=p["quant"], adapters=p["adapters"], states=S_dev + master, paged=S_paged,
              grads=G, grads_dev=G, opt_temp=opt_temp, buffers=WORKSPACE_BYTES, host_offload=0.)
     if n == 1 and st == "ddp": return d
@@ -568,8 +576,9 @@ def _per_gpu(run:ResolvedRun, p:dict)->dict:
         d["weights"], d["quant"] = d["weights"]/n, d["quant"]/n
         d["buffers"] += 2*layer_w + (layer_w if run.method.name == "full" else 0)   # all-gathered layers (+ prefetch), grad reduce-scatter
         d["opt_temp"] /= n
-    if s.offload_optimizer: d["host_offload"] += d["states"]*n + (G if st.startswith("zero") else 0); d["states"] = 0.
+    if s.offload_optimizer: d["host_offload"] += d["states"]*n + (G if zero or st == "fsdp" else 0); d["states"] = 0.
     if s.offload_params: d["host_offload"] += d["weights"]*n; d["weights"] = 0.
+    if st == "fsdp" and s.offload_params: d["grads_dev"] = 0.                   # FSDP's CPU offload keeps the gradients there too
     return d
 
 # %% ../nbs/04_memory.ipynb #mem00015

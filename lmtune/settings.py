@@ -11,10 +11,10 @@ __all__ = ['METHOD_TABLE', 'METHODS', 'STAGE_TABLE', 'STAGES', 'STAGE_ALIASES', 
            'check_positive', 'check_nonnegative', 'check_fraction', 'check_count', 'check_bool', 'Method',
            'method_info', 'Stage', 'stage_info', 'RunSettings', 'run_settings', 'changed_fields', 'yaml_loader',
            'read_settings_file', 'resolve_precision', 'resolve_packing', 'resolve_defaults', 'estimator_kwargs',
-           'gpu_layout', 'launch_command']
+           'gpu_layout']
 
 # %% ../nbs/00_settings.ipynb #2d91285e
-import difflib, json, os, shlex
+import difflib, json, os
 from dataclasses import dataclass, asdict, fields, field
 from pathlib import Path
 
@@ -291,6 +291,9 @@ def _check_combinations(s:RunSettings):
         raise bad_value('use_dora', True, f"DoRA is a LoRA variant; it needs method='lora', 'qlora' or 'dora' (got method={s.method!r})")
     if s.offload_params and s.strategy not in ('zero3', 'fsdp'):
         raise bad_value('offload_params', True, f"parameter offload needs sharded parameters: use strategy='zero3' or 'fsdp' (got strategy={s.strategy!r})")
+    if s.strategy == 'fsdp' and s.offload_params != s.offload_optimizer:
+        raise bad_value('offload_params', s.offload_params, "FSDP offloads parameters, gradients and optimizer states together "
+                        "(torch's CPUOffloadPolicy): set offload_params and offload_optimizer both True, or both False")
     if s.offload_optimizer and s.strategy == 'ddp':
         raise bad_value('offload_optimizer', True, "DDP cannot offload; use strategy='zero2'/'zero3' (DeepSpeed) or 'fsdp' to offload to the CPU")
     if (s.attn_implementation or '').startswith('flash') and s.precision == 'fp32':
@@ -439,27 +442,3 @@ def gpu_layout(total_gpus:int, # GPUs in the whole run
     per = min(per, total)
     if total % per: raise bad_value('total_gpus', total_gpus, f"does not fill machines of {per} GPUs; use a multiple of {per}")
     return dict(num_gpus=per, num_machines=total // per)
-
-# %% ../nbs/00_settings.ipynb #3c0ad4ed
-def launch_command(s:RunSettings, # the run
-                   script:str, # the training script and its arguments, e.g. "train.py --config run.json"
-                   machine_rank:int=0, # this machine's rank, for num_machines > 1
-                   main_process_ip:str|None=None, # the rank-0 machine's address, for num_machines > 1
-                  )->str:
-    "The `accelerate launch` command line that runs `script` with the parallelism `s` describes."
-    mp = {'auto': 'bf16', 'bf16': 'bf16', 'mixed': 'bf16', 'fp16': 'fp16', 'fp32': 'no'}[s.precision]  # launches are for GPUs
-    a = ['accelerate', 'launch', '--num_processes', str(s.world_size), '--num_machines', str(s.num_machines),
-         '--mixed_precision', mp]
-    if s.num_machines > 1:
-        if not main_process_ip: raise ValueError("main_process_ip is needed when num_machines > 1: pass the rank-0 machine's address.")
-        a += ['--machine_rank', str(machine_rank), '--main_process_ip', main_process_ip]
-    if s.strategy == 'fsdp':
-        a += ['--use_fsdp', '--fsdp_sharding_strategy', 'FULL_SHARD',
-              '--fsdp_offload_params', str(s.offload_params).lower()]
-    elif s.strategy.startswith('zero'):
-        a += ['--use_deepspeed', '--zero_stage', s.strategy[-1],
-              '--offload_optimizer_device', 'cpu' if s.offload_optimizer else 'none',
-              '--offload_param_device', 'cpu' if s.offload_params else 'none']
-    elif s.world_size > 1: a += ['--multi_gpu']
-    a += ['--gradient_accumulation_steps', str(s.gradient_accumulation_steps)]
-    return shlex.join(a) + ' ' + script

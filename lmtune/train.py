@@ -16,16 +16,16 @@ from .settings import (FIELDS, METHOD_TABLE, PRECISIONS, TRAINER_OPTIMIZERS, Run
 __all__ = ['LR_PRESETS', 'ADAPTER_LR', 'DPO_LR_SCALE', 'LEARNED_POSITION_FIELDS', 'DECODER_LAYER_PATHS', 'REQUIRES_GRAD_SETUP',
            'SPIKE_WINDOW', 'SPIKE_MIN_HISTORY', 'SPIKE_SIGMAS', 'SPIKE_MIN_JUMP', 'MAD_TO_SIGMA', 'COLLAPSE_REL_TOL',
            'COLLAPSE_GRAD_NORM', 'FP16_MAX_SKIPS', 'STEPS_FILE', 'RUN_RECORD', 'RESULT_FILE', 'NON_TRAINING_FIELDS',
-           'SAME_PRODUCT_FIELDS', 'RESOLVED_FIELDS', 'WEIGHT_SUFFIXES', 'PREVIOUS_RUN', 'RUN_ARTIFACTS', 'STAGE_DATA',
-           'preset_learning_rate', 'learning_rate_for', 'TrainResult', 'trainable_rows', 'weight_dtype',
-           'resolve_optim', 'check_weights_format', 'model_config', 'tokenizer_for', 'position_limit', 'check_seq_len',
-           'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything', 'peft_config_for',
-           'qlora_quantization_config', 'prepare_method', 'TrainingDiverged', 'DivergenceGuard', 'checkpoint_problem',
-           'last_checkpoint', 'run_record', 'run_changes', 'model_fingerprint', 'data_fingerprint', 'check_output_dir',
-           'move_previous_run_aside', 'restore_previous_run', 'TrainingOOM', 'device_gpu', 'oom_message', 'Run',
-           'plan_run', 'text_data', 'sft_data', 'dpo_data', 'check_model', 'resume_point', 'claimed_output_dir',
-           'trainer_arguments', 'make_trainer', 'diverged_message', 'train_steps', 'finish', 'saved_result', 'train',
-           'load_model', 'pretrain', 'continue_pretraining', 'sft', 'dpo']
+           'SAME_PRODUCT_FIELDS', 'RESOLVED_FIELDS', 'DIVERGED_FILE', 'RECOVERY_FIELDS', 'WEIGHT_SUFFIXES',
+           'PREVIOUS_RUN', 'RUN_ARTIFACTS', 'STAGE_DATA', 'preset_learning_rate', 'learning_rate_for', 'TrainResult',
+           'trainable_rows', 'weight_dtype', 'resolve_optim', 'check_weights_format', 'model_config', 'tokenizer_for',
+           'position_limit', 'check_seq_len', 'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything',
+           'peft_config_for', 'qlora_quantization_config', 'prepare_method', 'TrainingDiverged', 'DivergenceGuard',
+           'checkpoint_problem', 'last_checkpoint', 'run_record', 'run_changes', 'model_fingerprint',
+           'data_fingerprint', 'check_output_dir', 'move_previous_run_aside', 'restore_previous_run', 'TrainingOOM',
+           'device_gpu', 'oom_message', 'Run', 'plan_run', 'text_data', 'sft_data', 'dpo_data', 'check_model',
+           'resume_point', 'claimed_output_dir', 'trainer_arguments', 'make_trainer', 'diverged_message', 'train_steps',
+           'finish', 'saved_result', 'train', 'load_model', 'pretrain', 'continue_pretraining', 'sft', 'dpo']
 
 # %% ../nbs/08_train.ipynb #bfc06103
 LR_PRESETS = {"pretrain": 3e-4, "continued": 3e-5, "finetune": 1e-5} # full-weight methods (full, freeze)
@@ -628,6 +628,8 @@ NON_TRAINING_FIELDS = ("output_dir", "resume", "progress_bar", "report_to", "log
                        "eval_steps", "trust_remote_code", "gradient_checkpointing") # RunSettings fields a resume may change
 SAME_PRODUCT_FIELDS = ("batch_size", "gradient_accumulation_steps") # compared as their product: rows per optimizer step
 RESOLVED_FIELDS = ("method", "learning_rate") # compared as the run resolved them (None: the stage's default, the preset)
+DIVERGED_FILE = "lmtune_diverged.json" # written when a run diverges: the step, the value, the last good checkpoint
+RECOVERY_FIELDS = ("learning_rate", "lr_preset", "warmup_ratio", "max_grad_norm") # what a resume may change after a divergence
 
 def run_record(stage:str, method:str, lr:float, s:RunSettings, model_fp:str|None=None, data_fp:str|None=None)->dict:
     "What identifies a run: the stage, the resolved method and learning rate, every setting, the model and the data."
@@ -946,6 +948,9 @@ def resume_point(run:Run, model)->Run:
                          "Use a new output_dir, or resume=False to start over there.")
     old = json.loads((out / RUN_RECORD).read_text()) if (out / RUN_RECORD).exists() else None
     changes = run_changes(old, run.record) if old is not None else {}
+    if changes and (out / DIVERGED_FILE).exists() and set(changes) <= set(RECOVERY_FIELDS):
+        (out / DIVERGED_FILE).unlink()   # recovering from a divergence: continue from the last good checkpoint with the new settings
+        changes = {}
     if changes:
         what = f"checkpoint {ckpt}" if ckpt else "the record and results"
         raise ValueError(f"output_dir={str(out)!r} holds {what} of a different run (changed: "
@@ -1026,7 +1031,7 @@ def make_trainer(run:Run, model, tok, peft_config=None, ref_model=None)->tuple:
         if any(p.dtype != want for p in model.parameters() if p.is_floating_point()): model = model.to(want)
     guard = _guard_for(run, model)
     stop_early = [EarlyStoppingCallback(early_stopping_patience=s.early_stopping, early_stopping_threshold=s.early_stopping_threshold)] if s.early_stopping else []
-    cbs = [c for c in run.callbacks if c is not guard] + stop_early + [_previous_run_dropper(run.out), guard]
+    cbs = [c for c in run.callbacks if c is not guard] + stop_early + [_previous_run_dropper(run.out), _run_learning_rate(run.lr), guard]
     data = dict(train_dataset=run.train_ds, eval_dataset=run.eval_ds, processing_class=tok, callbacks=cbs, peft_config=peft_config)
     if run.stage == "dpo":
         from trl import DPOConfig, DPOTrainer
@@ -1069,11 +1074,26 @@ def diverged_message(guard:DivergenceGuard, lr:float, s:RunSettings, out:Path)->
     kept = f"The last good checkpoint is {good}" if good else "No checkpoint from before the divergence is left to resume from"
     if suspect.is_dir(): kept += (f" (checkpoint-{guard.suspect_step}, saved one step before, may already hold the bad update: lmtune "
                                   f"renamed it {suspect.name}, so a resume does not pick it)")
+    again = (f"call again with them: lmtune resumes from {good} (after a divergence a resume accepts a new "
+             f"{', '.join(RECOVERY_FIELDS)}; any other change needs resume=False)") if good else "start over with resume=False"
     return (f"Training stopped: {guard.bad}. Nothing from that step was saved. {kept}. Fix: lower "
-            f"learning_rate (now {lr:g}), add warmup (warmup_ratio=0.05; now {s.warmup_ratio}), keep gradient clipping on "
-            f"(max_grad_norm=1.0; now {s.max_grad_norm}), prefer precision='bf16' or 'mixed' to 'fp16', and look at the data of "
-            f"step {guard.bad_step}; then start over with resume=False (a resume refuses changed settings), which keeps the "
-            "checkpoints until the new run has its first one.")
+            f"learning_rate (now {lr:g}; try {lr/10:g}), add warmup (warmup_ratio=0.05; now {s.warmup_ratio}), keep gradient clipping "
+            f"on (max_grad_norm=1.0; now {s.max_grad_norm}), prefer precision='bf16' or 'mixed' to 'fp16', and look at the data of "
+            f"step {guard.bad_step}; then {again}.")
+
+def _run_learning_rate(lr:float):
+    "A callback that sets the restored optimizer and scheduler to the run's learning rate (a resumed checkpoint brings its own)."
+    from transformers import TrainerCallback
+    class RunLearningRate(TrainerCallback):
+        def on_train_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
+            lr_scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)   # accelerate wraps it
+            base = getattr(lr_scheduler, "base_lrs", None)
+            if not base or all(b == lr for b in base): return          # a fresh run, or a resume with the same rate
+            lr_scheduler.base_lrs = [lr] * len(base)
+            for group, f in zip(optimizer.param_groups, getattr(lr_scheduler, "lr_lambdas", [])):
+                group["initial_lr"], group["lr"] = lr, lr * f(lr_scheduler.last_epoch)
+            lr_scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]   # what the Trainer logs
+    return RunLearningRate()
 
 def train_steps(run:Run, trainer, guard:DivergenceGuard):
     "`trainer.train()` from the run's checkpoint; out of memory and divergence become errors that say what is kept and what to change."
@@ -1085,6 +1105,7 @@ def train_steps(run:Run, trainer, guard:DivergenceGuard):
                           + _kept_after_oom(run.out)) from e
     if guard.bad:
         _set_aside_suspect(run.out, guard.suspect_step)
+        (run.out / DIVERGED_FILE).write_text(json.dumps(dict(step=guard.bad_step, what=guard.bad, last_good=last_checkpoint(run.out))))
         raise TrainingDiverged(diverged_message(guard, run.lr, run.s, run.out))
     return out
 

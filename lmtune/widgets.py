@@ -18,7 +18,7 @@ from .cost import FIX_HEADROOM, TimeEstimate, estimate_time, fixes, max_batch_si
 from .memory import BREAKDOWN_ORDER, OPTIMIZERS, MemoryEstimate, estimate_memory
 from .report import GiB, fmt_count, fmt_gib, fmt_seconds, fmt_usd, html_table
 from .settings import (ATTN_IMPLEMENTATIONS, ESTIMATOR_FIELDS, METHODS, PRECISIONS, STAGES, STRATEGIES, RunSettings,
-                             changed_fields, launch_command, method_info, resolve_defaults, run_settings, stage_info)
+                             changed_fields, method_info, resolve_defaults, run_settings, stage_info)
 
 # %% auto #0
 __all__ = ['COMMON_GPUS', 'DETAILS_DELAY_S', 'MAX_FIXES', 'COLORS', 'VERDICT_COLORS', 'TRAIN_FUNCTIONS', 'SETUP_FORMATS', 'AUTO',

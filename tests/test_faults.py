@@ -386,3 +386,23 @@ def test_adapter_functions_check_their_arguments(tmp_path):
         with pytest.raises(ValueError) as e: call()
         assert names in str(e.value), (names, str(e.value))
     assert list(m.peft_config) == ["a"]  # none of the refused calls changed the model
+
+def test_resume_after_a_divergence_with_a_lower_learning_rate(llama, tmp_path):
+    "A divergence costs only the steps since the last good checkpoint: the same call with a lower learning rate resumes from it."
+    from transformers import TrainerCallback
+    class Poison(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step == 5:
+                with torch.no_grad(): next(p for p in model.parameters() if p.requires_grad).fill_(float("nan"))
+    out, kw = tmp_path / "run", dict(QUICK, logging_steps=1, save_steps=3, learning_rate=1e-3)
+    with pytest.raises(T.TrainingDiverged) as e:
+        T.sft(llama, instruction_set(64), method="full", max_steps=10, output_dir=out, callbacks=[Poison()], **kw)
+    assert "lmtune resumes from" in str(e.value) and "checkpoint-3" in str(e.value), str(e.value)
+    with pytest.raises(ValueError, match="weight_decay"):   # only the recovery settings may change
+        T.sft(llama, instruction_set(64), method="full", max_steps=10, output_dir=out, **dict(kw, learning_rate=1e-4, weight_decay=0.1))
+    r = T.sft(llama, instruction_set(64), method="full", max_steps=10, output_dir=out, **dict(kw, learning_rate=1e-4))
+    assert r.resumed_from.endswith("checkpoint-3") and r.losses[-1]["step"] == 10 and all(math.isfinite(p["loss"]) for p in r.losses)
+    lr = {h["step"]: h["learning_rate"] for h in r.log_history if "learning_rate" in h}
+    ref = T.sft(llama, instruction_set(64), method="full", max_steps=10, output_dir=tmp_path / "ref", **kw)   # the schedule at 1e-3
+    ref_lr = {h["step"]: h["learning_rate"] for h in ref.log_history if "learning_rate" in h}
+    for step in range(4, 11): assert lr[step] == pytest.approx(ref_lr[step] / 10, rel=1e-6), (step, lr[step], ref_lr[step])  # the new rate applies
