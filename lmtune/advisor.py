@@ -648,6 +648,7 @@ def feasibility(sit:Situation, cost:Cost, plan:list)->list[tuple[str, float]]:
     return out
 
 def verdict_for(score:float)->str:
+    "The verdict a score earns: recommended from `RECOMMEND_AT`, possible from `POSSIBLE_AT`, else not advised."
     return "recommended" if score >= RECOMMEND_AT else ("possible" if score >= POSSIBLE_AT else "not advised")
 
 def confidence_for(score:float, effects:list, over:list[float], undecided:list=())->str:

@@ -1,5 +1,4 @@
-"""Run a few real `Trainer` steps of a configuration and compare the measured peak memory and step time with
-what `lmtune.memory` and `lmtune.cost` predict.
+"""Run a few real `Trainer` steps of a configuration and compare the measured peak memory and step time with what `lmtune.memory` and `lmtune.cost` predict.
 
 Docs: https://lmtune.github.io/lmtune/calibrate.html.md"""
 

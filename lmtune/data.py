@@ -94,7 +94,7 @@ def _short(v, n=60)->str:
 def _is_missing(v)->bool: return v is None or (isinstance(v, float) and math.isnan(v))
 
 def _get_str(row:dict, key:str, allow_empty=False)->str:
-    "The string in `row[key]`, or a `_RowProblem` saying why it isn't usable."
+    "The string in `row[key]`, or a row problem (`BadRowError` once located) saying why it isn't usable."
     if key not in row or _is_missing(row[key]):
         raise _RowProblem(f"field {key!r} is missing", f"give every row a non-empty string {key!r}")
     v = row[key]

@@ -467,10 +467,10 @@ def check_launch(s:RunSettings, # the launched settings
                            "needs: install a CUDA build of torch")
     if cuda and procs.local_world_size > gpus:
         raise bad_value('nproc_per_node', procs.local_world_size, f"this machine has {gpus} GPU(s): launch at most {gpus} processes per machine")
-    if method == 'qlora' and procs.world_size > 1:
-        raise bad_value('method', 'qlora', "with more than one process needs lmtune.train to load the 4-bit model on each process's "
-                        "own GPU (and, for FSDP, with bnb_4bit_quant_storage in bf16); lmtune.train does not do that yet. "
-                        "Train QLoRA on one GPU, or use method='lora' across GPUs")
+    if method == 'qlora' and procs.world_size > 1 and s.strategy != 'ddp':
+        raise bad_value('method', 'qlora', f"with strategy={s.strategy!r} needs the 4-bit weights stored in bf16 (bnb_4bit_quant_storage) "
+                        "so they can be sharded; lmtune.train does not do that yet. Use strategy='ddp' (each process holds its own "
+                        "4-bit copy), or method='lora' with sharding")
 
 # %% ../nbs/15_launch.ipynb #a2f94d90
 class RanksDisagree(ValueError):

@@ -1,5 +1,4 @@
-"""Predict `torch.cuda.max_memory_allocated()` of a Hugging Face `Trainer` run from the model's config alone: pure
-arithmetic over the tensors that exist at the peak of a training step.
+"""Predict `torch.cuda.max_memory_allocated()` of a Hugging Face `Trainer` run from the model's config alone: pure arithmetic over the tensors that exist at the peak of a training step.
 
 Docs: https://lmtune.github.io/lmtune/memory.html.md"""
 
@@ -680,9 +679,17 @@ def _stage_view(run:ResolvedRun, p:dict, stage:_Stage)->tuple[dict, dict, dict]:
 
 # %% ../nbs/04_memory.ipynb #mem00017
 BREAKDOWN_ORDER = ("weights", "adapters", "quantization state", "gradients", "optimizer states", "optimizer states (paged)",
-                   "activations", "logits and loss", "buffers", "overhead")
+                   "activations", "logits and loss", "monitor", "buffers", "overhead")
 
-def _estimate(run:ResolvedRun)->MemoryEstimate:
+def _monitor_bytes(run:ResolvedRun, monitor)->float:
+    "Extra bytes of a forgetting-monitor evaluation (`lmtune.monitor.monitor_memory_bytes`), 0 without a monitor."
+    if monitor is None or monitor is False: return 0.
+    from lmtune.monitor import monitor_memory_bytes
+    keys = ("batch_size", "seq_len", "gen_batch_size", "max_new_tokens", "prompt_len", "fewshot")
+    kw = {} if monitor is True else {k: v for k, v in (monitor.items() if isinstance(monitor, dict) else vars(monitor).items()) if k in keys}
+    return float(monitor_memory_bytes(run.spec, run.settings, stage=run.stage, **kw))
+
+def _estimate(run:ResolvedRun, monitor=None)->MemoryEstimate:
     "Walk one training step of `run` on its busiest GPU and report the peak, component by component."
     s, sp = run.settings, run.spec
     p = _params(run)
@@ -692,6 +699,9 @@ def _estimate(run:ResolvedRun)->MemoryEstimate:
         Ms, M0 = _moments(run, g, h, d, d["states"]), _moments(run, g, h, d, 0.)   # with optimizer states, and the first step without
         views.append((max(Ms.values()), stage, g, h, d, Ms, M0))
     _, stage, g, h, d, Ms, M0 = max(views, key=lambda v: v[0])
+    mon = _monitor_bytes(run, monitor)
+    if mon:   # a monitor evaluation runs after an optimizer step, on top of what stays resident (gradients are freed)
+        Ms = {**Ms, "monitor evaluation": d["weights"] + d["quant"] + d["adapters"] + d["buffers"] + d["states"] + mon}
     at = max(Ms, key=Ms.get)
     peak = Ms[at]
     bd = {"weights": d["weights"], "adapters": d["adapters"], "quantization state": d["quant"], "optimizer states": d["states"],
@@ -699,6 +709,7 @@ def _estimate(run:ResolvedRun)->MemoryEstimate:
                        else (d["grads_dev"] if s.gradient_accumulation_steps > 1 else 0.),
           "buffers": d["buffers"],
           "logits and loss": {"forward: loss": h["loss_fwd"], "backward: loss": h["loss_bwd"]}.get(at, 0.)}
+    if mon: bd["monitor"] = mon if at == "monitor evaluation" else 0.
     bd["activations"] = peak - sum(bd.values())                      # what is left at the peak is saved activations
     frag = FRAG_CONST + FRAG_LOGITS*h["frag_block"]                  # cached-but-free allocator blocks
     bd["overhead"] = frag + run.context_bytes + (NCCL_BYTES if run.world_size > 1 else 0)
@@ -718,7 +729,8 @@ def estimate_memory(model, # catalog name, hub id, path to a model folder or con
                     settings:RunSettings|dict|None=None, # the run; None: `RunSettings()`'s defaults
                     stage:str="sft", # decides what method=None and precision='auto' mean (`lmtune.settings.resolve_defaults`)
                     context_bytes:int|None=None, # CUDA context outside the allocator (default `CUDA_CONTEXT_BYTES`, the H200's)
+                    monitor=None, # a forgetting monitor during training: a `lmtune.monitor.MonitorConfig`, its settings as a dict, or True
                     **overrides, # `RunSettings` fields, e.g. method='qlora', batch_size=4, gradient_checkpointing=True
                    )->MemoryEstimate:
     "Predict the per-GPU peak memory of a Hugging Face `Trainer` run from the model's shapes alone (no torch needed)."
-    return _estimate(resolve_run(model, settings, stage, context_bytes, **overrides))
+    return _estimate(resolve_run(model, settings, stage, context_bytes, **overrides), monitor)

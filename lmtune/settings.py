@@ -7,11 +7,10 @@ Docs: https://lmtune.github.io/lmtune/settings.html.md"""
 # %% auto #0
 __all__ = ['METHOD_TABLE', 'METHODS', 'STAGE_TABLE', 'STAGES', 'STAGE_ALIASES', 'LR_PRESET_NAMES', 'PRECISIONS', 'STRATEGIES',
            'ATTN_IMPLEMENTATIONS', 'TRAINER_OPTIMIZERS', 'LR_SCHEDULERS', 'ALIASES', 'FIELDS', 'DEFAULT_OPTIM',
-           'DEFAULT_ATTN', 'ESTIMATOR_FIELDS', 'STAGE_METHODS', 'GPUS_PER_MACHINE', 'bad_value', 'check_choice',
-           'check_positive', 'check_nonnegative', 'check_fraction', 'check_count', 'check_bool', 'Method',
-           'method_info', 'Stage', 'stage_info', 'RunSettings', 'run_settings', 'changed_fields', 'yaml_loader',
-           'read_settings_file', 'resolve_precision', 'resolve_packing', 'resolve_defaults', 'estimator_kwargs',
-           'gpu_layout']
+           'DEFAULT_ATTN', 'ESTIMATOR_FIELDS', 'GPUS_PER_MACHINE', 'bad_value', 'check_choice', 'check_positive',
+           'check_nonnegative', 'check_fraction', 'check_count', 'check_bool', 'Method', 'method_info', 'Stage',
+           'stage_info', 'RunSettings', 'run_settings', 'changed_fields', 'yaml_loader', 'read_settings_file',
+           'resolve_precision', 'resolve_packing', 'resolve_defaults', 'gpu_layout']
 
 # %% ../nbs/00_settings.ipynb #2d91285e
 import difflib, json, os
@@ -421,15 +420,6 @@ ESTIMATOR_FIELDS = ('method', 'batch_size', 'seq_len', 'gradient_accumulation_st
                     'use_dora', 'trainable_layers', 'num_virtual_tokens', 'double_quant', 'use_liger_kernel',
                     'num_gpus', 'num_machines', 'strategy', 'offload_optimizer', 'offload_params', 'tensor_parallel',
                     'pipeline_parallel') # fields that change memory or speed
-
-# %% ../nbs/00_settings.ipynb #be39b6bd
-STAGE_METHODS = {k: v.default_method for k, v in STAGE_TABLE.items()} # TRANSITIONAL (until the estimators take RunSettings)
-def estimator_kwargs(s, stage='sft'): # TRANSITIONAL
-    r = resolve_defaults(s, stage)
-    kw = {k: getattr(r, k) for k in ESTIMATOR_FIELDS if k not in ('num_machines', 'double_quant', 'num_virtual_tokens')}
-    if kw['method'] == 'dora': kw['method'] = 'lora'
-    kw['num_gpus'] = s.world_size
-    return kw
 
 # %% ../nbs/00_settings.ipynb #set00002
 GPUS_PER_MACHINE = 8 # GPUs in one HGX/DGX server

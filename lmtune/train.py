@@ -332,7 +332,12 @@ def _load_pretrained(model, s:RunSettings, quantization_config=None, dtype=None)
     kw = dict(use_safetensors=True, trust_remote_code=s.trust_remote_code)
     if dtype is not None: kw["dtype"] = dtype
     if s.attn_implementation: kw["attn_implementation"] = s.attn_implementation
-    if quantization_config is not None: kw.update(quantization_config=quantization_config, device_map={"": 0})
+    if quantization_config is not None:   # each process loads its 4-bit copy onto its own GPU
+        import os
+        kw.update(quantization_config=quantization_config, device_map={"": int(os.environ.get("LOCAL_RANK", 0))})
+    if s.tensor_parallel > 1:   # transformers' tensor parallelism: the model's tp_plan splits the matrices over the launched GPUs
+        from transformers.distributed import DistributedConfig
+        kw["distributed_config"] = DistributedConfig(tp_size=s.tensor_parallel)
     try: return AutoModelForCausalLM.from_pretrained(str(model), **kw)
     except OSError as e:
         if Path(model).is_dir(): raise
@@ -859,6 +864,12 @@ def _callbacks(callbacks, monitor)->list:
 def _check_combinations(s:RunSettings, stage:str, method:str, has_eval:bool, has_replay:bool, packing:bool):
     "What RunSettings cannot check on its own: this machine, the stage, the data given."
     _precision_for(s.precision, method, stage) # fp16 needs CUDA
+    if s.pipeline_parallel > 1:
+        raise bad_value("pipeline_parallel", s.pipeline_parallel, "lmtune's trainers run data and tensor parallelism; pipeline parallelism is "
+                        "for planning with the estimators (train such a layout with Megatron-LM or torchtitan)")
+    if s.tensor_parallel > 1 and not _cuda():
+        raise bad_value("tensor_parallel", s.tensor_parallel, "the Trainer runs tensor parallelism on CUDA GPUs only (accelerate refuses it on "
+                        "CPUs); use tensor_parallel=1 here")
     if s.use_liger_kernel and importlib.util.find_spec("liger_kernel") is None:
         raise ValueError("use_liger_kernel=True but the liger_kernel package is not installed: pip install liger-kernel (needs a CUDA GPU), or set use_liger_kernel=False.")
     if s.early_stopping and not has_eval:
@@ -919,7 +930,7 @@ def sft_data(run:Run, data, eval_data=None, replay_data=None, tok=None):
     run.train_ds, run.eval_ds = ds, (None if ev is None else trainable_rows(ev, s.seq_len, s.completion_only_loss)[0])
 
 def dpo_data(run:Run, data, eval_data=None, replay_data=None, tok=None):
-    "DPO: prompt/chosen/rejected rows and the held-out rows (TRL tokenises them; see `_count_dpo_rows`)."
+    "DPO: prompt/chosen/rejected rows and the held-out rows (TRL tokenises them; lmtune counts what it dropped)."
     s = run.s
     ds = _dpo_rows(_load(data, "data", run.on_bad_rows), tok)
     if eval_data is not None: ev = _dpo_rows(_load(eval_data, "eval_data", run.on_bad_rows), tok, "eval_data")

@@ -141,6 +141,7 @@ def peak_html(ev:EstimateView)->str:
     return fmt_gib(ev.memory.device_total)
 
 def fit_detail_html(ev:EstimateView)->str:
+    "The line under the verdict: the GPU's memory, how many GPUs, the share used, and the peak's moment."
     g, s = ev.gpu, ev.memory.settings
     return (f"of {fmt_gib(g.memory_bytes, 1)} on {s.world_size}× {_e(g.name)} ({ev.memory.device_total / g.memory_bytes:.0%}); "
             f"peak at {_e(ev.memory.peak_at)}; {_e(s.method)}, {_e(s.precision)}, {_e(s.strategy)}")
@@ -818,13 +819,30 @@ class App(LiveView):
         self.tabs.selected_index = list(self.pages).index("Estimator")
         return self.estimator
 
+    def watch(self, monitor, # a `lmtune.monitor.ForgettingMonitor`
+              train, # a function that trains with it, e.g. lambda: sft(model, data, monitor=monitor)
+             ):
+        "Start `train` in the background (`ForgettingMonitor.start`) with its live dashboard and Stop button in a 'Training' tab."
+        import ipywidgets as W
+        out = W.Output()
+        if "Training" in self.pages: self.tabs.children = tuple(c for t, c in zip(self.pages, self.tabs.children) if t != "Training"); del self.pages["Training"]
+        self.add_tab("Training", out)
+        self.monitor = monitor
+        def run():
+            try: return train()
+            finally: self._publish()   # the saved notebook keeps the dashboard's last state (display handles, any thread)
+        with out: handle = monitor.start(run)
+        self.tabs.selected_index = list(self.pages).index("Training")
+        return handle
+
     def static_html(self)->str:
-        return "".join(f"<h3>{_e(t)}</h3>{p.static_html()}" for t, p in self.pages.items() if isinstance(p, LiveView))
+        pages = "".join(f"<h3>{_e(t)}</h3>{p.static_html()}" for t, p in self.pages.items() if isinstance(p, LiveView))
+        return pages + (f"<h3>Training</h3>{self.monitor.to_html()}" if getattr(self, "monitor", None) is not None else "")
 
 def app(model="llama-3.1-8b", # the estimator's model (catalog name, hub id, path)
         gpu="A100-80GB", # the GPU both tools start on
         settings:RunSettings|dict|None=None, # the estimator's run
         **overrides, # `RunSettings` fields
        )->App:
-    "The estimator and the advisor in tabs: `lmtune.widgets.app()`."
+    "The estimator and the advisor in tabs (`App.watch` adds the training dashboard): `lmtune.widgets.app()`."
     return App(model, gpu, settings, **overrides)
