@@ -29,9 +29,10 @@ check: install
 	$(BIN)/python tools/check_sync.py
 
 # Two notebook workers on two cores: one torch thread each, or they slow each other down many times over.
+# pytest likewise runs two workers (pytest-xdist), a test file per worker at a time, so each file's fixtures are built once.
 test: check
 	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2
-	$(BIN)/python -m pytest -q tests/
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile tests/
 	@[ -x "$${LMTUNE_CHROMIUM:-/usr/bin/chromium}" ] || echo "make test: the browser tests (pytest -m browser) were SKIPPED: no Chromium at $${LMTUNE_CHROMIUM:-/usr/bin/chromium}; install it with: apt-get install -y chromium"
 
 # The docs site (docs/README.md): every notebook executed as nbdev-test runs it, nbdev's processing, then

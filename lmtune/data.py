@@ -147,7 +147,7 @@ def _messages(v)->list:
 def normalise_row(row:dict, # one input row
                   layout:str, # a layout name from `LAYOUTS`, e.g. 'alpaca'
                  )->dict:
-    "The canonical row for `layout`'s format; raises `_RowProblem` for unusable rows."
+    "The canonical row for `layout`'s format; raises a row problem (an exception naming the field and the fix) for unusable rows."
     if not isinstance(row, dict):
         raise _RowProblem(f"the row is a {type(row).__name__} ({_short(row)}), not an object with named fields",
                           "write one JSON object (or one table row) per example")
