@@ -31,7 +31,8 @@ def pickled_weights_message(pickle_file, # a pickled weights file (`adapter_mode
             f"any code in it, so lmtune loads weights only from safetensors. If you trust the file, convert it once: "
             f'python -c "{convert}"')
 
-def safetensors_problem(path)->str|None:
+def safetensors_problem(path, # a .safetensors file
+                       )->str|None:
     "Why the safetensors file at `path` cannot be read whole (missing, cut short, a broken header), or None if it can."
     p = Path(path)
     try:
@@ -79,8 +80,8 @@ def adapter_dir(path, # a folder saved by `PeftModel.save_pretrained`
 @dataclass
 class AdapterSize:
     "Parameters of an adapter and the bytes they take (on disk for a saved adapter, in memory for a loaded one)."
-    n_params: int
-    n_bytes: int
+    n_params: int  # trainable parameters of the adapter
+    n_bytes: int  # bytes they take
     @property
     def mb(self)->float: return self.n_bytes / 2**20
     def __repr__(self): return f"AdapterSize({self.n_params:,} params, {self.mb:.3f} MiB)"
@@ -127,12 +128,12 @@ def adapter_size(path_or_model, # an adapter folder, or a `PeftModel`
 @dataclass
 class AdapterInfo:
     "One adapter: where it is (folder or name in a model), its PEFT type, rank, targets and size."
-    name: str
-    peft_type: str
-    r: int|None
-    lora_alpha: float|None
-    target_modules: list
-    size: AdapterSize
+    name: str  # its folder's name, or its name in the model
+    peft_type: str  # PEFT's name for the method, e.g. 'LORA'
+    r: int|None  # rank (LoRA family), else None
+    lora_alpha: float|None  # LoRA scaling numerator, else None
+    target_modules: list  # the module names it adapts
+    size: AdapterSize  # its parameters and bytes
     path: str|None = None  # folder, for a saved adapter
     base_model: str|None = None  # `base_model_name_or_path` from its config
     active: bool|None = None  # for a loaded adapter: whether it is the active one
@@ -162,7 +163,8 @@ def list_adapters(path_or_model, # a folder (searched recursively for adapter fo
                         size=adapter_size(path_or_model, n), base_model=c.base_model_name_or_path, active=n == active)
             for n, c in path_or_model.peft_config.items()]
 
-def adapter_table(path_or_model)->"pandas.DataFrame":
+def adapter_table(path_or_model, # a folder (searched recursively for adapter folders) or a `PeftModel`
+                 )->"pandas.DataFrame":
     "`list_adapters` as a DataFrame, one row per adapter."
     import pandas as pd
     rows = [dict(name=a.name, type=a.peft_type, r=a.r, alpha=a.lora_alpha, targets=", ".join(a.target_modules),

@@ -73,14 +73,14 @@ class Assumptions:
     min_test_examples: int = 20         # fewer labeled examples than this: write a test set instead
     written_test_examples: int = 50     # size of a hand-written test set
     seq_len: int = 2048                 # packed training sequence length
-    lora_r: int = 16
+    lora_r: int = 16                    # LoRA rank of the setups the advisor costs
     rag_context_tokens: int = 2_000     # retrieved passages added to every query
-    rag_chunk_tokens: int = 512
+    rag_chunk_tokens: int = 512         # tokens per retrieval chunk (the index's chunk count)
     embed_params: float = 3.35e8        # retrieval embedding model (bge-large size) used to price indexing
     inference_mfu: float = 0.30         # GPU utilisation of prefill, used to price prompt tokens and embeddings
     horizon_days: int = 365             # period over which recurring prompt costs are compared with training
     material_usd_per_year: float = 1_000.  # recurring savings below this don't pay for a training pipeline's upkeep
-    chinchilla_tokens_per_param: float = 20.
+    chinchilla_tokens_per_param: float = 20.  # compute-optimal tokens per (active) parameter (Hoffmann et al. 2022)
     memory_headroom: float = 0.05       # fraction of GPU memory a setup must leave free to count as fitting
     full_sft_tokens: float = 1e8        # SFT on at least this many tokens prefers full fine-tuning (LoRA learns less at scale)
     general_pretraining_tokens: float = PRETRAIN_TOKENS  # a competitive general-purpose model from scratch trains on at least this many tokens
@@ -99,11 +99,15 @@ AMOUNTS = ("labeled_examples", "preference_pairs", "domain_tokens")  # how much 
 
 class NotGiven(Exception):
     "A rule condition needs an input that was not given."
-    def __init__(self, name): super().__init__(name); self.name = name
+    def __init__(self,
+                 name, # the input that was not given
+                ): super().__init__(name); self.name = name
 
 class Unknown:
     "An input nobody gave, in a rule's namespace: comparing it (or computing with it) raises `NotGiven`."
-    def __init__(self, name:str): self.name = name
+    def __init__(self,
+                 name:str, # the input nobody gave, e.g. 'domain_tokens'
+                ): self.name = name
     def _need(self, *args): raise NotGiven(self.name)
     __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __bool__ = _need
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _need
@@ -114,24 +118,24 @@ class Unknown:
 @dataclass
 class Situation:
     "Your inputs, checked, plus the derived facts the rules read."
-    goal: str
+    goal: str                   # behavior, task, knowledge, fresh-facts, new-language, new-modality or alignment
     labeled_examples: int|None  # None: not given
     preference_pairs: int|None  # None: not given
     domain_tokens: float|None   # None: not given
-    budget_usd: float|None
-    deadline_days: float|None
+    budget_usd: float|None      # one-off GPU budget for the adaptation; None: no limit
+    deadline_days: float|None   # GPU time available, in days; None: no limit
     gpu: object                 # lmtune.catalog.GPU
-    num_gpus: int
-    base_knows_domain: str
-    language_supported: bool
-    queries_per_day: float
-    on_prem: bool
+    num_gpus: int               # GPUs you can use together
+    base_knows_domain: str      # how well the base model already knows the domain: none, partial, good
+    language_supported: bool    # the base model reads/writes the language
+    queries_per_day: float      # expected production volume (prices long prompts)
+    on_prem: bool               # data must stay on your machines (no hosted API)
     model: object               # lmtune.catalog.ModelSpec
-    prompting_works: str
-    data_quality: str
-    few_shot_tokens: int
+    prompting_works: str        # have you tried prompting a good model? untested, no, partly, yes
+    data_quality: str           # quality of the labeled examples: unknown, mixed, high
+    few_shot_tokens: int        # extra prompt tokens per query that few-shot prompting needs
     usd_per_mtok: float         # price of one million prompt tokens (input or derived)
-    assumptions: Assumptions = field(default_factory=Assumptions)
+    assumptions: Assumptions = field(default_factory=Assumptions)  # numbers the advisor assumes
     fine_tune_usd: float = math.inf   # filled in once the fine-tuning plan is costed
     assumed: dict = field(default_factory=dict)  # input name -> what the advisor assumed because it was not given
 
@@ -383,7 +387,8 @@ _SETUPS = {  # (method, strategy, offload_optimizer) in order of preference
 _STAGE_OF = {"sft": "sft", "sft-large": "sft", "cpt": "continue_pretraining", "pretrain": "pretrain"}  # for resolve_precision
 BATCH_SIZES = (8, 4, 2, 1)  # per-GPU batches tried, largest first: the first that fits is kept
 
-def machines(num_gpus:int)->dict:
+def machines(num_gpus:int, # GPUs used together
+            )->dict:
     "`num_gpus`/`num_machines` for `num_gpus` GPUs used together: full machines of 8 when they divide evenly, else one machine."
     try: return gpu_layout(num_gpus)
     except ValueError: return dict(num_gpus=num_gpus, num_machines=1)
@@ -395,7 +400,7 @@ def estimate_training(model, # a ModelSpec (or anything `model_spec` accepts)
                       num_gpus:int, # GPUs used together
                       tokens:float, # training tokens to process
                       kind:str, # a key of `_SETUPS`: "sft", "sft-large", "cpt" or "pretrain" (DPO is priced as "sft")
-                      a:Assumptions=Assumptions(),
+                      a:Assumptions=Assumptions(), # numbers the advisor assumes
                       time_factor:float=1., # multiplies the compute time (DPO: `dpo_time_factor`)
                      )->Stage:
     "Pick the preferred setup that fits `gpu` memory (lmtune.memory); its time and cost (lmtune.cost) plus the stage overhead."
@@ -435,20 +440,26 @@ def _estimate_training(model, gpu, num_gpus:int, tokens:float, kind:str, a:Assum
 
 # %% ../nbs/10_advisor.ipynb #c70c18ff
 def embedding_cost(tokens:float, # document tokens to embed
-                   gpu, num_gpus:int, a:Assumptions=Assumptions())->tuple[float, float]:
+                   gpu, # a catalog GPU
+                   num_gpus:int, # GPUs used together
+                   a:Assumptions=Assumptions(), # numbers the advisor assumes (`embed_params`, `inference_mfu`)
+                  )->tuple[float, float]:
     "(hours, usd) to embed `tokens` for a retrieval index on `num_gpus` × `gpu`."
     tflops = gpu.bf16_tflops * 1e12 * a.inference_mfu * num_gpus
     seconds = 2 * a.embed_params * tokens / tflops
     return seconds / 3600, seconds / 3600 * num_gpus * gpu.usd_per_hour
 
 def prompt_token_price(model, # ModelSpec
-                       gpu, a:Assumptions=Assumptions())->float:
+                       gpu, # the catalog GPU it is self-hosted on
+                       a:Assumptions=Assumptions(), # numbers the advisor assumes (`inference_mfu`)
+                      )->float:
     "USD per million prompt tokens when `model` is self-hosted on `gpu` (compute-bound prefill)."
     tokens_per_second = gpu.bf16_tflops * 1e12 * a.inference_mfu / (2 * model.active_params_per_token())
     return gpu.usd_per_hour / 3600 / tokens_per_second * 1e6
 
 # %% ../nbs/10_advisor.ipynb #3493d275
-def pretraining_model(sit:Situation)->tuple[object, float]:
+def pretraining_model(sit:Situation, # the situation (from `make_situation`)
+                     )->tuple[object, float]:
     "(ModelSpec, tokens) to price pretraining: all the data and ≥ Chinchilla tokens; a general model ≥ 1e12; a new modality sized to the data."
     from lmtune.catalog import ARCHITECTURES, model_spec
     from lmtune.cost import chinchilla_tokens
@@ -463,7 +474,8 @@ def pretraining_model(sit:Situation)->tuple[object, float]:
     return m, max(optimal(m), have)
 
 # %% ../nbs/10_advisor.ipynb #52313c13
-def largest_trainable_model(sit:Situation)->object|None:
+def largest_trainable_model(sit:Situation, # the situation (from `make_situation`)
+                           )->object|None:
     "The largest catalog ModelSpec (same family first) whose QLoRA run, batch 1, fits `sit`'s GPUs; None if none does."
     from lmtune.catalog import ARCHITECTURES, model_spec
     from lmtune.memory import estimate_memory
@@ -516,7 +528,8 @@ def _baseline_stage(sit:Situation)->Stage:
                  else f"a test set of ~{a.written_test_examples} inputs with the outputs you want (write them)")
 
 # %% ../nbs/10_advisor.ipynb #963371c5
-def plan_options(sit:Situation)->dict[str, list[Stage]]:
+def plan_options(sit:Situation, # the situation (from `make_situation`)
+                )->dict[str, list[Stage]]:
     "A staged plan for every approach, each training stage costed on the user's hardware."
     a, plans = sit.assumptions, {}
     k = min(sit.labeled_examples or 0, a.few_shot_examples)
@@ -606,15 +619,15 @@ class Cost:
 @dataclass
 class Option:
     "One approach with its verdict, the reasons that decided it, its cost and its plan."
-    approach: str
+    approach: str         # one of APPROACHES
     verdict: str          # recommended / possible / not advised
     confidence: str       # high / medium / low
     score: float          # sum of the effects of the rules that fired
     reasons: list         # "[effect] reason" of each fired rule, then "[not advised] ..." for hardware/budget/deadline
-    cost: Cost
+    cost: Cost            # what its plan costs (`option_cost`)
     plan: list            # list of Stage
-    can: str
-    cannot: str
+    can: str              # what the approach achieves (`CAPABILITIES`)
+    cannot: str           # what it does not achieve (`CAPABILITIES`)
     fired: list = field(default_factory=list)   # the Rule objects that fired
     undecided: list = field(default_factory=list)  # (Rule, input name): rules that need an input that was not given
     blocked: bool = False # made "not advised" by hardware, budget or deadline
@@ -623,7 +636,10 @@ class Option:
     def __str__(self): return f"{self.approach}: {self.verdict} ({self.confidence} confidence, score {self.score:+g}); {self.cost}"
 
 # %% ../nbs/10_advisor.ipynb #1d1b2249
-def option_cost(sit:Situation, approach:str, plan:list)->Cost:
+def option_cost(sit:Situation, # the situation (from `make_situation`)
+                approach:str, # one of APPROACHES: prompting and rag add a recurring prompt cost
+                plan:list, # its list of Stage (from `plan_options`)
+               )->Cost:
     "Total one-off cost of `plan` and the recurring prompt cost of `approach`."
     per_year = {"prompting": sit.few_shot_usd_per_year, "rag": sit.rag_usd_per_year}.get(approach, 0.)
     missing = "; ".join(s.missing for s in plan if s.missing)
@@ -633,7 +649,10 @@ def option_cost(sit:Situation, approach:str, plan:list)->Cost:
     return Cost(usd=sum(s.usd for s in plan), hours=sum(s.hours for s in plan), usd_per_year=per_year,
                 fits=all(s.fits for s in plan))
 
-def feasibility(sit:Situation, cost:Cost, plan:list)->list[tuple[str, float]]:
+def feasibility(sit:Situation, # the situation (from `make_situation`): its budget and deadline
+                cost:Cost, # the plan's cost (`option_cost`)
+                plan:list, # the option's list of Stage
+               )->list[tuple[str, float]]:
     "Reasons the plan is out of reach, each with how far over the limit it is (ratio estimate/limit)."
     out = []
     for s in plan:
@@ -647,11 +666,16 @@ def feasibility(sit:Situation, cost:Cost, plan:list)->list[tuple[str, float]]:
                      cost.hours / 24 / sit.deadline_days))
     return out
 
-def verdict_for(score:float)->str:
+def verdict_for(score:float, # sum of the effects of the rules that fired
+               )->str:
     "The verdict a score earns: recommended from `RECOMMEND_AT`, possible from `POSSIBLE_AT`, else not advised."
     return "recommended" if score >= RECOMMEND_AT else ("possible" if score >= POSSIBLE_AT else "not advised")
 
-def confidence_for(score:float, effects:list, over:list[float], undecided:list=())->str:
+def confidence_for(score:float, # sum of the effects of the rules that fired
+                   effects:list, # the effect of each rule that fired
+                   over:list[float], # how far over each feasibility limit (ratio estimate/limit); empty: none
+                   undecided:list=(), # the effect of each rule left undecided (an input not given)
+                  )->str:
     "high/medium/low: distance of `score` inside its verdict band, lowered by conflicting or strong undecided rules; or from the feasibility ratios `over`."
     if over: return "high" if max(over) >= 2 else "medium"
     if score >= RECOMMEND_AT: d = score - RECOMMEND_AT + 1
@@ -670,7 +694,7 @@ def _stage_cost(s:Stage)->str:
 @dataclass
 class Recommendation:
     "Every option for a situation, ranked best first."
-    situation: Situation
+    situation: Situation   # the inputs and derived facts the options were scored on
     ranked: list    # list of Option, best first
 
     @property
@@ -769,7 +793,8 @@ class Recommendation:
                 f"<p style='color:#57606a;font-size:85%'>Scores: rules in <code>lmtune.advisor.RULES</code>; costs: "
                 f"lmtune.memory + lmtune.cost estimates ({e(price_note(self.situation))}).</p></div>")
 
-def price_note(sit:Situation)->str:
+def price_note(sit:Situation, # the situation (from `make_situation`)
+              )->str:
     "The price assumptions behind the costs, in words."
     return (f"{sit.gpu.name} at {_usd(sit.gpu.usd_per_hour)}/GPU-hour ({sit.gpu.price_date}); prompt tokens at "
             f"{_usd(sit.usd_per_mtok)}/1M")
@@ -793,10 +818,25 @@ def _lookup(arg:str, value, fn):
         head, _, rest = msg.partition(": ")     # drop the catalog's own "config=...: " prefix
         raise ValueError(f"{arg}={value!r}: {rest if rest and '=' in head else msg}") from None
 
-def make_situation(goal:str, labeled_examples=None, preference_pairs=None, domain_tokens=None, budget_usd=None, deadline_days=None,
-                   gpu="A100-80GB", num_gpus=1, base_knows_domain=None, language_supported=None, queries_per_day=None,
-                   on_prem=False, model="llama-3.1-8b", prompting_works="untested", data_quality="unknown",
-                   few_shot_tokens=None, usd_per_million_tokens=None, assumptions=None)->Situation:
+def make_situation(goal:str, # behavior, task, knowledge, fresh-facts, new-language, new-modality or alignment
+                   labeled_examples=None, # input->output examples you have (or can write); None: not given (unknown, not zero)
+                   preference_pairs=None, # (prompt, chosen, rejected) triples; None: not given
+                   domain_tokens=None, # raw unlabeled domain text, in tokens (documents, code, sequences); None: not given
+                   budget_usd=None, # one-off GPU budget for the adaptation; None: no limit
+                   deadline_days=None, # GPU time available, in days; None: no limit
+                   gpu="A100-80GB", # GPU type (a lmtune.catalog name, e.g. "RTX-4090", "H100-SXM") or a `GPU`
+                   num_gpus=1, # GPUs you can use together
+                   base_knows_domain=None, # how well the base model already knows the domain: none, partial, good; None: assume partial
+                   language_supported=None, # the base model reads/writes the language; None: False iff goal='new-language'
+                   queries_per_day=None, # expected production volume (prices long prompts); None: Assumptions.queries_per_day
+                   on_prem=False, # data must stay on your machines (no hosted API)
+                   model="llama-3.1-8b", # base model: catalog name, config dict/path or transformers config
+                   prompting_works="untested", # have you tried prompting a good model? untested, no, partly, yes
+                   data_quality="unknown", # quality of the labeled examples: unknown, mixed, high
+                   few_shot_tokens=None, # extra prompt tokens per query that few-shot prompting needs; None: Assumptions.few_shot_tokens
+                   usd_per_million_tokens=None, # your prompt-token price; None: self-hosted on `gpu` (see Assumptions)
+                   assumptions=None, # numbers the advisor assumes
+                  )->Situation:
     "Check the inputs of `advise` and build the `Situation` (see `advise` for the arguments)."
     from lmtune.catalog import gpu_spec, model_spec
     check_choice("goal", goal, list(GOALS))
@@ -846,7 +886,10 @@ def _assumed(goal:str, a:Assumptions, **given)->dict:
     return out
 
 # %% ../nbs/10_advisor.ipynb #6db17a84
-def data_needed(sit:Situation, approach:str, plan:list)->str|None:
+def data_needed(sit:Situation, # the situation (from `make_situation`)
+                approach:str, # one of APPROACHES
+                plan:list, # its list of Stage (pretraining's first stage says how many tokens it needs)
+               )->str|None:
     "What data `approach` lacks in `sit`, as an instruction (\"collect at least ...\"), or None if it has enough."
     what = {"new-language": "text in the language", "new-modality": "sequences of the new data type"}.get(sit.goal, "raw domain text")
     docs, have = sit.domain_tokens, f"(you have {fmt_count(sit.domain_tokens)})"
@@ -866,7 +909,10 @@ def data_needed(sit:Situation, approach:str, plan:list)->str|None:
     return None
 
 # %% ../nbs/10_advisor.ipynb #5650b7c2
-def score_options(sit:Situation, plans:dict, rules:list)->list[Option]:
+def score_options(sit:Situation, # the situation (from `make_situation`)
+                  plans:dict, # approach -> list of Stage (from `plan_options`)
+                  rules:list, # the rule table (`RULES` or your own)
+                 )->list[Option]:
     "Apply `rules`, then feasibility, to every approach; return the options ranked best first."
     ns, pretty, options = sit.namespace(), sit.pretty(), []
     for ap in APPROACHES:

@@ -22,15 +22,18 @@ ROW_FIELDS = dict(method='method', batch_size='batch', seq_len='seq', precision=
                   use_dora='dora', trainable_layers='trainable_layers', num_virtual_tokens='num_virtual_tokens',
                   gradient_accumulation_steps='grad_accum', use_liger_kernel='liger') # RunSettings field -> calibration-row key
 
-def settings_from_row(row:dict)->RunSettings:
+def settings_from_row(row:dict, # a measured row (calibration jsonl schema)
+                     )->RunSettings:
     "The `RunSettings` a calibration row measured."
     return run_settings({k: row[r] for k, r in ROW_FIELDS.items() if r in row})
 
-def row_fields(s:RunSettings)->dict:
+def row_fields(s:RunSettings, # the run
+              )->dict:
     "The calibration-row fields that describe `s`."
     return {r: getattr(s, k) for k, r in ROW_FIELDS.items()}
 
-def median_step_seconds(step_s:list)->float:
+def median_step_seconds(step_s:list, # seconds of each measured step, in order
+                       )->float:
     "Median of steps 2-5 of a measured run (the first step includes warm-up)."
     return statistics.median(step_s[1:5] if len(step_s) > 1 else step_s)
 
@@ -113,7 +116,8 @@ def read_measurements(paths=None, # jsonl files or glob patterns; default: every
     return out
 
 # %% ../nbs/06_calibrate.ipynb #a7ba2a6f
-def config_dict(config)->dict:
+def config_dict(config, # catalog name, config dict, PretrainedConfig or local path
+               )->dict:
     "A `config.json`-style dict (with `model_type`) for a catalog name, dict, `PretrainedConfig` or local path."
     from lmtune.catalog import ARCHITECTURES
     if isinstance(config, dict): return dict(config)
@@ -127,7 +131,8 @@ def config_dict(config)->dict:
     raise bad_value('config', config, f"not a catalog name, dict, PretrainedConfig or local path{f'; did you mean {close}?' if close else ''}. "
                     "The GPU machine is offline: hub ids cannot be resolved there.")
 
-def model_name(config)->str:
+def model_name(config, # catalog name, config dict, PretrainedConfig or local path
+              )->str:
     "A short name for `config` (its catalog name or model_type)."
     return config if isinstance(config, str) and not os.path.exists(config) else config_dict(config).get('model_type', 'model')
 
@@ -292,7 +297,10 @@ def env_info()->dict:
         info |= dict(gpu=torch.cuda.get_device_name(), total_bytes=total, context_bytes=total - free - torch.cuda.memory_reserved())
     return info
 
-def append_jsonl(path:str, row:dict, env:dict|None=None):
+def append_jsonl(path:str, # the jsonl file (created with its folders if missing)
+                 row:dict, # the record to append
+                 env:dict|None=None, # written as the first line of a new file (the machine's `env_info`)
+                ):
     "Append `row` to the jsonl file `path`, writing `env` first if the file does not exist yet."
     new = not os.path.exists(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -303,7 +311,7 @@ def append_jsonl(path:str, row:dict, env:dict|None=None):
 # %% ../nbs/06_calibrate.ipynb #23ece247
 def run_grid(path_out:str, # jsonl file the rows are appended to
              configs:list[dict], # each: {"model": ..., "name": ..., **RunSettings fields}
-             max_steps:int=5,
+             max_steps:int=5, # steps measured per configuration (the first is warm-up)
              gpu:str|None=None, # catalog GPU to predict for; default: `catalog_gpu` of this device
             )->list[dict]:
     "Measure every configuration on the CUDA GPU, append each row to `path_out`, print predicted vs measured."
@@ -335,7 +343,7 @@ def run_grid(path_out:str, # jsonl file the rows are appended to
 # %% ../nbs/06_calibrate.ipynb #c0d75b70
 def compare(config, # catalog name, config dict, PretrainedConfig or local path
             settings:RunSettings|dict|None=None, # the run
-            max_steps:int=5,
+            max_steps:int=5, # steps measured (the first is warm-up)
             **overrides, # `RunSettings` fields
            )->'pandas.DataFrame':
     "Measure `config` on the CUDA GPU and return predicted vs measured peak memory and step time."

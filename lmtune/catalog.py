@@ -18,26 +18,26 @@ __all__ = ['ARCHITECTURES', 'HUB_IDS', 'GPUS', 'ModelSpec', 'model_spec', 'GPU',
 class ModelSpec:
     "Normalised architecture shapes read from a transformers config."
     name: str                 # catalog name or model_type
-    model_type: str
-    vocab_size: int
-    hidden_size: int
+    model_type: str           # transformers' `model_type`, e.g. 'llama'
+    vocab_size: int           # tokens in the vocabulary (rows of the embedding)
+    hidden_size: int          # width of the residual stream
     intermediate_size: int    # dense MLP width (for MoE: see moe_intermediate_size)
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
+    num_layers: int           # decoder layers
+    num_heads: int            # query heads
+    num_kv_heads: int         # key/value heads (fewer than num_heads: grouped-query attention)
     head_dim: int             # query/key head size (MLA: nope + rope part)
-    tie_embeddings: bool
+    tie_embeddings: bool      # the LM head shares the input embedding's weights
     gated_mlp: bool           # SwiGLU/GeGLU: gate+up+down (3 matrices); else up+down (GPT-2 style)
     attn_bias: bool           # q/k/v projections carry biases (Qwen2: True)
-    mlp_bias: bool
+    mlp_bias: bool            # the MLP projections carry biases
     norm: str                 # "rms" or "layer"
     num_experts: int = 0      # 0 = dense
-    experts_per_token: int = 0
-    moe_intermediate_size: int = 0
-    shared_expert_intermediate_size: int = 0
+    experts_per_token: int = 0    # experts routed per token (MoE top-k)
+    moe_intermediate_size: int = 0   # MLP width of one expert
+    shared_expert_intermediate_size: int = 0   # MLP width of the always-on shared expert(s); 0: none
     first_dense_layers: int = 0   # e.g. DeepSeek: first k layers dense
-    sliding_window: int | None = None
-    max_position_embeddings: int = 2048
+    sliding_window: int | None = None   # local attention window in tokens; None: full attention
+    max_position_embeddings: int = 2048 # the longest sequence the config declares
     # --- details beyond the contract (all optional) ---
     o_bias: bool = False           # attention output projection has a bias (GPT-2; Llama attention_bias=True)
     qk_norm: str = ""              # "" | "head" (Qwen3, Gemma 3: RMSNorm over head_dim) | "full" (OLMo 2, OLMoE)
@@ -46,17 +46,17 @@ class ModelSpec:
     learned_positions: bool = False  # GPT-2 wpe table (max_position_embeddings x hidden)
     fused_qkv: bool = False        # Phi-3 qkv_proj / GPT-2 c_attn
     fused_gate_up: bool = False    # Phi-3 gate_up_proj
-    hidden_act: str = "silu"
+    hidden_act: str = "silu"       # the MLP activation, config `hidden_act`
     shared_expert_gate: bool = False # Qwen2-MoE: Linear(hidden, 1) gating the shared expert
     q_lora_rank: int = 0           # MLA (DeepSeek-V2/V3); 0 = full-rank q_proj
     kv_lora_rank: int = 0          # MLA latent size; 0 = not MLA
-    qk_rope_head_dim: int = 0
+    qk_rope_head_dim: int = 0      # MLA: the rotary part of the query/key head
     v_head_dim: int = 0            # value head size when it differs from head_dim (MLA)
     final_logit_softcapping: float | None = None  # Gemma 2: tanh soft-cap on the logits (extra logits-sized tensors)
-    attn_logit_softcapping: float | None = None
+    attn_logit_softcapping: float | None = None  # Gemma 2: tanh soft-cap on the attention scores
     dtype: str | None = None       # dtype the checkpoint is stored in (config `torch_dtype`/`dtype`), if known
     dropout: float = 0.0           # residual/embedding dropout probability (GPT-2: 0.1), active in training
-    attention_dropout: float = 0.0
+    attention_dropout: float = 0.0 # dropout probability on the attention weights
     assumed: str | None = None     # set when model_type is not in lmtune's list: what we assumed instead (shown in estimates)
 
     @property
@@ -419,12 +419,12 @@ class GPU:
     name: str                 # e.g. "H100-SXM"
     memory_bytes: int         # usable HBM as reported by torch.cuda.get_device_properties().total_memory
     bf16_tflops: float        # dense (no sparsity) peak
-    fp32_tflops: float
+    fp32_tflops: float        # dense fp32 peak (no TF32)
     bandwidth_tbps: float     # memory bandwidth TB/s
     usd_per_hour: float       # on-demand price per GPU-hour (indicative)
-    price_date: str = "2026-11"
-    vendor: str = "nvidia"
-    bf16_supported: bool = True
+    price_date: str = "2026-11"   # when usd_per_hour was checked (year-month)
+    vendor: str = "nvidia"     # nvidia or amd
+    bf16_supported: bool = True   # computes in bf16 (T4 and V100 do not)
 
     @property
     def memory_gib(self)->float: return self.memory_bytes / 2**30

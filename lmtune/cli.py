@@ -60,7 +60,8 @@ def add_settings_args(p:argparse.ArgumentParser, # the (sub)parser
             p.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, metavar=f.name.upper(), help=help,
                            type=lambda text, f=f: _parse_field(f.name, f.type, text))
 
-def settings_from_args(a:argparse.Namespace)->RunSettings:
+def settings_from_args(a:argparse.Namespace, # parsed flags of an estimator command
+                      )->RunSettings:
     "The `RunSettings` the flags describe: the fields given, `RunSettings`' defaults for the rest."
     return run_settings({k: v for k, v in vars(a).items() if k in FIELDS})
 
@@ -97,7 +98,8 @@ def _parser()->argparse.ArgumentParser:
     return p
 
 # %% ../nbs/12_cli.ipynb #e10a98ba
-def main(argv:list|None=None)->int:
+def main(argv:list|None=None, # the arguments after `lmtune`; None: sys.argv[1:]
+        )->int:
     "Run the `lmtune` command line; returns the exit status (2 on bad input, with the message and no traceback)."
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ['train']:   # `lmtune train` has its own parser (`lmtune.launch.main`), --help included

@@ -37,12 +37,15 @@ __all__ = ['FIRST_BLOCK', 'ADAPTER_BYTES', 'GEMMA_TYPES', 'DROPOUT_MASK_BYTES', 
            'compare_gpus', 'Fix', 'fixes']
 
 # %% ../nbs/05_cost.ipynb #3bdaeaba
-def lowest_trainable_layer(run:ResolvedRun)->int:
+def lowest_trainable_layer(run:ResolvedRun, # the resolved run (`lmtune.memory.ResolvedRun`)
+                          )->int:
     "Index of the lowest decoder layer that holds trainable weights (backward stops there)."
     sp, s = run.spec, run.settings
     return sp.num_layers - min(s.trainable_layers, sp.num_layers) if run.method.name == 'freeze' else 0
 
-def has_backward(run:ResolvedRun, layer:int)->bool:
+def has_backward(run:ResolvedRun, # the resolved run
+                 layer:int, # decoder layer index
+                )->bool:
     "Whether backward runs through decoder layer `layer`."
     return layer >= lowest_trainable_layer(run)
 
@@ -50,16 +53,16 @@ def has_backward(run:ResolvedRun, layer:int)->bool:
 @dataclass
 class Matmul:
     "One matrix multiply shape in a decoder layer (or the lm_head), with what training does with it."
-    name: str
+    name: str              # module name, as `ModelSpec.linear_layers` gives it (or 'lm_head')
     m: int                 # rows (tokens)
     k: int                 # inner dimension
     n: int                 # outputs
     calls: int = 1         # how many such calls per layer (e.g. experts)
-    input_grad: bool = True
-    weight_grad: bool = False
-    recompute: bool = False
+    input_grad: bool = True    # backward computes the gradient of its input
+    weight_grad: bool = False  # backward computes the gradient of its weight
+    recompute: bool = False    # gradient checkpointing runs its forward again inside backward
     lora: bool = False     # carries a LoRA adapter
-    frozen_4bit: bool = False
+    frozen_4bit: bool = False  # a frozen bitsandbytes 4-bit (NF4) base weight, dequantised each use
     grouped: bool = False  # MoE experts: one grouped matmul over all `calls` experts (transformers' grouped_mm)
     @property
     def fwd_flops(self)->float: return 2.0 * self.m * self.k * self.n * self.calls
@@ -67,7 +70,9 @@ class Matmul:
 # %% ../nbs/05_cost.ipynb #c012425b
 FIRST_BLOCK = {'q_proj', 'k_proj', 'v_proj', 'qkv_proj', 'c_attn', 'q_a_proj', 'kv_a_proj_with_mqa'} # read the layer's input
 
-def layer_matmuls(run:ResolvedRun, layer:int=0)->list[Matmul]:
+def layer_matmuls(run:ResolvedRun, # the resolved run
+                  layer:int=0, # decoder layer index
+                 )->list[Matmul]:
     "The matmuls of decoder layer `layer` for one micro-batch of `run`, flagged with what backward computes."
     sp, s, m = run.spec, run.settings, run.method
     T, low = run.tokens, lowest_trainable_layer(run)
@@ -87,24 +92,34 @@ def layer_matmuls(run:ResolvedRun, layer:int=0)->list[Matmul]:
                           lora=lora, frozen_4bit=m.quantized_base and name != 'gate' and not expert, grouped=expert))
     return out
 
-def lm_head_matmul(run:ResolvedRun)->Matmul:
+def lm_head_matmul(run:ResolvedRun, # the resolved run
+                  )->Matmul:
     "The logits matmul: `H×V` over all tokens; trained only in full fine-tuning."
     sp = run.spec
     return Matmul('lm_head', run.tokens, sp.hidden_size, sp.vocab_size, 1, input_grad=True, weight_grad=run.method.name == 'full')
 
 # %% ../nbs/05_cost.ipynb #9b853060
-def sdpa_gets_mask(run:ResolvedRun, layer:int=0, packed:bool=False)->bool:
+def sdpa_gets_mask(run:ResolvedRun, # the resolved run
+                   layer:int=0, # decoder layer index
+                   packed:bool=False, # a padding-free batch: one row of `batch_size·seq_len` tokens
+                  )->bool:
     "Whether transformers hands SDPA an explicit mask in decoder layer `layer` (flash attention is then off)."
     return packed or run.method.name == 'prefix' or _sliding(run.spec, layer, run.settings.seq_len + 1)
 
-def attention_kernel(run:ResolvedRun, layer:int=0, packed:bool=False)->str:
+def attention_kernel(run:ResolvedRun, # the resolved run
+                     layer:int=0, # decoder layer index
+                     packed:bool=False, # a padding-free batch: one row of `batch_size·seq_len` tokens
+                    )->str:
     "'flash', 'efficient' (SDPA's memory-efficient kernel: a mask, or fp32) or 'eager' (materialised scores)."
     if run.attn == 'eager': return 'eager'
     if run.attn.startswith('flash_attention'): return 'flash'
     flash_ok = run.autocast and run.spec.vdim == run.spec.head_dim and run.spec.head_dim <= 256   # SDPA's flash kernel: half precision, equal q/v heads
     return 'flash' if flash_ok and not sdpa_gets_mask(run, layer, packed) else 'efficient'
 
-def attention_entries(run:ResolvedRun, layer:int=0, example_tokens:float|None=None)->float:
+def attention_entries(run:ResolvedRun, # the resolved run
+                      layer:int=0, # decoder layer index
+                      example_tokens:float|None=None, # mean tokens of one example (padding-free only; default: seq_len)
+                     )->float:
     "Score entries (query, key pairs) one head computes per row of the micro-batch in decoder layer `layer`."
     s, sp = run.settings, run.spec
     S, packed = s.seq_len, s.padding_free
@@ -117,13 +132,17 @@ def attention_entries(run:ResolvedRun, layer:int=0, example_tokens:float|None=No
     if kern == 'eager' or (kern == 'efficient' and sdpa_gets_mask(run, layer)): return float(S * kv)
     return S * W - W * W / 2 if W else S * S / 2
 
-def attention_flops(run:ResolvedRun, layer:int=0, example_tokens:float|None=None)->float:
+def attention_flops(run:ResolvedRun, # the resolved run
+                    layer:int=0, # decoder layer index
+                    example_tokens:float|None=None, # mean tokens of one example (padding-free only; default: seq_len)
+                   )->float:
     "Forward FLOPs of `QKᵀ` and `AV` in decoder layer `layer` (all heads, whole micro-batch)."
     sp = run.spec
     return 2.0 * run.settings.batch_size * sp.num_heads * attention_entries(run, layer, example_tokens) * (sp.head_dim + sp.vdim)
 
 # %% ../nbs/05_cost.ipynb #6e348dad
-def step_flops(run:ResolvedRun)->dict:
+def step_flops(run:ResolvedRun, # the resolved run
+              )->dict:
     "FLOPs of one micro-batch on one GPU, split into forward, recompute, backward and adapters."
     fwd = rec = bwd = ad = 0.0
     r, gc = run.settings.lora_r, run.settings.gradient_checkpointing
@@ -175,23 +194,34 @@ def kernels(elements:float, # elements each kernel runs over
     "Bandwidth-bound kernels over `elements` elements, kernel `i` moving `bytes_per_element[i]` bytes each."
     return Work(bytes=elements * sum(bytes_per_element), kernels=len(bytes_per_element), cpu_ops=len(bytes_per_element) + views)
 
-def calls(n:float)->Work:
+def calls(n:float, # CPU-only ops: module calls, views, hooks
+         )->Work:
     "CPU-only work: `n` Python-level calls (module `__call__`s, views, hooks) that launch no kernel."
     return Work(cpu_ops=n)
 
-def gemm(flops:float, nbytes:float, slowdown:float=1.0, count:int=1)->Work:
+def gemm(flops:float, # FLOPs of one matmul kernel
+         nbytes:float, # bytes one kernel reads and writes
+         slowdown:float=1.0, # factor on its arithmetic time (an unaligned lm_head: `UNALIGNED_MATMUL_SLOWDOWN`)
+         count:int=1, # identical kernels
+        )->Work:
     "`count` matmul kernels of `flops` FLOPs each, reading and writing `nbytes` bytes each (`slowdown`: of the arithmetic)."
     return Work(matmuls={(flops, nbytes, slowdown): count}, kernels=count, cpu_ops=count)
 
-def matmul(m:float, k:float, n:float, a:int=2, slowdown:float=1.0, count:int=1)->Work:
+def matmul(m:float, # rows of the left operand (tokens)
+           k:float, # inner dimension
+           n:float, # columns of the output
+           a:int=2, # bytes per element of both operands and the output
+           slowdown:float=1.0, # factor on its arithmetic time (see `gemm`)
+           count:int=1, # identical matmuls
+          )->Work:
     "`count` matmuls `m×k @ k×n` with `a`-byte operands: their FLOPs and the bytes of both operands and the output."
     return gemm(2.0 * m * k * n, a * (m * k + k * n + m * n), slowdown, count)
 
 @dataclass
 class Block:
     "Forward and backward `Work` of one piece of a layer."
-    fwd: Work = field(default_factory=Work)
-    bwd: Work = field(default_factory=Work)
+    fwd: Work = field(default_factory=Work) # the forward pass
+    bwd: Work = field(default_factory=Work) # the backward pass
     def __iadd__(self, o:'Block'): self.fwd += o.fwd; self.bwd += o.bwd; return self
 
 # %% ../nbs/05_cost.ipynb #03bd3502
@@ -204,9 +234,10 @@ class Dtypes:
     weight: int    # base weights as held (bf16: 2; mixed, fp16, fp32: 4)
     small: int     # norm weights and embeddings (QLoRA: upcast to fp32)
     residual: int  # the residual stream: the embedding output's dtype
-    autocast: bool
+    autocast: bool # the forward runs under `torch.autocast` (every precision but fp32)
 
-def dtypes(run:ResolvedRun)->Dtypes:
+def dtypes(run:ResolvedRun, # the resolved run
+          )->Dtypes:
     "The `Dtypes` of `run`."
     small = 4 if run.quant else run.wbytes
     return Dtypes(half=run.a, weight=run.wbytes, small=small, residual=small, autocast=run.autocast)
@@ -218,7 +249,11 @@ def _to(src:int, dst:int)->tuple:
 # %% ../nbs/05_cost.ipynb #c0a10002
 GEMMA_TYPES = ('gemma', 'gemma2', 'gemma3_text')
 
-def rms_norm(run:ResolvedRun, n:float, x:int, trains:bool)->tuple[Block, int]:
+def rms_norm(run:ResolvedRun, # the resolved run
+             n:float, # elements normalised (tokens × width)
+             x:int, # bytes per input element
+             trains:bool, # the norm's weight trains (backward forms its gradient)
+            )->tuple[Block, int]:
     "An RMSNorm over `n` elements of `x` bytes: its kernels forward and backward, and its output's bytes per element."
     if run.liger:   # liger_kernel/ops/rms_norm.py: one fused kernel each way (+ the weight gradient's reduction)
         return Block(kernels(n, 2 * x), kernels(n, 3 * x, *((x,) if trains else ()))), x
@@ -231,34 +266,56 @@ def rms_norm(run:ResolvedRun, n:float, x:int, trains:bool)->tuple[Block, int]:
     bwd = kernels(n, out + x, *_to(x, 4), 8, 12, 4, 0, 4, 8, 8, 12, 12, *_to(4, x), *((2 * out + x, out) if trains else ()))
     return Block(fwd, bwd), out
 
-def layer_norm(run:ResolvedRun, n:float, x:int, trains:bool)->tuple[Block, int]:
+def layer_norm(run:ResolvedRun, # the resolved run
+               n:float, # elements normalised (tokens × width)
+               x:int, # bytes per input element
+               trains:bool, # the norm's weight and bias train (backward forms their gradients)
+              )->tuple[Block, int]:
     "nn.LayerNorm over `n` elements: one fused kernel (autocast: in fp32, after a cast; the output is fp32)."
     out = 4 if run.autocast else x
     return Block(kernels(n, *_to(x, 4), 8), kernels(n, 12, *_to(4, x), *((4, 4) if trains else ()))), out
 
-def norm(run:ResolvedRun, n:float, x:int, trains:bool)->tuple[Block, int]:
+def norm(run:ResolvedRun, # the resolved run
+         n:float, # elements normalised (tokens × width)
+         x:int, # bytes per input element
+         trains:bool, # the norm's weights train (backward forms their gradients)
+        )->tuple[Block, int]:
     "The model's norm (`spec.norm`: 'rms' or 'layer') over `n` elements of `x` bytes."
     return (rms_norm if run.spec.norm == 'rms' else layer_norm)(run, n, x, trains)
 
 # %% ../nbs/05_cost.ipynb #c0a10005
-def rotary(run:ResolvedRun, n:float, x:int)->Block:
+def rotary(run:ResolvedRun, # the resolved run
+           n:float, # elements of the queries or the keys (tokens × heads × head_dim)
+           x:int, # bytes per element
+          )->Block:
     "apply_rotary_pos_emb on `n` elements of q or k (`x` bytes each)."
     if run.liger: return Block(kernels(n, 2 * x), kernels(n, 2 * x))   # liger_kernel/ops/rope.py, in place
     return Block(kernels(n, x, 2 * x, 2 * x, 2 * x, 3 * x, views=4), kernels(n, 2 * x, 2 * x, x, 2 * x, 2 * x, 3 * x, 3 * x))
 
-def residual_add(n:float, r:int, h:int)->Block:
+def residual_add(n:float, # elements (tokens × hidden_size)
+                 r:int, # bytes per element of the residual stream
+                 h:int, # bytes per element of the branch output
+                )->Block:
     "hidden = residual (`r` bytes) + branch output (`h` bytes) over `n` elements."
     return Block(kernels(n, r + h + r), kernels(n, 3 * r, *_to(r, h)))
 
 DROPOUT_MASK_BYTES = 1   # native_dropout's boolean mask
 
-def dropout(n:float, x:int, p:float)->Block:
+def dropout(n:float, # elements
+            x:int, # bytes per element
+            p:float, # dropout probability (the config's, e.g. GPT-2's `resid_pdrop`)
+           )->Block:
     "nn.Dropout in training over `n` elements: nothing when `p` is 0."
     if not p: return Block()
     return Block(kernels(n, 2 * x + DROPOUT_MASK_BYTES), kernels(n, 2 * x + DROPOUT_MASK_BYTES))
 
 # %% ../nbs/05_cost.ipynb #c0a10008
-def activation(run:ResolvedRun, T:float, I:int, x:int, gated:bool)->tuple[Block, int]:
+def activation(run:ResolvedRun, # the resolved run
+               T:float, # tokens (rows)
+               I:int, # intermediate size (the activation's width)
+               x:int, # bytes per input element
+               gated:bool, # `act(gate) * up` (SwiGLU, GeGLU) rather than `act(up)`
+              )->tuple[Block, int]:
     "The MLP's activation over `T×I` elements of `x` bytes (gated: `act(gate) * up`), and its output's bytes."
     n = T * I
     if run.spec.hidden_act == 'gelu_new':   # 0.5*x, pow(x,3) (fp32), *0.044715, x+, *√(2/π), tanh, 1+, *
@@ -276,7 +333,12 @@ def activation(run:ResolvedRun, T:float, I:int, x:int, gated:bool)->tuple[Block,
 # %% ../nbs/05_cost.ipynb #c0a10011
 NF4_DEQUANT_BYTES = 0.5 + 2 + (1 + 4 + 8 + 4) / NF4_BLOCK  # per weight: nibbles read, bf16 written; absmax 8-bit -> fp32 (+ offset), read back
 
-def linear(run:ResolvedRun, mm:Matmul, x:int, bias:bool=False, ia3:str|None=None)->tuple[Block, int]:
+def linear(run:ResolvedRun, # the resolved run
+           mm:Matmul, # the layer's shape and what backward computes (`layer_matmuls`)
+           x:int, # bytes per input element
+           bias:bool=False, # the layer has a bias
+           ia3:str|None=None, # how IA3 wraps it: 'input', 'output' or None (`ia3_role`)
+          )->tuple[Block, int]:
     "One linear layer reading `x`-byte inputs, with the method's additions; its `Block` and its output's bytes."
     d = dtypes(run)
     m, k, n, c = mm.m, mm.k, mm.n, mm.calls
@@ -304,13 +366,19 @@ def linear(run:ResolvedRun, mm:Matmul, x:int, bias:bool=False, ia3:str|None=None
         b = ia3_extras(run, mm, x, out, ia3); fwd += b.fwd; bwd += b.bwd
     return Block(fwd, bwd), out
 
-def grouped_matmul(run:ResolvedRun, mm:Matmul)->Work:
+def grouped_matmul(run:ResolvedRun, # the resolved run
+                   mm:Matmul, # an expert stack (`grouped`): `calls` experts of `m` rows each on average
+                  )->Work:
     "transformers' grouped_mm over all experts: `m·calls` routed rows, every expert's weight read once."
     E, rows, a = mm.calls, mm.m * mm.calls, dtypes(run).half
     return gemm(2.0 * rows * mm.k * mm.n, a * (rows * mm.k + E * mm.k * mm.n + rows * mm.n))
 
 # %% ../nbs/05_cost.ipynb #c0a10014
-def lora_extras(run:ResolvedRun, mm:Matmul, x:int, base_out:int)->Block:
+def lora_extras(run:ResolvedRun, # the resolved run
+                mm:Matmul, # the targeted layer (`layer_matmuls`)
+                x:int, # bytes per input element
+                base_out:int, # bytes per element of the base layer's output
+               )->Block:
     "What PEFT LoRA adds to one linear layer with `x`-byte inputs and `base_out`-byte base outputs."
     d, s = dtypes(run), run.settings
     m, k, n, r, h = mm.m, mm.k, mm.n, s.lora_r, d.half
@@ -324,7 +392,9 @@ def lora_extras(run:ResolvedRun, mm:Matmul, x:int, base_out:int)->Block:
     if s.use_dora: b = dora_extras(run, mm); fwd += b.fwd; bwd += b.bwd
     return Block(fwd, bwd)
 
-def dora_extras(run:ResolvedRun, mm:Matmul)->Block:
+def dora_extras(run:ResolvedRun, # the resolved run
+                mm:Matmul, # the targeted layer (`layer_matmuls`)
+               )->Block:
     "What DoRA adds on top of LoRA: the weight norm of `W + s·BA` (forward only) and the magnitude rescale."
     d = dtypes(run)
     m, k, n, r = mm.m, mm.k, mm.n, run.settings.lora_r
@@ -334,7 +404,9 @@ def dora_extras(run:ResolvedRun, mm:Matmul)->Block:
     bwd = kernels(m * n, 6, 6, 8, 8, 10, 8, 10, 6, 6) + kernels(m * k, 6) + matmul(1, m, n, 4, count=2)   # + the magnitude's gradient
     return Block(fwd, bwd)
 
-def ia3_role(run:ResolvedRun, mm:Matmul)->str|None:
+def ia3_role(run:ResolvedRun, # the resolved run
+             mm:Matmul, # one of the layer's matmuls (`layer_matmuls`)
+            )->str|None:
     "'input' (feed-forward targets: the input is scaled), 'output', or None: how IA3 wraps this matmul."
     if run.method.name != 'ia3' or mm.name not in run.targets: return None
     targets, ff = ia3_targets(run.spec)
@@ -342,7 +414,12 @@ def ia3_role(run:ResolvedRun, mm:Matmul)->str|None:
     if run.spec.model_type == 'gpt2' and mm.name == 'c_proj': return 'input' if mm.k != run.spec.hidden_size else None
     return 'input' if mm.name in short else 'output'
 
-def ia3_extras(run:ResolvedRun, mm:Matmul, x:int, out:int, role:str)->Block:
+def ia3_extras(run:ResolvedRun, # the resolved run
+               mm:Matmul, # the targeted layer (`layer_matmuls`)
+               x:int, # bytes per input element
+               out:int, # bytes per element of the layer's output
+               role:str, # 'input' or 'output': what IA3 scales (`ia3_role`)
+              )->Block:
     "What PEFT IA3 adds to one linear layer: an fp32 scale on its input (`role='input'`) or output, cast back."
     m, k, n = mm.m, mm.k, mm.n
     if role == 'input': return Block(kernels(m * k, *_to(x, 4), 8, *_to(4, x)) + calls(2), kernels(m * k, *_to(x, 4), 8, 10, *_to(4, x)))
@@ -351,7 +428,11 @@ def ia3_extras(run:ResolvedRun, mm:Matmul, x:int, out:int, role:str)->Block:
 # %% ../nbs/05_cost.ipynb #c0a10017
 FLASH_BACKWARD_MATMULS = 5   # FlashAttention-2 backward: QKᵀ again, dP, dV, dQ, dK (the forward runs 2)
 
-def attention_core(run:ResolvedRun, layer:int, q:int, example_tokens:float|None=None)->Block:
+def attention_core(run:ResolvedRun, # the resolved run
+                   layer:int, # decoder layer index
+                   q:int, # bytes per element of the queries, keys and values
+                   example_tokens:float|None=None, # mean tokens of one example (padding-free only; default: seq_len)
+                  )->Block:
     "The attention of decoder layer `layer` with `q`-byte queries, keys and values."
     sp, s = run.spec, run.settings
     B, S, nh, nkv, hd = s.batch_size, s.seq_len, sp.num_heads, sp.num_kv_heads, sp.head_dim
@@ -385,7 +466,10 @@ def attention_core(run:ResolvedRun, layer:int, q:int, example_tokens:float|None=
 # %% ../nbs/05_cost.ipynb #c0a10020
 PARAMETRIZE_CALLS = 40   # Python calls to register and remove a torch parametrization (ParamWrapper, every forward)
 
-def moe_block(run:ResolvedRun, x:int, mms:list)->tuple[Block, int]:
+def moe_block(run:ResolvedRun, # the resolved run
+              x:int, # bytes per element of the block's input (the normed hidden states)
+              mms:list, # the layer's `Matmul`s (`layer_matmuls`): router, expert stacks, shared expert
+             )->tuple[Block, int]:
     "Router, dispatch and grouped expert matmuls of one MoE layer (transformers' grouped_mm experts)."
     sp, s = run.spec, run.settings
     T, H, E, I = run.tokens, sp.hidden_size, sp.num_experts, sp.moe_intermediate_size
@@ -417,7 +501,10 @@ def moe_block(run:ResolvedRun, x:int, mms:list)->tuple[Block, int]:
 # %% ../nbs/05_cost.ipynb #c0a10023
 LAYER_CALLS = 18   # Python per decoder layer beyond its modules' ops: the layer, attention and MLP __call__s, views, bookkeeping
 
-def layer_work(run:ResolvedRun, layer:int, example_tokens:float|None=None)->Block:
+def layer_work(run:ResolvedRun, # the resolved run
+               layer:int, # decoder layer index
+               example_tokens:float|None=None, # mean tokens of one training example (default: every row is full)
+              )->Block:
     "Forward and backward `Work` of decoder layer `layer` for one micro-batch."
     sp, d = run.spec, dtypes(run)
     T, H, nh, nkv, hd = run.tokens, sp.hidden_size, sp.num_heads, sp.num_kv_heads, sp.head_dim
@@ -469,12 +556,17 @@ UNALIGNED_MATMUL_SLOWDOWN = 1 + 0.25 / 0.31   # a matmul whose output width is o
 TRL_TOKEN_TILE, TRL_VOCAB_TILE = 4096, 32768  # trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE, trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE
 HEAD_CALLS = 30   # Python per forward outside the layers: masks, rotary cos/sin, output dataclasses, the loss function
 
-def resolve_loss_head(run:ResolvedRun, head:str|None=None)->str:
+def resolve_loss_head(run:ResolvedRun, # the resolved run
+                      head:str|None=None, # 'logits', 'liger' or 'trl'; None: Liger's when its kernels are on, else 'logits'
+                     )->str:
     "The loss head a run uses: `head` if given, else Liger's when its kernels are on, else the plain logits."
     if head is not None: return check_choice('loss_head', head, LOSS_HEADS)
     return 'liger' if run.liger else 'logits'
 
-def logits_loss(run:ResolvedRun, x:int, slow:float)->Block:
+def logits_loss(run:ResolvedRun, # the resolved run
+                x:int, # bytes per element of the head's input (the final norm's output)
+                slow:float, # slowdown of the head's matmuls (`UNALIGNED_MATMUL_SLOWDOWN` or 1)
+               )->Block:
     "The plain Trainer's head: logits matmul, (soft-cap), accelerate's fp32 copy, ForCausalLMLoss."
     sp, d = run.spec, dtypes(run)
     T, H, V, h = run.tokens, sp.hidden_size, sp.vocab_size, d.half
@@ -485,7 +577,10 @@ def logits_loss(run:ResolvedRun, x:int, slow:float)->Block:
     bwd += kernels(T * V, 4, 20, 4 + h) + kernels(T, 8)                    # zero-filled grad, log_softmax backward, cast back
     return Block(fwd, bwd)
 
-def liger_loss(run:ResolvedRun, x:int, slow:float)->Block:
+def liger_loss(run:ResolvedRun, # the resolved run
+               x:int, # bytes per element of the head's input (the final norm's output)
+               slow:float, # slowdown of the head's matmuls (`UNALIGNED_MATMUL_SLOWDOWN` or 1)
+              )->Block:
     "Liger's fused linear cross-entropy: per chunk a logits matmul, the CE kernel in place, the gradient matmuls."
     sp, d = run.spec, dtypes(run)
     T, H, V, h = run.tokens, sp.hidden_size, sp.vocab_size, d.half
@@ -495,7 +590,10 @@ def liger_loss(run:ResolvedRun, x:int, slow:float)->Block:
     if lm_head_matmul(run).weight_grad: fwd += mm
     return Block(fwd, kernels(T * H, 2 * x))   # backward: grad_input * grad_output
 
-def trl_loss(run:ResolvedRun, x:int, slow:float)->Block:
+def trl_loss(run:ResolvedRun, # the resolved run
+             x:int, # bytes per element of the head's input (the final norm's output)
+             slow:float, # slowdown of the head's matmuls (`UNALIGNED_MATMUL_SLOWDOWN` or 1)
+            )->Block:
     "TRL's fused LM head (`_ChunkedLogProbFunction`): tiles of the projection, never the full logits."
     sp, d = run.spec, dtypes(run)
     T, H, V, h = run.tokens, sp.hidden_size, sp.vocab_size, d.half
@@ -507,7 +605,9 @@ def trl_loss(run:ResolvedRun, x:int, slow:float)->Block:
     if lm_head_matmul(run).weight_grad: bwd += tile_mm + kernels(V * H, 4, 4 + d.weight)
     return Block(fwd, bwd)
 
-def head_work(run:ResolvedRun, head:str|None=None)->Block:
+def head_work(run:ResolvedRun, # the resolved run
+              head:str|None=None, # the loss head: 'logits', 'liger' or 'trl' (None: `resolve_loss_head` picks)
+             )->Block:
     "Everything of one micro-batch outside the decoder layers: embeddings, final norm, lm_head and loss."
     sp, d = run.spec, dtypes(run)
     T, H, V, r = run.tokens, sp.hidden_size, sp.vocab_size, d.residual
@@ -530,12 +630,15 @@ CHECKPOINT_HOOK_OPS = 0.5   # CPU cost of one checkpoint pack/unpack hook, in op
 @dataclass
 class MicroBatchWork:
     "What one micro-batch asks of the GPU and the CPU, by phase."
-    forward: Work
+    forward: Work     # the forward pass: decoder layers, embeddings, head and loss
     recompute: Work   # gradient checkpointing's second forward, run inside backward
-    backward: Work
+    backward: Work    # the backward pass (without the recompute)
     sync_after_forward: bool = False   # the trainer waits for the GPU between forward and backward (TRL's metrics)
 
-def micro_batch_work(run:ResolvedRun, head:str|None=None, example_tokens:float|None=None)->MicroBatchWork:
+def micro_batch_work(run:ResolvedRun, # the resolved run
+                     head:str|None=None, # the loss head: 'logits', 'liger' or 'trl' (None: `resolve_loss_head` picks)
+                     example_tokens:float|None=None, # mean tokens of one training example (default: every row is full)
+                    )->MicroBatchWork:
     "Forward, recompute and backward `Work` of one micro-batch on one GPU."
     sp, gc = run.spec, run.settings.gradient_checkpointing
     fwd, rec, bwd = Work(), Work(), Work()
@@ -568,7 +671,8 @@ BNB8_BANDWIDTH_FRACTION = 0.1   # bitsandbytes 8-bit blockwise update vs bandwid
 OPTIM_PY_OPS_PER_TENSOR = 0.5   # torch optimizers: _init_group, zero_grad and clipping's list building, per tensor per step
 BNB_OPS_PER_TENSOR = 2          # bitsandbytes Optimizer.update_step in Python: state lookups, get_ptr, is_on_gpu, the ctypes call
 
-def trainable_tensors(run:ResolvedRun)->int:
+def trainable_tensors(run:ResolvedRun, # the resolved run
+                     )->int:
     "Trainable parameter tensors: what per-tensor loops in the optimizer, clipping and zero_grad run over."
     sp, m, s = run.spec, run.method, run.settings
     L = sp.num_layers
@@ -581,7 +685,8 @@ def trainable_tensors(run:ResolvedRun)->int:
     if m.name == 'freeze': return min(s.trainable_layers, L) * per_layer + 1
     return L * per_layer + 2 + (0 if sp.tie_embeddings else 1)
 
-def optimizer_kind(run:ResolvedRun)->str:
+def optimizer_kind(run:ResolvedRun, # the resolved run
+                  )->str:
     "'fused', 'foreach', 'bnb8', 'bnb32' or 'adafactor': the implementation `run.optim` runs (see the table)."
     o = run.optim
     if o.bnb8 or (o.state_bytes is not None and not o.bnb32_states): return 'bnb8'   # (torchao low-bit states: assumed alike)
@@ -589,7 +694,8 @@ def optimizer_kind(run:ResolvedRun)->str:
     if o.factored: return 'adafactor'
     return 'fused' if 'fused' in o.name else 'foreach'
 
-def optimizer_work(run:ResolvedRun)->Work:
+def optimizer_work(run:ResolvedRun, # the resolved run
+                  )->Work:
     "Gradient clipping and the optimizer update over every trainable parameter (after the last micro-batch)."
     o, s = run.optim, run.settings
     n, nt = count_trainable(run), trainable_tensors(run)
@@ -626,18 +732,30 @@ THROUGHPUT_FIELDS = ('matmul_efficiency', 'bandwidth_efficiency', 'kernel_latenc
                      'step_overhead_ms', 'attention_efficiency')
 EFFICIENT_VS_FLASH = 2304.6 / 4197.1   # SDPA's memory-efficient kernel vs flash: PyTorch's SDPA tutorial (Ampere GPU, fp16): 2304.6 µs vs 4197.1 µs
 
-def gpu_parts(w:Work, peak:float, bw:float, thr:Throughput)->dict:
+def gpu_parts(w:Work, # the counted work of one phase
+              peak:float, # the GPU's peak FLOP/s at the run's precision
+              bw:float, # the GPU's memory bandwidth, bytes/s
+              thr:Throughput, # the time model's constants
+             )->dict:
     "Seconds of matmuls, attention, memory traffic and launches that `w` takes on a GPU of `peak` FLOP/s and `bw` bytes/s."
     mm = sum(n * max(f * s / (peak * thr.matmul_efficiency), b / (bw * thr.bandwidth_efficiency)) for (f, b, s), n in w.matmuls.items())
     at = (w.flash_flops + w.efficient_flops / EFFICIENT_VS_FLASH) / (peak * thr.matmul_efficiency * thr.attention_efficiency)
     mem = (w.bytes + w.slow_bytes / BNB8_BANDWIDTH_FRACTION) / (bw * thr.bandwidth_efficiency)
     return dict(matmul_s=mm, attention_s=at, memory_s=mem, launch_s=w.kernels * thr.kernel_latency_us * 1e-6)
 
-def gpu_seconds(w:Work, peak:float, bw:float, thr:Throughput)->float:
+def gpu_seconds(w:Work, # the counted work of one phase
+                peak:float, # the GPU's peak FLOP/s at the run's precision
+                bw:float, # the GPU's memory bandwidth, bytes/s
+                thr:Throughput, # the time model's constants
+               )->float:
     "GPU time of `w`: the sum of its `gpu_parts`."
     return sum(gpu_parts(w, peak, bw, thr).values())
 
-def overlapped(cpu_a:float, gpu_a:float, cpu_b:float, gpu_b:float)->float:
+def overlapped(cpu_a:float, # seconds the CPU takes to issue the first phase
+               gpu_a:float, # seconds the GPU takes to run it
+               cpu_b:float, # seconds the CPU takes to issue the second phase
+               gpu_b:float, # seconds the GPU takes to run it
+              )->float:
     "Wall time of two back-to-back phases that the CPU issues and the GPU runs asynchronously, from a synchronised start."
     return max(gpu_a + gpu_b, cpu_a + gpu_b, cpu_a + cpu_b)
 
@@ -645,18 +763,25 @@ def overlapped(cpu_a:float, gpu_a:float, cpu_b:float, gpu_b:float)->float:
 @dataclass
 class StepWork:
     "Everything one optimizer step asks of one GPU and its CPU, before pricing."
-    micro: MicroBatchWork
-    optimizer: Work
+    micro: MicroBatchWork   # one micro-batch (`micro_batch_work`)
+    optimizer: Work         # gradient clipping and the optimizer update (`optimizer_work`)
     micro_batches: int   # gradient accumulation steps
 
-def step_work(run:ResolvedRun, head:str|None=None, example_tokens:float|None=None)->StepWork:
+def step_work(run:ResolvedRun, # the resolved run
+              head:str|None=None, # the loss head: 'logits', 'liger' or 'trl' (None: `resolve_loss_head` picks)
+              example_tokens:float|None=None, # mean tokens of one training example (default: every row is full)
+             )->StepWork:
     "Count one optimizer step of `run` (`head`: the loss head, see `loss_head`)."
     return StepWork(micro_batch_work(run, head, example_tokens), optimizer_work(run), run.settings.gradient_accumulation_steps)
 
 def _peak_and_bandwidth(g, precision:str)->tuple[float, float]:
     return (g.fp32_tflops if precision == 'fp32' else g.bf16_tflops) * 1e12, g.bandwidth_tbps * 1e12
 
-def step_phases(sw:StepWork, peak:float, bw:float, thr:Throughput)->dict:
+def step_phases(sw:StepWork, # the counted step (`step_work`)
+                peak:float, # the GPU's peak FLOP/s at the run's precision
+                bw:float, # the GPU's memory bandwidth, bytes/s
+                thr:Throughput, # the time model's constants
+               )->dict:
     "CPU and GPU seconds of each phase of a step and the step's wall time on one GPU (no communication)."
     m = sw.micro
     cf = m.forward.cpu_ops * thr.cpu_op_us * 1e-6
@@ -669,7 +794,11 @@ def step_phases(sw:StepWork, peak:float, bw:float, thr:Throughput)->dict:
     return dict(cpu_forward_s=cf, gpu_forward_s=gf, cpu_backward_s=cb, gpu_backward_s=gb, micro_batch_s=micro,
                 cpu_optimizer_s=co, gpu_optimizer_s=go, step_s=step)
 
-def step_seconds(sw:StepWork, gpu, precision:str, thr:Throughput)->float:
+def step_seconds(sw:StepWork, # the counted step (`step_work`)
+                 gpu, # catalog GPU name or `GPU`
+                 precision:str, # the run's precision: 'fp32' is priced at the fp32 peak, the others at bf16's
+                 thr:Throughput, # the time model's constants
+                )->float:
     "Wall time of the counted step `sw` on one `gpu` (catalog name or `GPU`)."
     return step_phases(sw, *_peak_and_bandwidth(gpu_spec(gpu), precision), thr)['step_s']
 
@@ -681,11 +810,14 @@ COMM_OVERLAP = 0.7             # fraction of the backward's GPU time that can hi
 BUCKET_BYTES = 25e6            # DDP's default bucket (bucket_cap_mb=25)
 COLLECTIVE_LATENCY_S = 50e-6   # per bucket launch/sync latency (assumed)
 
-def gradient_bytes(run:ResolvedRun)->int:
+def gradient_bytes(run:ResolvedRun, # the resolved run
+                  )->int:
     "Bytes of one trainable parameter (and of its gradient): fp32 for adapters and fp32-weight precisions, else bf16."
     return 4 if (run.method.peft or run.settings.precision != 'bf16') else 2
 
-def comm_seconds(run:ResolvedRun, gbps:float)->float:
+def comm_seconds(run:ResolvedRun, # the resolved run
+                 gbps:float, # per-GPU collective bandwidth, GB/s
+                )->float:
     "Seconds of data-parallel gradient/parameter communication per optimizer step (before overlap)."
     s = run.settings
     n, split = s.data_parallel, s.tensor_parallel * s.pipeline_parallel   # replicas; each holds 1/split of the model
@@ -698,13 +830,18 @@ def comm_seconds(run:ResolvedRun, gbps:float)->float:
     return vol / (gbps * 1e9) + math.ceil(vol / BUCKET_BYTES) * COLLECTIVE_LATENCY_S
 
 # %% ../nbs/05_cost.ipynb #c0a10047
-def parallel_share(w:Work, tp:int, pp:int)->Work:
+def parallel_share(w:Work, # the work of the whole model (one phase)
+                   tp:int, # tensor-parallel GPUs
+                   pp:int, # pipeline stages
+                  )->Work:
     "The part of `w` one GPU runs: its `1/pp` of the layers (kernels and ops), each kernel's work split `tp` ways."
     n = tp * pp
     return Work({(f / tp, b / tp, sl): c / pp for (f, b, sl), c in w.matmuls.items()}, w.flash_flops / n, w.efficient_flops / n,
                 w.bytes / n, w.slow_bytes / n, w.kernels / pp, w.cpu_ops / pp)
 
-def tensor_parallel_seconds(run:ResolvedRun, gbps:float)->float:
+def tensor_parallel_seconds(run:ResolvedRun, # the resolved run
+                            gbps:float, # per-GPU collective bandwidth, GB/s
+                           )->float:
     "Seconds per micro-batch of Megatron's activation all-reduces on one GPU (two per layer and pass)."
     s, sp = run.settings, run.spec
     tp = s.tensor_parallel
@@ -715,8 +852,13 @@ def tensor_parallel_seconds(run:ResolvedRun, gbps:float)->float:
     return n * (per / (gbps * 1e9) + COLLECTIVE_LATENCY_S)
 
 # %% ../nbs/05_cost.ipynb #ec77e5ff
-def step_breakdown(run:ResolvedRun, gpu, thr:Throughput|None=None, interconnect_gbps:float|None=None,
-                   head:str|None=None, example_tokens:float|None=None)->dict:
+def step_breakdown(run:ResolvedRun, # the resolved run
+                   gpu, # catalog GPU name or `GPU`
+                   thr:Throughput|None=None, # the time model's constants (default: CALIBRATED)
+                   interconnect_gbps:float|None=None, # per-GPU collective bandwidth, GB/s (default: INTERCONNECT_GBPS)
+                   head:str|None=None, # the loss head: 'logits', 'liger' or 'trl' (None: `resolve_loss_head` picks)
+                   example_tokens:float|None=None, # mean tokens of one training example (default: every row is full)
+                  )->dict:
     "Seconds of each part of one optimizer step on each of `run.world_size` GPUs of type `gpu`."
     g, thr = gpu_spec(gpu), thr or CALIBRATED
     peak, bw = _peak_and_bandwidth(g, run.settings.precision)
@@ -778,12 +920,16 @@ def _nelder_mead(f, x0, steps, iters=800, tol=1e-8):
                 pts = [pts[0]] + [pts[0] + 0.5 * (p - pts[0]) for p in pts[1:]]; vals = [vals[0]] + [f(p) for p in pts[1:]]
     return pts[int(np.argmin(vals))]
 
-def predict_rows(rows:list[dict], thr:Throughput|None=None)->list[float]:
+def predict_rows(rows:list[dict], # measured rows (`load_measurements`)
+                 thr:Throughput|None=None, # the time model's constants (default: CALIBRATED)
+                )->list[float]:
     "Predicted step seconds of each calibration row (from its counted `work`)."
     thr = thr or CALIBRATED
     return [step_seconds(r['work'], r['gpu'], r['run'].settings.precision, thr) for r in rows]
 
-def fit_throughput(rows:list[dict], start:Throughput|None=None)->Throughput:
+def fit_throughput(rows:list[dict], # measured rows (`load_measurements`)
+                   start:Throughput|None=None, # constants the search starts from (default: `Throughput()`)
+                  )->Throughput:
     "Fit the `Throughput` constants to measured rows (mean |log(predicted/measured)|); efficiencies capped at 1."
     import numpy as np
     start = start or Throughput()
@@ -799,7 +945,10 @@ def fit_throughput(rows:list[dict], start:Throughput|None=None)->Throughput:
     t = unpack(_nelder_mead(loss, np.log(start.vector()), [0.3] * len(THROUGHPUT_FIELDS)))
     return Throughput(**{k: round(float(v), 4) for k, v in zip(THROUGHPUT_FIELDS, t.vector())})
 
-def held_out_errors(rows:list[dict], key:str='arch', start:Throughput|None=None)->list[float]:
+def held_out_errors(rows:list[dict], # measured rows (`load_measurements`)
+                    key:str='arch', # the row field whose groups are held out in turn: 'arch' or 'method'
+                    start:Throughput|None=None, # constants each fit starts from (default: `Throughput()`)
+                   )->list[float]:
     "Relative error of every row predicted by constants fitted without its whole group (`key`: 'arch' or 'method')."
     errs = [None] * len(rows)
     for g in sorted({r[key] for r in rows}):
@@ -818,7 +967,8 @@ CPU_ADAM_PARAMS_PER_S = 1e9    # DeepSpeed's CPU Adam on a many-core host (assum
 
 HALF_PRECISION_BYTES = 2   # the bf16/fp16 copy of the updated parameters sent back to the GPU
 
-def offload_seconds(run:ResolvedRun)->float:
+def offload_seconds(run:ResolvedRun, # the resolved run
+                   )->float:
     "Extra seconds per optimizer step that ZeRO offloading costs (PCIe transfers and the CPU optimizer)."
     st, n, trainable = run.settings, run.world_size, count_trainable(run)
     out = 0.0
@@ -832,24 +982,24 @@ def offload_seconds(run:ResolvedRun)->float:
 @dataclass
 class TimeEstimate:
     "Predicted speed and cost of a training run."
-    model: str
-    gpu: str
-    num_gpus: int
+    model: str                  # the model's name (`ModelSpec.name`)
+    gpu: str                    # catalog GPU name
+    num_gpus: int               # GPUs in total (the world size)
     step_seconds: float         # one optimizer step (all micro-batches, communication, optimizer)
     tokens_per_step: int        # across all GPUs
-    tokens_per_second: float
+    tokens_per_second: float    # real (non-pad) tokens per second, across all GPUs
     flops_per_step: float       # hardware FLOPs of one step across all GPUs (recompute included)
     mfu: float                  # model FLOPs utilisation: FLOPs without recompute / (time x peak x GPUs)
-    steps: int|None
-    tokens: float|None
-    total_seconds: float|None
+    steps: int|None             # optimizer steps (None: neither `tokens` nor `steps` given)
+    tokens: float|None          # total training tokens (None: no budget given)
+    total_seconds: float|None   # `steps` × `step_seconds` (None: no budget given)
     usd_per_hour: float         # per GPU
-    cost_usd: float|None
-    price_date: str
-    breakdown: dict = field(default_factory=dict, repr=False)
+    cost_usd: float|None        # the whole run on all GPUs (None: no budget given)
+    price_date: str             # date of the catalog price
+    breakdown: dict = field(default_factory=dict, repr=False)   # seconds of each part of a step (`step_breakdown`, + `offload_s`)
     notes: list = field(default_factory=list)   # assumptions the estimate rests on (e.g. an unknown model_type)
     settings: RunSettings|None = field(default=None, repr=False)   # the run, every default resolved
-    stage: str = 'sft'
+    stage: str = 'sft'          # the run's stage
 
     @property
     def total_hours(self)->float|None: return None if self.total_seconds is None else self.total_seconds / 3600
@@ -871,7 +1021,10 @@ class TimeEstimate:
         return html_table(f"{self.model} on {self.num_gpus}× {self.gpu}", self._rows()) + (f"<ul>{notes}</ul>" if notes else '')
 
 # %% ../nbs/05_cost.ipynb #a7a75475
-def gpu_price(gpu, usd_per_hour:float|None=None, prices:dict|None=None)->float:
+def gpu_price(gpu, # catalog GPU name or `GPU`
+              usd_per_hour:float|None=None, # your price per GPU-hour
+              prices:dict|None=None, # {gpu name: price per GPU-hour} overrides
+             )->float:
     "Price of one GPU-hour: `usd_per_hour` if given, else `prices[gpu.name]`, else the catalog's dated price."
     g = gpu_spec(gpu)
     if usd_per_hour is not None: return check_positive('usd_per_hour', usd_per_hour, integer=False)
@@ -895,7 +1048,9 @@ def _notes(run:ResolvedRun, head:str, example_tokens:float|None)->list[str]:
     if example_tokens and not run.settings.packing: out.append(f"rows padded to seq_len={s.seq_len}: {min(example_tokens, s.seq_len) / s.seq_len:.0%} of each step's tokens are real")
     return out
 
-def real_tokens_per_row(run:ResolvedRun, example_tokens:float|None=None)->float:
+def real_tokens_per_row(run:ResolvedRun, # the resolved run
+                        example_tokens:float|None=None, # mean tokens of one training example (default: every row is full)
+                       )->float:
     "Real (non-pad) tokens in one row of a micro-batch: `seq_len` when packed or when examples fill it, else the example length."
     S = run.settings.seq_len
     return S if (example_tokens is None or run.settings.packing) else min(check_positive('example_tokens', example_tokens, integer=False), S)
@@ -944,7 +1099,8 @@ def estimate_time(model, # catalog name, hub id, config dict/path/object or Mode
 
 # %% ../nbs/05_cost.ipynb #0db1f62a
 def chinchilla_tokens(params, # parameter count, or any config `model_spec` accepts (MoE: active parameters)
-                      tokens_per_param:float=20.0)->float:
+                      tokens_per_param:float=20.0, # training tokens per parameter
+                     )->float:
     "Compute-optimal training tokens for a model of `params` parameters (Hoffmann et al. 2022: ~20 per parameter)."
     if not isinstance(params, (int, float)) or isinstance(params, bool):
             params = model_spec(params).active_params_per_token()
@@ -953,14 +1109,14 @@ def chinchilla_tokens(params, # parameter count, or any config `model_spec` acce
 @dataclass
 class PretrainingPlan:
     "Tokens, time and cost of pretraining a model from scratch."
-    model: str
-    params: int
-    tokens: float
-    gpu: str
-    num_gpus: int
-    days: float
-    cost_usd: float
-    estimate: TimeEstimate = field(repr=False)
+    model: str        # the model's name (`ModelSpec.name`)
+    params: int       # its parameter count
+    tokens: float     # training tokens
+    gpu: str          # catalog GPU name
+    num_gpus: int     # GPUs in total
+    days: float       # wall-clock days of training
+    cost_usd: float   # on all GPUs
+    estimate: TimeEstimate = field(repr=False)   # the `estimate_time` result behind it
     def _rows(self):
         return [('parameters', f"{self.params/1e9:.2f} B"), ('tokens (Chinchilla)', f"{self.tokens/1e9:,.1f} B"),
                 ('GPUs', f"{self.num_gpus}× {self.gpu}"), ('throughput', f"{self.estimate.tokens_per_second:,.0f} tokens/s"),
@@ -969,7 +1125,7 @@ class PretrainingPlan:
     def _repr_html_(self): return html_table(f"Pretraining {self.model}", self._rows())
 
 def pretraining_plan(config, # model to pretrain
-                     gpu='H100-SXM',
+                     gpu='H100-SXM', # catalog GPU name or `GPU`
                      num_gpus:int=8, # GPUs in total (machines of 8: `lmtune.settings.gpu_layout`)
                      tokens:float|None=None, # default: chinchilla_tokens
                      settings:RunSettings|dict|None=None, # the run; by default full weights, mixed precision, checkpointing, FSDP on several GPUs
@@ -989,7 +1145,7 @@ def pretraining_plan(config, # model to pretrain
 def fits_in_memory(model, # anything `estimate_memory` accepts
                    gpu, # catalog GPU name or `GPU`
                    settings:RunSettings|dict|None=None, # the run
-                   stage:str='sft',
+                   stage:str='sft', # decides what method=None and precision='auto' mean
                    **overrides, # `RunSettings` fields
                   )->tuple[bool, int]:
     "Whether `estimate_memory(model, settings).device_total` fits in `gpu`'s memory, and that total in bytes."
@@ -1006,12 +1162,24 @@ def _largest(ok, hi:int)->int:
         else: hi = mid - 1
     return lo
 
-def max_batch_size(model, gpu='H100-SXM', settings:RunSettings|dict|None=None, stage:str='sft', limit:int=4096, **overrides)->int:
+def max_batch_size(model, # anything `estimate_memory` accepts
+                   gpu='H100-SXM', # catalog GPU name or `GPU`
+                   settings:RunSettings|dict|None=None, # the run
+                   stage:str='sft', # decides what method=None and precision='auto' mean
+                   limit:int=4096, # the largest batch size tried
+                   **overrides, # `RunSettings` fields
+                  )->int:
     "Largest per-GPU batch size of the run's `seq_len`-token sequences that fits on `gpu` (0 if even 1 does not)."
     spec, s = model_spec(model), run_settings(settings, **overrides)
     return _largest(lambda b: fits_in_memory(spec, gpu, s.replace(batch_size=b), stage)[0], limit)
 
-def max_seq_len(model, gpu='H100-SXM', settings:RunSettings|dict|None=None, stage:str='sft', limit:int|None=None, **overrides)->int:
+def max_seq_len(model, # anything `estimate_memory` accepts
+                gpu='H100-SXM', # catalog GPU name or `GPU`
+                settings:RunSettings|dict|None=None, # the run
+                stage:str='sft', # decides what method=None and precision='auto' mean
+                limit:int|None=None, # the longest sequence tried (default: the model's max positions)
+                **overrides, # `RunSettings` fields
+               )->int:
     "Longest sequence (tokens) that fits on `gpu` at the run's `batch_size` (capped by `limit`, default the model's max positions)."
     spec, s = model_spec(model), run_settings(settings, **overrides)
     return _largest(lambda n: fits_in_memory(spec, gpu, s.replace(seq_len=n), stage)[0], limit or spec.max_position_embeddings)
@@ -1020,9 +1188,9 @@ def max_seq_len(model, gpu='H100-SXM', settings:RunSettings|dict|None=None, stag
 @dataclass
 class Setup:
     "The cheapest GPU setup that fits and meets the deadline, and the ranked alternatives."
-    best: dict|None
+    best: dict|None        # the cheapest feasible row of `table` (None: no setup fits and meets the deadline)
     table: object  # pandas.DataFrame
-    deadline_hours: float
+    deadline_hours: float  # the deadline the setups were checked against
     def _rows(self):
         if self.best is None: return [('result', f"no setup fits and finishes within {self.deadline_hours:g} h"),
                                       ('hint', 'allow more GPUs (max_gpus=), a later deadline, LoRA/QLoRA or gradient checkpointing')]
@@ -1036,7 +1204,7 @@ def cheapest_setup(model, # model to train
                    tokens:float, # total training tokens
                    deadline_hours:float, # must finish within this many hours
                    settings:RunSettings|dict|None=None, # the run (its num_gpus is what this chooses)
-                   stage:str='sft',
+                   stage:str='sft', # decides what method=None and precision='auto' mean
                    gpus:list|None=None, # GPU names to consider (default: the whole catalog)
                    max_gpus:int=8, # GPUs per setup at most (counts tried: 1, 2, 4, ... and max_gpus)
                    prices:dict|None=None, # {gpu name: price per GPU-hour} overrides
@@ -1108,7 +1276,7 @@ class GpuComparison:
 
 def compare_gpus(model, # anything `estimate_memory` accepts
                  settings:RunSettings|dict|None=None, # the run
-                 stage:str='sft',
+                 stage:str='sft', # decides what method=None and precision='auto' mean
                  gpus=COMMON_GPUS, # GPU names (or `GPU`s) to compare
                  tokens:float=1e8, # training tokens to price
                  **overrides, # `RunSettings` fields
@@ -1187,7 +1355,7 @@ def _combined_fix(spec, s:RunSettings, stage:str, gpu, tokens, max_combined:int)
 def fixes(model, # anything `estimate_memory` accepts
           settings:RunSettings|dict|None=None, # the run that does not fit
           gpu='H100-SXM', # catalog GPU name or `GPU` (a `GPU(...)` with your card's memory works too)
-          stage:str='sft',
+          stage:str='sft', # decides what method=None and precision='auto' mean
           tokens:float|None=None, # training tokens, to rank fitting fixes by cost (default: by step time per token)
           max_combined:int=4, # changes combined at most when no single one fits
          )->list[Fix]:

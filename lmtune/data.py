@@ -63,7 +63,8 @@ def _unknown_layout_message(cols)->str:
     if hints: msg += " Hint: " + "; ".join(hints) + "."
     return msg + " Fix: rename the columns (e.g. `ds.rename_column`, `df.rename`) or pass `format=`."
 
-def detect_layout(columns_or_row)->tuple:
+def detect_layout(columns_or_row, # a row dict, a list of column names, a `Dataset` or a `DataFrame`
+                 )->tuple:
     "`(format, layout)` of a row dict, column list, `Dataset` or `DataFrame`, e.g. `('instruction', 'alpaca')`."
     cols = set(_columns_of(columns_or_row))
     for layout, needed, fmt in LAYOUTS:
@@ -295,9 +296,9 @@ def _read_source(source, split:str|None, txt_split:str, encoding:str="utf-8"):
 @dataclass
 class LoadReport:
     "What `load_data` read: the format, the input layout, the rows kept and each skipped row with its problem."
-    source: str
-    format: str
-    layout: str
+    source: str  # the file, folder or object read
+    format: str  # one of `FORMATS`
+    layout: str  # the input layout it was read as, e.g. 'alpaca'
     n_rows: int  # rows kept
     skipped: list = field(default_factory=list)  # (where, problem) per skipped row
     @property
@@ -402,8 +403,8 @@ def _rendered(ds, tokenizer)->list:
 @dataclass
 class TokenStats:
     "Token lengths of a dataset's examples, and how many exceed `max_length`."
-    lengths: list
-    max_length: int|None = None
+    lengths: list  # tokens per example
+    max_length: int|None = None  # the training sequence length; None: no limit
     @property
     def n_examples(self)->int: return len(self.lengths)
     @property
@@ -481,7 +482,9 @@ def shingles(text:str, # any text
     if len(words) <= k: return {" ".join(words)}
     return {" ".join(words[i:i + k]) for i in range(len(words) - k + 1)}
 
-def jaccard(a:set, b:set)->float:
+def jaccard(a:set, # one set, e.g. `shingles(text)`
+            b:set, # the other
+           )->float:
     "Jaccard similarity of two sets."
     for arg, v in (("a", a), ("b", b)):
         if not isinstance(v, (set, frozenset)): raise bad_value(arg, type(v).__name__, "pass a set, e.g. shingles(text)")
@@ -496,7 +499,7 @@ def _check_similarity(arg:str, value)->float:
 _MERSENNE = (1 << 31) - 1
 def minhash_signatures(shingle_sets:list, # one set of strings per row
                        num_perm:int=128, # hash functions per signature
-                       seed:int=0,
+                       seed:int=0, # seed of the random hash functions
                       ):
     "A `(rows, num_perm)` array: per row, the minimum of each random hash `(a*h + b) mod p` over its shingles."
     import numpy as np
@@ -526,10 +529,10 @@ def lsh_bands(threshold:float, # Jaccard similarity that must be caught
 @dataclass
 class DedupReport:
     "Rows in, exact and near duplicates removed, and each removal as `(removed_index, kept_index, similarity)`."
-    n_in: int
-    n_exact: int
-    n_near: int
-    removed: list = field(default_factory=list)
+    n_in: int  # rows given
+    n_exact: int  # exact duplicates removed
+    n_near: int  # near duplicates removed
+    removed: list = field(default_factory=list)  # (removed_index, kept_index, similarity) per removed row
     @property
     def n_out(self)->int: return self.n_in - self.n_exact - self.n_near
     def __repr__(self): return (f"DedupReport({self.n_in} rows -> {self.n_out}: {self.n_exact} exact and "

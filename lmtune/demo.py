@@ -71,7 +71,7 @@ def run_demo(out:str|Path='lmtune-demo', # report folder
              pretrain_steps:int=300, # optimizer steps of pretraining on the general corpus
              sft_steps:int=150, # optimizer steps of fine-tuning on the instruction task
              n_eval:int=60, # held-out instructions the monitors score
-             seed:int=0,
+             seed:int=0, # seed of the model, the data order and the held-out split
              quiet:bool=False, # no console lines
             )->dict:
     "Build, pretrain and fine-tune a tiny model on the built-in corpora with forgetting monitors, ask the estimators, write a report to `out`."

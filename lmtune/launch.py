@@ -557,7 +557,9 @@ def read_log(path, # a `lmtune_log.jsonl`
 # %% ../nbs/15_launch.ipynb #98f87fb0
 class LiveLog:
     "The latest step, loss and learning rate of a run, and its loss curve, as HTML; `update` adds log records."
-    def __init__(self, title:str='training'): self.title, self.records = title, []
+    def __init__(self,
+                 title:str='training', # the heading of the view
+                ): self.title, self.records = title, []
 
     def update(self, records:list)->LiveLog:
         "Add log records (dicts from `read_log`)."

@@ -26,7 +26,7 @@ GiB = 2**30
 @dataclass(frozen=True)
 class OptimState:
     "How an optimizer stores its state: bytes per trainable parameter."
-    name: str
+    name: str                   # a transformers `OptimizerNames` value, e.g. 'adamw_torch_fused'
     state_bytes: float | None   # fixed bytes/param (e.g. 8-bit states); None: `n_states` copies in the param dtype
     n_states: int = 0           # states held in the parameter's dtype (torch optimizers)
     paged: bool = False         # bitsandbytes paged: CUDA unified memory, not seen by torch's allocator
@@ -111,14 +111,16 @@ IA3_TARGETS = { # model_type -> (target_modules, feedforward_modules); PEFT's de
     "olmo2": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
 }
 
-def ia3_targets(spec:ModelSpec)->tuple[list, list]:
+def ia3_targets(spec:ModelSpec, # the model's architecture
+               )->tuple[list, list]:
     "`(target_modules, feedforward_modules)` of IA3 for this model, the ones the trainer passes to `peft.IA3Config`."
     if spec.model_type in IA3_TARGETS: return IA3_TARGETS[spec.model_type]
     if spec.assumed: return IA3_TARGETS["llama"]   # a model_type lmtune does not know, modelled as a Llama
     raise bad_value("method", "ia3", f"lmtune has no IA3 target modules for model_type {spec.model_type!r} (PEFT has no default "
                     f"either); use method='lora', or a model type among {', '.join(IA3_TARGETS)}")
 
-def ia3_params(spec:ModelSpec)->int:
+def ia3_params(spec:ModelSpec, # the model's architecture
+              )->int:
     "IA3 scaling vectors: one per output feature of each target, one per input feature of each feed-forward target."
     targets, ff = ia3_targets(spec)
     short = lambda t: t.split(".")[-1]
@@ -206,7 +208,8 @@ NF4_BLOCK = 64          # bitsandbytes NF4: one absmax per 64 weights
 NESTED_BLOCK = 256      # double quantisation: the absmaxes are 8-bit, with one fp32 scale per 256 of them
 NF4_CODE_BYTES = 1024   # double quantisation keeps the 256-entry fp32 code table of the nested state per quantized weight
 
-def bias_params(spec:ModelSpec)->int:
+def bias_params(spec:ModelSpec, # the model's architecture
+               )->int:
     "Bias vectors (and LayerNorm biases) of the model: what BitFit trains."
     sp = spec
     H, nh, nkv, hd = sp.hidden_size, sp.num_heads, sp.num_kv_heads, sp.head_dim
@@ -221,7 +224,8 @@ def _layer_kinds(spec:ModelSpec)->list[tuple[int, int]]:
     moe = [l for l in range(spec.num_layers) if spec.is_moe_layer(l)]
     return [(g[0], len(g)) for g in (dense, moe) if g]
 
-def count_trainable(run:ResolvedRun)->int:
+def count_trainable(run:ResolvedRun, # the run, normalised for the estimators
+                   )->int:
     "Parameters of `run` that get gradients and optimizer states (the count both estimators use)."
     sp, s, m = run.spec, run.settings, run.method.name
     L = sp.num_layers
@@ -457,7 +461,7 @@ class MemoryEstimate:
     after_load:int = 0 # allocated once model (+ adapters) are built
     model:str = "" # the model's name
     settings:RunSettings|None = None # the run, every default resolved
-    stage:str = "sft"
+    stage:str = "sft" # the stage estimated: pretrain, continue_pretraining, sft or dpo
     notes:list = field(default_factory=list) # what the estimate assumes, and warnings
 
     def fits(self, gpu:str|GPU, # GPU name or `GPU`

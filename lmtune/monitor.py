@@ -170,7 +170,12 @@ def encode_pair(tokenizer, # the run's tokenizer
     whole, ctx = enc(context + continuation), enc(context)
     return ctx, whole[len(ctx):]
 
-def choice_logprobs(model, tokenizer, items:list[dict], max_tokens:int=4096, max_len:int|None=None)->list[list[float]]:
+def choice_logprobs(model, # a causal LM
+                    tokenizer, # the run's tokenizer
+                    items:list[dict], # checked multiple-choice items (see `load_multiple_choice`)
+                    max_tokens:int=4096, # padded tokens per batch (see `token_batches`)
+                    max_len:int|None=None, # tokens kept of each question + choice, cut from the left; None: all
+                   )->list[list[float]]:
     "Per item, the summed log-probability of each choice's continuation after its question."
     import torch
     seqs, spans = [], []
@@ -195,7 +200,9 @@ def choice_logprobs(model, tokenizer, items:list[dict], max_tokens:int=4096, max
     return out
 
 # %% ../nbs/14_monitor.ipynb #52c52c5d
-def token_f1(prediction:str, reference:str)->float:
+def token_f1(prediction:str, # a model answer
+             reference:str, # the right answer
+            )->float:
     "SQuAD-style F1 of the word overlap, after `lmtune.corpus.normalize_answer`."
     from collections import Counter
     from lmtune.corpus import normalize_answer
@@ -238,7 +245,12 @@ def _task_tokens(tokenizer, rows:list[dict])->list[dict]:
         else: out.append(dict(_tokenize_sft_row(next(shaped), tokenizer), reference=r["completion"]))
     return out
 
-def greedy_answers(model, tokenizer, prompts:list[list[int]], max_new_tokens:int=32, batch_size:int=8)->list[str]:
+def greedy_answers(model, # a causal LM
+                   tokenizer, # the run's tokenizer
+                   prompts:list[list[int]], # token-id prompts
+                   max_new_tokens:int=32, # greedy generation length
+                   batch_size:int=8, # prompts decoded together
+                  )->list[str]:
     "Greedy continuations of token-id prompts (left-padded batches), decoded without special tokens."
     import torch
     from transformers import GenerationConfig
@@ -338,7 +350,8 @@ class EvalSuite:
         return nll / max(n, 1)
 
 # %% ../nbs/14_monitor.ipynb #1a8847fd
-def is_peft_model(model)->bool:
+def is_peft_model(model, # a model, maybe wrapped by PEFT
+                 )->bool:
     "Does the model carry PEFT adapters that `disable_adapter()` can switch off?"
     return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
 
@@ -350,7 +363,11 @@ class BaseReference:
         self.mode, self.top_k, self.cache = check_choice("kl mode", mode, ("adapter", "cache", "top-k")), top_k, {}
 
     @classmethod
-    def for_model(cls, model, suite:EvalSuite, max_cache_bytes:int=2**30, top_k:int|None=None)->"BaseReference":
+    def for_model(cls, model, # the model before its first step: the base
+                  suite:EvalSuite, # the suite it is measured on
+                  max_cache_bytes:int=2**30, # CPU bytes for the base's log-probabilities; beyond: a top-k approximation
+                  top_k:int|None=None, # force the top-k approximation with this k
+                 )->"BaseReference":
         "'adapter' for PEFT models; else the exact cache if it fits `max_cache_bytes`, else top-k; `top_k` forces top-k."
         V = model.get_output_embeddings().weight.shape[0]
         if top_k is not None: return cls("top-k", min(check_positive("kl_top_k", top_k), V))
@@ -409,7 +426,9 @@ def pareto_front(forgetting:list[float], # lower is better
     front = [i for i, p in enumerate(pts) if not any(dom(q, p) for q in pts)]
     return sorted(front, key=lambda i: (pts[i][0], -pts[i][1]))
 
-def suggest(forgetting:list[float], learning:list[float], base_learning:float,
+def suggest(forgetting:list[float], # lower is better
+            learning:list[float], # higher is better
+            base_learning:float, # the base model's learning value (step 0)
             fraction:float=0.9, # of the largest gain over the base that the suggestion must reach
             budget:float|None=None, # only points with forgetting <= budget qualify
            )->int|None:
@@ -452,7 +471,10 @@ def monitor_memory_phases(model, # anything `lmtune.catalog.model_spec` accepts 
                 generation=kv(prompt_len + max_new_tokens),
                 fewshot_generation=kv((fewshot + 1) * prompt_len + max_new_tokens))
 
-def monitor_memory_bytes(model, settings=None, **kwargs)->int:
+def monitor_memory_bytes(model, # anything `lmtune.catalog.model_spec` accepts, or a `ModelSpec`
+                         settings=None, # a `RunSettings` (or dict): method, precision and seq_len
+                         **kwargs, # any other `monitor_memory_phases` argument
+                        )->int:
     "Extra GPU bytes a monitor evaluation needs on top of the resident weights and optimizer states (the largest phase)."
     return max(monitor_memory_phases(model, settings, **kwargs).values())
 
@@ -1187,7 +1209,9 @@ def _show_progress(self:ForgettingMonitor, state):
 # %% ../nbs/14_monitor.ipynb #98e8549e
 class TrainingHandle:
     "Training running in a background thread (see `ForgettingMonitor.start`)."
-    def __init__(self, monitor:ForgettingMonitor, train):
+    def __init__(self, monitor:ForgettingMonitor, # the monitor among the training function's callbacks
+                 train, # a function that trains with `monitor` among its callbacks
+                ):
         self.monitor, self._result, self.error = monitor, None, None
         self.thread = threading.Thread(target=self._run, args=(train,), name="lmtune-train", daemon=True)
 

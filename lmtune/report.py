@@ -16,7 +16,8 @@ GiB = 2**30
 
 def _missing(x)->bool: return x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x)))
 
-def fmt_seconds(s:float|None)->str:
+def fmt_seconds(s:float|None, # seconds; None: not known
+               )->str:
     "A duration for people: ms below a second, s below two minutes, then min, h, and days beyond three days."
     if _missing(s): return '—' if s is None else 'n/a'
     if s < 1: return f"{s*1e3:.1f} ms"
@@ -25,7 +26,8 @@ def fmt_seconds(s:float|None)->str:
     if s < 3 * 86400: return f"{s/3600:.1f} h"
     return f"{s/86400:,.1f} days"
 
-def fmt_hours(h:float|None)->str:
+def fmt_hours(h:float|None, # hours; None: not known
+             )->str:
     "`fmt_seconds` of a duration given in hours."
     return fmt_seconds(h if _missing(h) else h * 3600)
 
@@ -39,11 +41,14 @@ def fmt_usd(x:float|None, # dollars
     if abs(x) >= 1e6: return f"${x/1e6:,.1f}M"
     return f"${x:,.2f}" if abs(x) < 100 else f"${x:,.0f}"
 
-def fmt_gib(n_bytes:float|None, digits:int=2)->str:
+def fmt_gib(n_bytes:float|None, # bytes; None: not known
+            digits:int=2, # decimals shown
+           )->str:
     "Bytes as GiB (2**30 bytes), as `torch.cuda` and `nvidia-smi` count them."
     return '—' if n_bytes is None else f"{n_bytes/GiB:.{digits}f} GiB"
 
-def fmt_count(x:float|None)->str:
+def fmt_count(x:float|None, # the count; None: not given
+             )->str:
     "A count as people write it: `2,000` below a million, `3e9` above; `?` when not given."
     if x is None: return "?"
     if isinstance(x, bool): return str(x)

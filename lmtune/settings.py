@@ -38,28 +38,39 @@ def check_choice(arg:str, # the argument's name, as the user wrote it
 
 def _is_number(value)->bool: return isinstance(value, (int, float)) and not isinstance(value, bool)
 
-def check_positive(arg:str, value, integer:bool=True):
+def check_positive(arg:str, # the argument's name, as the user wrote it
+                   value, # the value given
+                   integer:bool=True, # it must also be a whole number
+                  ):
     "Return `value` if it is a positive number (an integer when `integer`), else raise a `ValueError` that says so."
     ok = _is_number(value) and value > 0 and (not integer or float(value).is_integer())
     if not ok: raise ValueError(f"{arg}={value!r} must be a positive {'integer' if integer else 'number'}.")
     return int(value) if integer else value
 
-def check_nonnegative(arg:str, value):
+def check_nonnegative(arg:str, # the argument's name, as the user wrote it
+                      value, # the value given
+                     ):
     "Return `value` if it is a number >= 0 (weight decay, gradient clipping), else raise a `ValueError`."
     if not (_is_number(value) and value >= 0): raise ValueError(f"{arg}={value!r} must be a number >= 0.")
     return value
 
-def check_fraction(arg:str, value):
+def check_fraction(arg:str, # the argument's name, as the user wrote it
+                   value, # the value given
+                  ):
     "Return `value` if it is a number in [0, 1) (dropout, replay and eval fractions), else raise a `ValueError`."
     if not (_is_number(value) and 0 <= value < 1): raise ValueError(f"{arg}={value!r} must be in [0, 1): it is a fraction, e.g. 0.1.")
     return value
 
-def check_count(arg:str, value)->int:
+def check_count(arg:str, # the argument's name, as the user wrote it
+                value, # the value given
+               )->int:
     "Return `value` if it is a whole number >= 0 (a seed, a number of rows), else raise a `ValueError`."
     if isinstance(value, bool) or not isinstance(value, int) or value < 0: raise ValueError(f"{arg}={value!r} must be a whole number >= 0.")
     return value
 
-def check_bool(arg:str, value)->bool:
+def check_bool(arg:str, # the argument's name, as the user wrote it
+               value, # the value given
+              )->bool:
     "Return `value` if it is True or False, else raise a `ValueError` (a string such as 'yes' is not a bool)."
     if not isinstance(value, bool): raise ValueError(f"{arg}={value!r} must be True or False.")
     return value
@@ -68,7 +79,7 @@ def check_bool(arg:str, value)->bool:
 @dataclass(frozen=True)
 class Method:
     "A training method: what it trains, how it is built, and what the estimators count for it."
-    name:str
+    name:str # what `method=` takes: full, freeze, lora, qlora, dora, prefix, ia3, bitfit
     trains:str # what gets gradients, in words
     peft_config:str|None = None # the `peft` config class that builds it; None: lmtune sets `requires_grad` itself
     base_weights_train:bool = False # the model's own weights get gradients and optimizer states (full, freeze, bitfit)
@@ -93,7 +104,8 @@ METHOD_TABLE = {m.name: m for m in [
 ]}
 METHODS = tuple(METHOD_TABLE)
 
-def method_info(method:str)->Method:
+def method_info(method:str, # one of `METHODS`
+               )->Method:
     "The `Method` called `method` (a `ValueError` with close matches for an unknown name)."
     return METHOD_TABLE[check_choice('method', method, METHODS)]
 
@@ -101,8 +113,8 @@ def method_info(method:str)->Method:
 @dataclass(frozen=True)
 class Stage:
     "A training stage: its default method, its learning-rate preset, the data it trains on."
-    name:str
-    default_method:str
+    name:str # what `stage=` takes: pretrain, continue_pretraining, sft, dpo
+    default_method:str # what `method=None` means for this stage
     lr_preset:str # a key of `lmtune.train.LR_PRESETS`
     data:str # what rows it trains on
     text_data:bool = False # it trains on plain text, packed into seq_len blocks, loss on every token
@@ -117,7 +129,8 @@ STAGES = tuple(STAGE_TABLE)
 STAGE_ALIASES = {'continued': 'continue_pretraining', 'cpt': 'continue_pretraining', 'pretraining': 'pretrain'}
 LR_PRESET_NAMES = tuple(dict.fromkeys(s.lr_preset for s in STAGE_TABLE.values()))
 
-def stage_info(stage:str)->Stage:
+def stage_info(stage:str, # one of `STAGES` or `STAGE_ALIASES`
+              )->Stage:
     "The `Stage` called `stage` (or one of `STAGE_ALIASES`)."
     return STAGE_TABLE[check_choice('stage', STAGE_ALIASES.get(stage, stage), STAGES)]
 
@@ -331,7 +344,9 @@ def run_settings(settings=None, # a `RunSettings`, a dict, or None
                          + " See `RunSettings` for the names.")
     return RunSettings(**base)
 
-def changed_fields(a:RunSettings, b:RunSettings)->dict:
+def changed_fields(a:RunSettings, # one run
+                   b:RunSettings, # the run to compare it with
+                  )->dict:
     "`{field: (value in a, value in b)}` for every field that differs."
     return {k: (getattr(a, k), getattr(b, k)) for k in FIELDS if getattr(a, k) != getattr(b, k)}
 
@@ -369,7 +384,8 @@ def yaml_loader():
                                  list('-+0123456789'))
     return Loader
 
-def read_settings_file(path)->dict:
+def read_settings_file(path, # a .json, .yaml or .yml file
+                      )->dict:
     "The dict in a .json/.yaml/.yml file, with errors that name the file."
     p = Path(path)
     if p.suffix not in ('.json', '.yaml', '.yml'): raise bad_value('path', str(path), "use a .json, .yaml or .yml file")
@@ -400,7 +416,9 @@ def resolve_precision(precision:str, # 'auto' or one of `PRECISIONS`
 DEFAULT_OPTIM = 'adamw_torch_fused' # what optim='auto' means on a GPU
 DEFAULT_ATTN = 'sdpa' # what attn_implementation=None means (transformers' default)
 
-def resolve_packing(s:RunSettings, stage:str='sft')->bool:
+def resolve_packing(s:RunSettings, # the run
+                    stage:str='sft', # the stage it trains (pretraining stages pack their text)
+                   )->bool:
     "What `packing=None` means: on for the stages that train on plain text, and whenever `padding_free` is on."
     return s.packing if s.packing is not None else (stage_info(stage).text_data or s.padding_free)
 

@@ -55,14 +55,14 @@ def learning_rate_for(s:RunSettings, # the run
 class TrainResult:
     "What a training stage returns."
     model:object # the trained model (a `PeftModel` for adapter methods)
-    tokenizer:object
+    tokenizer:object # the tokenizer the run trained with
     metrics:dict # train_runtime, train_loss, train_tokens_per_second, trainable_params, total_params, rows_truncated, rows_dropped, eval_loss (if evaluated)
     log_history:list # the trainer's log: dicts with step, loss, grad_norm, learning_rate, epoch, ...
     output_dir:str # holds the final weights/adapter, tokenizer and checkpoints
     weights_path:str|None # model.safetensors (full weights) or adapter_model.safetensors (adapters)
-    stage:str = ""
-    method:str = ""
-    settings:RunSettings|None = None
+    stage:str = "" # the stage that made it: pretrain, continue_pretraining, sft or dpo
+    method:str = "" # the method it trained with, resolved
+    settings:RunSettings|None = None # the run's settings
     resumed_from:str|None = None # the checkpoint this run continued from
     step_history:list = field(default_factory=list) # {step, loss, grad_norm} for every optimizer step (see `DivergenceGuard`)
 
@@ -236,13 +236,15 @@ def _precision_for(precision:str, # 'auto' or one of `PRECISIONS`
         bf16 = torch.cuda.is_bf16_supported()
     return resolve_precision(precision, method, stage, cuda=cuda, bf16_supported=bf16)
 
-def weight_dtype(precision:str):
+def weight_dtype(precision:str, # a resolved precision: one of `PRECISIONS` (not 'auto')
+                ):
     "The dtype the trained weights are held in: bf16 for precision 'bf16', fp32 for 'mixed', 'fp16' and 'fp32'."
     import torch
     check_choice("precision", precision, PRECISIONS)
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
-def resolve_optim(optim:str)->str:
+def resolve_optim(optim:str, # 'auto' or one of `TRAINER_OPTIMIZERS`
+                 )->str:
     "`auto` -> the fused AdamW kernel where torch has it (CUDA, or torch >= 2.8 on CPU), else plain AdamW."
     if optim != "auto": return check_choice("optim", optim, TRAINER_OPTIMIZERS)
     import torch
@@ -277,7 +279,8 @@ def _hub_error(model, e:Exception)->ValueError:
                       "there is a network and pass its local directory, or try the pipeline on a tiny local model: "
                       "lmtune.models.make_tiny_model_dir('tiny').")
 
-def check_weights_format(folder)->Path:
+def check_weights_format(folder, # a local model directory
+                        )->Path:
     "`folder` if it holds safetensors weights; only pickled weights (`pytorch_model.bin`) is an error with a one-line conversion."
     from lmtune.adapters import pickled_weights_message
     p = Path(folder)
@@ -346,7 +349,8 @@ def _load_pretrained(model, s:RunSettings, quantization_config=None, dtype=None)
 # %% ../nbs/08_train.ipynb #5f0c1a11
 LEARNED_POSITION_FIELDS = ("n_positions",) # config fields of a learned position table (GPT-2, GPT-BigCode, ...)
 
-def position_limit(config)->tuple|None:
+def position_limit(config, # the model's config
+                  )->tuple|None:
     "`(field, n)`: the config field that bounds the sequence length and its value; None when nothing does."
     for k in LEARNED_POSITION_FIELDS + ("max_position_embeddings",):
         v = getattr(config, k, None)
@@ -389,7 +393,9 @@ def _final_norm(model):
     for name in ("norm", "ln_f", "final_layernorm", "final_layer_norm"):
         if base is not None and hasattr(base, name): return getattr(base, name)
 
-def freeze_all_but_last(model, n:int)->int:
+def freeze_all_but_last(model, # the loaded model
+                        n:int, # decoder layers left trainable (`trainable_layers`)
+                       )->int:
     "Train only the last `n` decoder layers and the final norm; returns the number of trainable parameters."
     check_positive("trainable_layers", n)
     layers = decoder_layers(model)
@@ -400,7 +406,8 @@ def freeze_all_but_last(model, n:int)->int:
             for p in m.parameters(): p.requires_grad_(True)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-def bitfit(model)->int:
+def bitfit(model, # the loaded model
+          )->int:
     "Train only the bias vectors; returns the number of trainable parameters."
     biases = [(n, p) for n, p in model.named_parameters() if n.endswith(".bias") or n == "bias"]
     if not biases:
@@ -411,7 +418,8 @@ def bitfit(model)->int:
     for _, p in biases: p.requires_grad_(True)
     return sum(p.numel() for _, p in biases)
 
-def train_everything(model)->int:
+def train_everything(model, # the loaded model
+                    )->int:
     "Train every weight (method 'full'); returns the number of trainable parameters."
     for p in model.parameters(): p.requires_grad_(True)
     return sum(p.numel() for p in model.parameters())
@@ -498,7 +506,11 @@ class DivergenceGuard:
         "A new guard that is a `transformers.TrainerCallback` (pass it in `callbacks=` to change the thresholds)."
         return _as_callback(cls(**kwargs))
 
-    def check(self, step:int, loss:float, grad_norm:float|None=None, fp16:bool=False)->str|None:
+    def check(self, step:int, # the optimizer step
+              loss:float, # its loss
+              grad_norm:float|None=None, # its gradient norm, before clipping; None: not known
+              fp16:bool=False, # under fp16 loss scaling (a few infinite gradient norms in a row are skipped steps)
+             )->str|None:
         "Why optimizer step `step` is bad, judged against the history so far; None when it is fine."
         if not math.isfinite(loss): return f"loss={loss} at step {step}"
         if grad_norm is not None and not math.isfinite(grad_norm):
@@ -518,7 +530,8 @@ class DivergenceGuard:
                 return f"loss spike at step {step}: the loss {loss:.4g} is far above {med:.4g}, the median of the last {len(recent)} steps (limit {limit:.4g})"
         return None
 
-    def watch(self, trainer):
+    def watch(self, trainer, # the trainer this guard is a callback of
+             ):
         "Keep each micro-batch's loss and each step's gradient norm of `trainer`, the trainer this guard is a callback of."
         for name in ("training_step", "_get_grad_norm"):
             if not hasattr(trainer, name): raise RuntimeError(f"DivergenceGuard.watch: this transformers version has no Trainer.{name}, "
@@ -536,7 +549,8 @@ class DivergenceGuard:
         if acc.num_processes > 1: self._reduce = lambda t: acc.reduce(t, "mean") # the same decision on every rank
         return trainer
 
-    def start(self, ckpt=None):
+    def start(self, ckpt=None, # the checkpoint the run resumes from; None: a fresh run
+             ):
         "Start watching a run: forget any earlier one, and continue the step history saved with checkpoint `ckpt`."
         f = Path(ckpt) / STEPS_FILE if ckpt else None
         self.history = json.loads(f.read_text()) if f is not None and f.exists() else []
@@ -606,7 +620,8 @@ def checkpoint_problem(ckpt, # a checkpoint-N folder
         if problem: return problem
     return None
 
-def last_checkpoint(output_dir)->str|None:
+def last_checkpoint(output_dir, # the run's output folder
+                   )->str|None:
     "The newest `checkpoint-N` in `output_dir` that can be resumed from, or None; cut-short saves are skipped, damaged files named in a warning."
     p = Path(output_dir)
     if not p.is_dir(): return None
@@ -636,7 +651,13 @@ RESOLVED_FIELDS = ("method", "learning_rate") # compared as the run resolved the
 DIVERGED_FILE = "lmtune_diverged.json" # written when a run diverges: the step, the value, the last good checkpoint
 RECOVERY_FIELDS = ("learning_rate", "lr_preset", "warmup_ratio", "max_grad_norm") # what a resume may change after a divergence
 
-def run_record(stage:str, method:str, lr:float, s:RunSettings, model_fp:str|None=None, data_fp:str|None=None)->dict:
+def run_record(stage:str, # the stage
+               method:str, # the method, resolved
+               lr:float, # the learning rate, resolved (`learning_rate_for`)
+               s:RunSettings, # the run
+               model_fp:str|None=None, # `model_fingerprint` of the starting weights (and the tokenizer)
+               data_fp:str|None=None, # `data_fingerprint` of the training rows
+              )->dict:
     "What identifies a run: the stage, the resolved method and learning rate, every setting, the model and the data."
     return json.loads(json.dumps(dict(stage=stage, method=method, learning_rate=lr, model=model_fp, data=data_fp,
                                       settings=s.to_dict()), default=str))
@@ -666,7 +687,8 @@ def _weight_stats(w)->list:
     w = w.detach()
     return [list(w.shape), f"{w.sum(dtype=torch.float64).item():.6g}", f"{w.abs().sum(dtype=torch.float64).item():.6g}"]
 
-def model_fingerprint(model)->str:
+def model_fingerprint(model, # what the run starts from: a TrainResult, path or hub id, config (or dict), or model
+                     )->str:
     "A short string that identifies the starting weights of a run (see above)."
     from transformers import PretrainedConfig
     if isinstance(model, TrainResult):
@@ -740,7 +762,8 @@ def check_output_dir(output_dir, # where the run will write
 
 def _artifacts(out:Path)->list: return sorted({p for pattern in RUN_ARTIFACTS for p in out.glob(pattern)})
 
-def move_previous_run_aside(out:Path)->bool:
+def move_previous_run_aside(out:Path, # the run's output folder
+                           )->bool:
     "Move an earlier run's checkpoints, weights and records into `out/PREVIOUS_RUN`; True if there was one."
     items = _artifacts(out)
     if not items: return False
@@ -749,7 +772,8 @@ def move_previous_run_aside(out:Path)->bool:
     for p in items: p.rename(keep / p.name)
     return True
 
-def restore_previous_run(out:Path):
+def restore_previous_run(out:Path, # the run's output folder
+                        ):
     "Undo `move_previous_run_aside`: what the new run wrote goes, the earlier run comes back (a no-op without one)."
     keep = out / PREVIOUS_RUN
     if not keep.is_dir(): return
@@ -783,7 +807,7 @@ def _changes(ch:dict)->str: return ", ".join(f"{k}={v!r}" for k, v in ch.items()
 def oom_message(model_config, # the model's config (or any `estimate_memory` input)
                 s:RunSettings, # the run that ran out of memory
                 gpu=None, # the GPU: a catalog name or `GPU` (see `device_gpu`); None: unknown
-                stage:str="sft",
+                stage:str="sft", # the run's stage, for the estimate
                )->str:
     "Explain an out-of-memory error with lmtune's estimate and the first change `lmtune.cost.fixes` finds that fits."
     from lmtune.catalog import gpu_spec
@@ -824,17 +848,17 @@ def _kept_after_oom(out:Path)->str:
 @dataclass
 class Run:
     "A stage's plan: everything decided and checked before a model loads or a file is written."
-    stage:str
-    s:RunSettings
+    stage:str # pretrain, continue_pretraining, sft or dpo
+    s:RunSettings # the run's settings, checked
     method:str # resolved (`s.method` or the stage's default)
     lr:float # resolved (`learning_rate_for`)
     callbacks:list # the user's callbacks and the monitor
     packing:bool # resolved (`s.packing` or the stage's default)
-    on_bad_rows:str = "raise"
+    on_bad_rows:str = "raise" # 'raise' or 'skip': what `lmtune.data.load_data` does with a row it cannot use
     quantization:object = None # the bitsandbytes config of a QLoRA run
     train_ds:object = None # the rows as the trainer gets them
-    eval_ds:object = None
-    model_fp:str|None = None
+    eval_ds:object = None # the held-out rows; None: no evaluation
+    model_fp:str|None = None # `model_fingerprint` of the starting weights (and the tokenizer)
     record:dict|None = None # `run_record`, written to output_dir
     ckpt:str|None = None # the checkpoint to resume from
     rows_truncated:int = 0 # training rows cut at seq_len
@@ -906,7 +930,12 @@ def plan_run(stage:str, # pretrain, continue_pretraining, sft or dpo
                qlora_quantization_config(s) if method_info(method).quantized_base else None)
 
 # %% ../nbs/08_train.ipynb #af7879a7
-def text_data(run:Run, data, eval_data=None, replay_data=None, tok=None):
+def text_data(run:Run, # the checked `Run`; gets train_ds and eval_ds
+              data, # text: a list of strings, a path, or a Dataset with a 'text' column
+              eval_data=None, # held-out text; None: `eval_fraction` of the rows
+              replay_data=None, # general text to mix in (`replay_fraction` of the rows)
+              tok=None, # unused: every stage's data step (`STAGE_DATA`) takes the same arguments
+             ):
     "Pretraining stages: text rows (with `replay_fraction` of general text mixed in) and the held-out rows."
     from lmtune.data import mix_replay
     s = run.s
@@ -916,7 +945,12 @@ def text_data(run:Run, data, eval_data=None, replay_data=None, tok=None):
     else: ds, ev = _split(ds, s.eval_fraction, s.seed)
     run.train_ds, run.eval_ds = ds, ev
 
-def sft_data(run:Run, data, eval_data=None, replay_data=None, tok=None):
+def sft_data(run:Run, # the checked `Run`; gets train_ds, eval_ds and the truncated/dropped counts
+             data, # rows with prompt/response, prompt/completion, messages, or text
+             eval_data=None, # held-out rows; None: `eval_fraction` of the rows
+             replay_data=None, # general text to mix in (`replay_fraction` of the rows)
+             tok=None, # the run's tokenizer (its chat template renders the rows)
+            ):
     "SFT: rows tokenised as TRL would (replay rows as plain text), held-out rows, and the rows `seq_len` leaves something of."
     s = run.s
     ds = _load(data, "data", run.on_bad_rows)
@@ -929,7 +963,12 @@ def sft_data(run:Run, data, eval_data=None, replay_data=None, tok=None):
     _report_long_rows(n, run.rows_truncated, run.rows_dropped, s.seq_len)
     run.train_ds, run.eval_ds = ds, (None if ev is None else trainable_rows(ev, s.seq_len, s.completion_only_loss)[0])
 
-def dpo_data(run:Run, data, eval_data=None, replay_data=None, tok=None):
+def dpo_data(run:Run, # the checked `Run`; gets train_ds and eval_ds
+             data, # rows with prompt, chosen, rejected
+             eval_data=None, # held-out preference rows; None: `eval_fraction` of the rows
+             replay_data=None, # unused: DPO mixes no replay
+             tok=None, # the run's tokenizer (with a chat template the rows become chat turns)
+            ):
     "DPO: prompt/chosen/rejected rows and the held-out rows (TRL tokenises them; lmtune counts what it dropped)."
     s = run.s
     ds = _dpo_rows(_load(data, "data", run.on_bad_rows), tok)
@@ -940,14 +979,18 @@ def dpo_data(run:Run, data, eval_data=None, replay_data=None, tok=None):
 STAGE_DATA = {"pretrain": text_data, "continue_pretraining": text_data, "sft": sft_data, "dpo": dpo_data} # each stage's data step
 
 # %% ../nbs/08_train.ipynb #af7879a9
-def check_model(run:Run, config):
+def check_model(run:Run, # the checked `Run`
+                config, # the model's config
+               ):
     "Refuse a `seq_len` the model cannot take and a `trainable_layers` it does not have, from its config."
     check_seq_len(config, run.s.seq_len)
     n = getattr(config, "num_hidden_layers", None)
     if run.method == "freeze" and isinstance(n, int) and run.s.trainable_layers > n:
         raise bad_value("trainable_layers", run.s.trainable_layers, f"the model has {n} decoder layers; pass at most {n} (or method='full')")
 
-def resume_point(run:Run, model)->Run:
+def resume_point(run:Run, # the checked `Run`, with its data and `model_fp`; gets `record` and `ckpt`
+                 model, # what the run starts from
+                )->Run:
     "Check the output folder; find the checkpoint to continue from; refuse one of a different run or of a run that went further."
     s, out = run.s, check_output_dir(run.s.output_dir, model, run.stage)
     _recover_previous_run(out)
@@ -979,7 +1022,8 @@ def _finished(ckpt:str, s:RunSettings)->bool:
 
 # %% ../nbs/08_train.ipynb #af7879b1
 @contextlib.contextmanager
-def claimed_output_dir(run:Run):
+def claimed_output_dir(run:Run, # the checked `Run`, with its `record` (see `resume_point`)
+                      ):
     "Inside the block the run owns `output_dir`: an earlier run is moved aside (resume=False) and put back if the block fails before a checkpoint."
     out = run.out
     out.mkdir(parents=True, exist_ok=True)
@@ -999,7 +1043,8 @@ def _previous_run_dropper(out:Path):
     return DropPreviousRun()
 
 # %% ../nbs/08_train.ipynb #af7879b3
-def trainer_arguments(run:Run)->dict:
+def trainer_arguments(run:Run, # the checked `Run`
+                     )->dict:
     "`SFTConfig`/`DPOConfig` keyword arguments for the run."
     s, stage, has_eval = run.s, run.stage, run.eval_ds is not None
     precision = _precision_for(s.precision, run.method, stage)
@@ -1031,7 +1076,12 @@ def _guard_for(run:Run, model):
         guard.uniform_loss, guard.uniform_name = math.log(v), f"ln({v})"
     return guard
 
-def make_trainer(run:Run, model, tok, peft_config=None, ref_model=None)->tuple:
+def make_trainer(run:Run, # the checked `Run`, with its data
+                 model, # the loaded model, its method set up (`prepare_method`)
+                 tok, # the run's tokenizer
+                 peft_config=None, # the `PeftConfig` from `prepare_method`; None: full, freeze and bitfit
+                 ref_model=None, # the reference policy; None: the adapter-free base (adapter methods) or a frozen copy (full)
+                )->tuple:
     "`(trainer, guard)`: the TRL trainer for the run (`DPOTrainer` for dpo, `SFTTrainer` otherwise) and the `DivergenceGuard` watching it."
     from transformers import EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback
@@ -1078,7 +1128,11 @@ def _set_aside_suspect(out:Path, step:int|None):
     if suspect.is_dir(): shutil.rmtree(suspect) # set aside by an earlier attempt of the same run at the same step: the same weights
     c.rename(suspect)
 
-def diverged_message(guard:DivergenceGuard, lr:float, s:RunSettings, out:Path)->str:
+def diverged_message(guard:DivergenceGuard, # the guard that stopped the run
+                     lr:float, # the run's learning rate, resolved
+                     s:RunSettings, # the run
+                     out:Path, # the run's output folder
+                    )->str:
     "What stopped the run, what is kept, and what to change."
     suspect = out / f"suspect-checkpoint-{guard.suspect_step}"
     good = last_checkpoint(out)
@@ -1106,7 +1160,10 @@ def _run_learning_rate(lr:float):
             lr_scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]   # what the Trainer logs
     return RunLearningRate()
 
-def train_steps(run:Run, trainer, guard:DivergenceGuard):
+def train_steps(run:Run, # the checked `Run`
+                trainer, # the TRL trainer (`make_trainer`)
+                guard:DivergenceGuard, # the guard watching it
+               ):
     "`trainer.train()` from the run's checkpoint; out of memory and divergence become errors that say what is kept and what to change."
     import torch
     try: out = trainer.train(resume_from_checkpoint=run.ckpt)
@@ -1126,7 +1183,11 @@ def _weights_file(d:Path)->str|None:
 def _params(m)->dict:
     return dict(trainable_params=sum(p.numel() for p in m.parameters() if p.requires_grad), total_params=sum(p.numel() for p in m.parameters()))
 
-def finish(run:Run, trainer, train_out, guard:DivergenceGuard)->TrainResult:
+def finish(run:Run, # the checked `Run`
+           trainer, # the TRL trainer, trained
+           train_out, # what `trainer.train()` returned (`train_steps`)
+           guard:DivergenceGuard, # the guard that watched it: its history becomes `step_history`
+          )->TrainResult:
     "Save the final weights, collect the metrics, evaluate, write the result file, return the `TrainResult`."
     out = run.out
     trainer.save_model(str(out))
@@ -1152,7 +1213,10 @@ def _load_weights(model, d:Path):
         if bad: raise ValueError(f"{f} does not fit {type(model).__name__}: unexpected weights {bad[:3]}")
     return model
 
-def saved_result(run:Run, model, tok)->TrainResult:
+def saved_result(run:Run, # the checked `Run`, whose checkpoint already reached its budget (`run.finished`)
+                 model, # the model the saved weights (or adapter) are loaded into
+                 tok, # the run's tokenizer
+                )->TrainResult:
     "The result of a run that already finished: its final weights (or adapter) and its saved logs, without training."
     out, ckpt = run.out, Path(run.ckpt)
     f = out / RESULT_FILE
@@ -1171,7 +1235,11 @@ def saved_result(run:Run, model, tok)->TrainResult:
                        step_history=steps)
 
 # %% ../nbs/08_train.ipynb #af7879b7
-def train(run:Run, model, tok, ref_model=None)->TrainResult:
+def train(run:Run, # the checked `Run`, with its data
+          model, # the loaded model (`load_model`)
+          tok, # the run's tokenizer
+          ref_model=None, # DPO's reference policy (see `dpo`)
+         )->TrainResult:
     "Steps 6-8 of the recipe, for a loaded model inside `claimed_output_dir`: set up the method, make the trainer, train, finish."
     from transformers import set_seed
     set_seed(run.s.seed)
@@ -1181,7 +1249,9 @@ def train(run:Run, model, tok, ref_model=None)->TrainResult:
     if run.stage == "dpo": _count_dpo_rows(run, trainer)
     return finish(run, trainer, train_steps(run, trainer, guard), guard)
 
-def load_model(run:Run, model):
+def load_model(run:Run, # the checked `Run`
+               model, # a PreTrainedModel, model directory, hub id or TrainResult
+              ):
     "The weights the stage starts from, in the dtype the run trains in (QLoRA: its 4-bit base)."
     q = run.quantization
     dtype = q.bnb_4bit_compute_dtype if q is not None else weight_dtype(_precision_for(run.s.precision, run.method, run.stage))

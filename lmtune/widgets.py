@@ -66,7 +66,7 @@ class EstimateView:
 
 def evaluate(model, # catalog name, hub id, path, config dict or ModelSpec
              settings:RunSettings|dict|None=None, # the run
-             stage:str="sft",
+             stage:str="sft", # pretrain, continue_pretraining, sft or dpo
              gpu="A100-80GB", # catalog GPU name or `GPU`
              tokens:float|None=None, # training tokens, for total time and cost
              usd_per_hour:float|None=None, # price override per GPU-hour
@@ -81,7 +81,8 @@ def evaluate(model, # catalog name, hub id, path, config dict or ModelSpec
     ev = EstimateView(model, spec, s, stage, g, tokens, usd_per_hour, mem, t)
     return add_details(ev) if details else ev
 
-def add_details(ev:EstimateView)->EstimateView:
+def add_details(ev:EstimateView, # a view from `evaluate(..., details=False)`: filled in place
+               )->EstimateView:
     "Fill in the largest batch and sequence that fit, and the fixes (when the run does not fit)."
     ev.max_batch_size = max_batch_size(ev.spec, ev.gpu, ev.settings, ev.stage)
     ev.max_seq_len = max_seq_len(ev.spec, ev.gpu, ev.settings, ev.stage)
@@ -136,17 +137,20 @@ def gpu_row_html(memory:MemoryEstimate, # the estimate (per-GPU memory is the sa
     return f"<div class='lmtune-gpus'>{''.join(cells)}</div>"
 
 # %% ../nbs/13_widgets.ipynb #74cb7958
-def peak_html(ev:EstimateView)->str:
+def peak_html(ev:EstimateView, # the run's view (from `evaluate`)
+             )->str:
     "The peak per GPU (GiB, as `lmtune-peak` shows it) and what sets it."
     return fmt_gib(ev.memory.device_total)
 
-def fit_detail_html(ev:EstimateView)->str:
+def fit_detail_html(ev:EstimateView, # the run's view (from `evaluate`)
+                   )->str:
     "The line under the verdict: the GPU's memory, how many GPUs, the share used, and the peak's moment."
     g, s = ev.gpu, ev.memory.settings
     return (f"of {fmt_gib(g.memory_bytes, 1)} on {s.world_size}× {_e(g.name)} ({ev.memory.device_total / g.memory_bytes:.0%}); "
             f"peak at {_e(ev.memory.peak_at)}; {_e(s.method)}, {_e(s.precision)}, {_e(s.strategy)}")
 
-def time_html(ev:EstimateView)->str:
+def time_html(ev:EstimateView, # the run's view (from `evaluate`)
+             )->str:
     "Step time, throughput, total time and cost."
     t = ev.time
     rows = [("step", fmt_seconds(t.step_seconds)), ("tokens/s", f"{t.tokens_per_second:,.0f}"), ("MFU", f"{t.mfu:.0%}")]
@@ -156,7 +160,8 @@ def time_html(ev:EstimateView)->str:
     else: rows.append(("total time and cost", "give data_tokens"))
     return html_table(f"Time on {t.num_gpus}× {t.gpu}", rows) + "".join(f"<div style='font-size:12px'>{_e(n)}</div>" for n in t.notes)
 
-def limits_html(ev:EstimateView)->str:
+def limits_html(ev:EstimateView, # the run's view; says "computing..." until `add_details` has run
+               )->str:
     "The largest batch and sequence that fit."
     if ev.max_batch_size is None: return "<i>largest batch and sequence: computing...</i>"
     s, g = ev.settings, ev.gpu.name
@@ -165,7 +170,9 @@ def limits_html(ev:EstimateView)->str:
     return (f"largest <code>batch_size</code> at seq_len {s.seq_len:,} on {_e(g)}: <b>{b}</b>; "
             f"longest <code>seq_len</code> at batch_size {s.batch_size}: <b>{q}</b>")
 
-def fix_label(fix, gpu)->str:
+def fix_label(fix, # a `Fix` from `lmtune.cost.fixes`
+              gpu, # catalog GPU name or `GPU`: the share shown is of its memory
+             )->str:
     "One line for a fix: what changes, its peak, step time and cost."
     t = fix.time
     cost = f", {fmt_usd(t.cost_usd)}" if t and t.cost_usd is not None else ""
@@ -173,7 +180,8 @@ def fix_label(fix, gpu)->str:
     return (f"{head}{fix.label} → {fmt_gib(fix.memory.device_total, 1)} ({fix.memory.device_total / gpu_spec(gpu).memory_bytes:.0%})"
             f", {fmt_seconds(t.step_seconds) if t else '?'}/step{cost}")
 
-def fixes_html(ev:EstimateView)->str:
+def fixes_html(ev:EstimateView, # the run's view; says "computing..." until `add_details` has run
+              )->str:
     "The fixes as a list (the widget shows them as buttons)."
     if ev.fixes is None: return "<i>changes that make it fit: computing...</i>"
     if not ev.fixes: return "" if ev.verdict == "fits" else "<b>No single change found that makes it fit.</b>"
@@ -183,7 +191,7 @@ def fixes_html(ev:EstimateView)->str:
 # %% ../nbs/13_widgets.ipynb #d5b38f0e
 def estimate_html(model, # catalog name, hub id, path, config dict or ModelSpec
                   settings:RunSettings|dict|None=None, # the run
-                  stage:str="sft",
+                  stage:str="sft", # pretrain, continue_pretraining, sft or dpo
                   gpu="A100-80GB", # catalog GPU name or `GPU`
                   tokens:float|None=None, # training tokens, for total time and cost
                   usd_per_hour:float|None=None, # price override per GPU-hour
@@ -193,7 +201,9 @@ def estimate_html(model, # catalog name, hub id, path, config dict or ModelSpec
     "The estimator's view of one run as self-contained HTML: what `EstimatorWidget` shows, for reports and docs."
     return view_html(evaluate(model, run_settings(settings, **overrides), stage, gpu, tokens, usd_per_hour), code=code)
 
-def view_html(ev:EstimateView, code:bool=True)->str:
+def view_html(ev:EstimateView, # the run's view (from `evaluate`)
+              code:bool=True, # include the setup as code (`setup_code`)
+             )->str:
     "The static view of an `EstimateView`."
     v = ev.verdict
     head = (f"<div style='color:#57606a'>{_e(ev.spec.name)} ({fmt_count(ev.spec.num_params)} params), stage {_e(ev.stage)}, "
@@ -210,21 +220,27 @@ def view_html(ev:EstimateView, code:bool=True)->str:
             f"{head}{peak}{memory_bar_html(ev.memory, ev.gpu)}{gpu_row_html(ev.memory, chosen=ev.gpu)}"
             f"<div>{limits_html(ev)}</div>{time_html(ev)}{fixes_html(ev)}{setup}</div>")
 
-def summary(s:RunSettings)->str:
+def summary(s:RunSettings, # the run
+           )->str:
     "The fields of `s` that differ from `RunSettings()`, as `name=value` (what the view was asked for)."
     return ", ".join(f"{k}={v[1]!r}" for k, v in changed_fields(RunSettings(), s).items()) or "RunSettings() defaults"
 
 # %% ../nbs/13_widgets.ipynb #1dd0589d
 TRAIN_FUNCTIONS = {"pretrain": "pretrain", "continue_pretraining": "continue_pretraining", "sft": "sft", "dpo": "dpo"} # lmtune.train
 
-def model_id(model)->str:
+def model_id(model, # catalog name, hub id, path or ModelSpec
+            )->str:
     "What `from_pretrained` loads for `model`: the hub id of a catalog name, else the name or path as given."
     if isinstance(model, ModelSpec): model = model.name
     key = str(model).strip().lower()
     if key in ARCHITECTURES: return next((h for h, a in HUB_IDS.items() if a == key and "/" in h), key)
     return str(model)
 
-def train_call_code(model, settings:RunSettings, stage:str="sft", data:str="data.jsonl")->str:
+def train_call_code(model, # catalog name, hub id, path or ModelSpec (written as its `model_id`)
+                    settings:RunSettings, # the run
+                    stage:str="sft", # pretrain, continue_pretraining, sft or dpo: picks the `lmtune.train` function
+                    data:str="data.jsonl", # the training data the call names
+                   )->str:
     "The `lmtune.train` call that runs this setup."
     fn = TRAIN_FUNCTIONS[stage_info(stage).name]
     args = ",\n                       ".join(f"{k}={v[1]!r}" for k, v in changed_fields(RunSettings(), settings).items())
@@ -232,7 +248,10 @@ def train_call_code(model, settings:RunSettings, stage:str="sft", data:str="data
             f"settings = RunSettings({args})\nresult = {fn}({model_id(model)!r}, {data!r}, settings=settings)\n")
 
 # %% ../nbs/13_widgets.ipynb #762503f9
-def trainer_kwargs(settings:RunSettings, stage:str="sft", gpu="A100-80GB")->dict:
+def trainer_kwargs(settings:RunSettings, # the run
+                   stage:str="sft", # pretrain, continue_pretraining, sft or dpo
+                   gpu="A100-80GB", # catalog GPU name or `GPU`: bf16 if it has it, else fp16
+                  )->dict:
     "The `SFTConfig`/`DPOConfig` keywords `lmtune.train` passes for this run (`trainer_arguments`), with the precision of `gpu`."
     from lmtune.train import Run, learning_rate_for, trainer_arguments
     stage, g = stage_info(stage).name, gpu_spec(gpu)
@@ -247,7 +266,10 @@ def trainer_kwargs(settings:RunSettings, stage:str="sft", gpu="A100-80GB")->dict
 def _call(name:str, kw:dict, indent:str="    ")->str:
     return f"{name}(\n" + "".join(f"{indent}{k}={v!r},\n" for k, v in kw.items()) + ")"
 
-def peft_code(settings:RunSettings, stage:str="sft", model=None)->str:
+def peft_code(settings:RunSettings, # the run
+              stage:str="sft", # pretrain, continue_pretraining, sft or dpo: decides the default method
+              model=None, # the model (name, path or config): IA3 needs it to pick its target modules
+             )->str:
     "The PEFT config of the run as code (empty for methods PEFT does not build), from `lmtune.train.peft_config_for`."
     from lmtune.train import peft_config_for
     r = resolve_defaults(settings, stage_info(stage).name)
@@ -258,7 +280,10 @@ def peft_code(settings:RunSettings, stage:str="sft", model=None)->str:
     kw = {k: (v.value if hasattr(v, "value") else v) for k, v in kw.items()}  # enums (task_type) as their string
     return f"from peft import {type(cfg).__name__}\n\npeft_config = {_call(type(cfg).__name__, kw)}\n"
 
-def quantization_code(settings:RunSettings, stage:str="sft", gpu="A100-80GB")->str:
+def quantization_code(settings:RunSettings, # the run
+                      stage:str="sft", # pretrain, continue_pretraining, sft or dpo: decides the default method
+                      gpu="A100-80GB", # catalog GPU name or `GPU`: compute dtype bf16 if it has it, else fp16
+                     )->str:
     "The bitsandbytes 4-bit config of a QLoRA run as code (empty for other methods)."
     r = resolve_defaults(settings, stage_info(stage).name)
     if r.method != "qlora": return ""
@@ -267,7 +292,11 @@ def quantization_code(settings:RunSettings, stage:str="sft", gpu="A100-80GB")->s
             f"    load_in_4bit=True,\n    bnb_4bit_quant_type='nf4',\n    bnb_4bit_use_double_quant={r.double_quant!r},\n"
             f"    bnb_4bit_compute_dtype={dtype},\n)\n")
 
-def trainer_code(settings:RunSettings, stage:str="sft", gpu="A100-80GB", model=None)->str:
+def trainer_code(settings:RunSettings, # the run
+                 stage:str="sft", # pretrain, continue_pretraining, sft or dpo: DPOConfig for dpo, else SFTConfig
+                 gpu="A100-80GB", # catalog GPU name or `GPU`: decides the precision
+                 model=None, # the model (name, path or config): IA3 needs it to pick its target modules
+                )->str:
     "The TRL config (a `TrainingArguments`), PEFT config and bitsandbytes config equivalent to the `lmtune.train` call."
     stage = stage_info(stage).name
     cls = "DPOConfig" if stage == "dpo" else "SFTConfig"
@@ -275,7 +304,11 @@ def trainer_code(settings:RunSettings, stage:str="sft", gpu="A100-80GB", model=N
     return (f"from trl import {cls}  # a transformers TrainingArguments subclass, as lmtune.train uses\n\n"
             f"args = {_call(cls, kw)}\n\n{peft_code(settings, stage, model)}\n{quantization_code(settings, stage, gpu)}")
 
-def launch_code(settings:RunSettings, stage:str="sft", gpu="A100-80GB", run_file:str="run.yaml")->str:
+def launch_code(settings:RunSettings, # the run: its GPUs, machines and strategy
+                stage:str="sft", # pretrain, continue_pretraining, sft or dpo
+                gpu="A100-80GB", # catalog GPU name or `GPU`: decides the precision
+                run_file:str="run.yaml", # the run file the launch lines pass to `lmtune train`
+               )->str:
     "The accelerate (and DeepSpeed) config files and the launch lines for the run's parallelism, from `lmtune.launch`."
     import json, yaml
     from lmtune.launch import accelerate_config, deepspeed_config, launch_command, torchrun_command
@@ -292,14 +325,23 @@ def launch_code(settings:RunSettings, stage:str="sft", gpu="A100-80GB", run_file
             "# or with torchrun", torchrun_command(r, script, *(("$MAIN_NODE:29500", "$NODE_RANK") if many else ()))]
     return "\n".join(out) + "\n"
 
-def run_file_code(model, settings:RunSettings, stage:str="sft", data:str="data.jsonl")->str:
+def run_file_code(model, # catalog name, hub id, path or ModelSpec (written as its `model_id`)
+                  settings:RunSettings, # the run
+                  stage:str="sft", # pretrain, continue_pretraining, sft or dpo
+                  data:str="data.jsonl", # the training data the run file names
+                 )->str:
     "The run file for `lmtune train run.yaml`: stage, model and data, then every `RunSettings` field (`lmtune.launch.config_yaml`)."
     from lmtune.launch import config_yaml
     return config_yaml(stage_info(stage).name, model_id(model), data, settings)
 
 SETUP_FORMATS = ("lmtune.train", "TRL / transformers + PEFT", "launch", "run.yaml") # what `setup_code` writes, in this order
 
-def setup_code(model, settings:RunSettings, stage:str="sft", gpu="A100-80GB", data:str="data.jsonl")->dict:
+def setup_code(model, # catalog name, hub id, path or ModelSpec (written as its `model_id`)
+               settings:RunSettings, # the run
+               stage:str="sft", # pretrain, continue_pretraining, sft or dpo
+               gpu="A100-80GB", # catalog GPU name or `GPU`: decides the precision
+               data:str="data.jsonl", # the training data the code names
+              )->dict:
     "The run as code to copy, one entry per `SETUP_FORMATS`: the `lmtune.train` call, TRL/PEFT configs, launch files and lines, run file."
     g = gpu_spec(gpu)
     code = (train_call_code(model, settings, stage, data), trainer_code(settings, stage, g, model), launch_code(settings, stage, g),
@@ -331,13 +373,17 @@ def layout_sections()->dict:
     more = tuple(f for f in ESTIMATOR_CONTROLS if not any(f in names for names in out.values()))
     return out | ({"More": more} if more else {})
 
-def to_control(name:str, value):
+def to_control(name:str, # a `RunSettings` field
+               value, # its value in `RunSettings`
+              ):
     "A `RunSettings` value as its control shows it."
     if name in CHOICES and value is None: return AUTO
     if name == "lora_target_modules" and not isinstance(value, str): return ", ".join(value)
     return value
 
-def from_control(name:str, value):
+def from_control(name:str, # a `RunSettings` field
+                 value, # its control's value
+                ):
     "A control's value as the `RunSettings` field takes it."
     if name in CHOICES and value == AUTO and None in CHOICES[name]: return None
     if name == "lora_target_modules":
@@ -401,7 +447,7 @@ class LiveView:
 # %% ../nbs/13_widgets.ipynb #6b02c887
 def parse_amount(name:str, # the control's name, for the message
                  text:str, # what the user typed: 2000, 3e9, 500M, 2B ('' means not given)
-                 positive:bool=True,
+                 positive:bool=True, # the number must be > 0 (False: 0 is allowed too)
                 )->float|None:
     "A number typed in a text box (k, M, B, T suffixes allowed), or None for an empty box."
     t = str(text).strip().replace(",", "").replace("_", "")
@@ -709,7 +755,9 @@ def advisor_control(name:str, # an `advise` parameter
     w.add_class(f"lmtune-advisor-{name}")
     return w
 
-def advisor_value(name:str, control):
+def advisor_value(name:str, # an `advise` parameter
+                  control, # its ipywidget (from `advisor_control`)
+                 ):
     "A control's value as `advise` takes it (None when not given)."
     v = control.value
     if v == NOT_GIVEN: return None
@@ -718,7 +766,8 @@ def advisor_value(name:str, control):
         return None if x is None else (int(x) if name in ("labeled_examples", "preference_pairs", "few_shot_tokens") and x.is_integer() else x)
     return v
 
-def plan_to_estimate(rec:Recommendation)->dict|None:
+def plan_to_estimate(rec:Recommendation, # what `advise` returned
+                    )->dict|None:
     "The estimator's inputs for the best option's first training stage (model, settings, stage, gpu, data_tokens); None if it trains nothing."
     st = next((s for s in rec.best.plan if s.settings is not None), None)
     if st is None: return None
@@ -782,18 +831,25 @@ class AdvisorWidget(LiveView):
 
     def __repr__(self): return f"AdvisorWidget({self.inputs.get('goal')!r}, best={self.recommendation.best.approach if self.recommendation else None!r})"
 
-def advice_card_html(rec:Recommendation)->str:
+def advice_card_html(rec:Recommendation, # what `advise` returned
+                    )->str:
     "The advisor's card (what `AdvisorWidget` shows)."
     return rec._repr_html_()
 
-def advice_html(**inputs)->str:
+def advice_html(**inputs, # `advise` arguments
+               )->str:
     "The advisor's view for `advise(**inputs)` as self-contained HTML: what `AdvisorWidget` shows, for reports and docs."
     return advice_card_html(advise(**inputs))
 
 # %% ../nbs/13_widgets.ipynb #e523d18f
 class App(LiveView):
     "lmtune's notebook app: one tab per tool (`pages`), the estimator first."
-    def __init__(self, model="llama-3.1-8b", gpu="A100-80GB", settings:RunSettings|dict|None=None, **overrides):
+    def __init__(self,
+                 model="llama-3.1-8b", # the estimator's model (catalog name, hub id, path)
+                 gpu="A100-80GB", # the GPU both tools start on
+                 settings:RunSettings|dict|None=None, # the estimator's run
+                 **overrides, # `RunSettings` fields
+                ):
         import ipywidgets as W
         self._init_live("lmtune-app")
         self.estimator = EstimatorWidget(model, settings, gpu=gpu, **overrides)
