@@ -234,15 +234,15 @@ def text_scores(predictions:list[str], # model answers
 def _task_tokens(tokenizer, rows:list[dict])->list[dict]:
     "Each task row as lmtune's SFT tokenizes it: `input_ids` and `completion_mask` (1 = an answer token); text rows: every token."
     import datasets
-    from lmtune.train import _sft_rows, _tokenize_sft_row, _progress_bars
+    from lmtune.train import sft_rows, tokenize_sft_row, progress_bars
     qa = [dict(prompt=r["prompt"], completion=r["completion"]) for r in rows if "text" not in r]
-    with _progress_bars(False): shaped = iter(_sft_rows(datasets.Dataset.from_list(qa), tokenizer)) if qa else iter(())
+    with progress_bars(False): shaped = iter(sft_rows(datasets.Dataset.from_list(qa), tokenizer)) if qa else iter(())
     out = []
     for r in rows:
         if "text" in r:
             ids = tokenizer(r["text"])["input_ids"]
             out.append(dict(input_ids=ids, completion_mask=[1] * len(ids), reference=None))
-        else: out.append(dict(_tokenize_sft_row(next(shaped), tokenizer), reference=r["completion"]))
+        else: out.append(dict(tokenize_sft_row(next(shaped), tokenizer), reference=r["completion"]))
     return out
 
 def greedy_answers(model, # a causal LM
@@ -601,7 +601,7 @@ class ForgettingMonitor:
                  stage:str="sft", # the run's stage, for that estimate
                  **overrides, # any `MonitorConfig` field
                 ):
-        from lmtune.train import _as_callback
+        from lmtune.train import as_trainer_callback
         names = [f.name for f in fields(MonitorConfig)]
         for k in overrides:
             if k not in names:
@@ -623,7 +623,7 @@ class ForgettingMonitor:
         self.suite = self.base = self._trainer = self._view = self._progress = self._dir = self._args = None
         self.status, self._zero, self._stop = "waiting for training to start", True, threading.Event()
         self._reset_clock()
-        _as_callback(self) # now also a transformers.TrainerCallback (transformers is imported only here)
+        as_trainer_callback(self) # now also a transformers.TrainerCallback (transformers is imported only here)
 
     def _reset_clock(self):
         "Forget the timing and the trainer's logs of an earlier run."
@@ -867,8 +867,8 @@ def _load_checkpoint_weights(model, ckpt):
         from peft.utils import load_peft_weights, set_peft_model_state_dict
         set_peft_model_state_dict(model, load_peft_weights(str(p), device=str(next(model.parameters()).device)))
     else:
-        from lmtune.train import _load_weights
-        _load_weights(model, p)
+        from lmtune.train import load_weights
+        load_weights(model, p)
 
 # %% ../nbs/14_monitor.ipynb #4e283b42
 NOT_LOGGED = ("step", "checkpoint", "train_loss", "grad_norm", "elapsed_seconds", "steps_per_second", "tokens_per_second") # the trainer logs these itself

@@ -18,14 +18,15 @@ __all__ = ['LR_PRESETS', 'ADAPTER_LR', 'DPO_LR_SCALE', 'LEARNED_POSITION_FIELDS'
            'COLLAPSE_GRAD_NORM', 'FP16_MAX_SKIPS', 'STEPS_FILE', 'RUN_RECORD', 'RESULT_FILE', 'NON_TRAINING_FIELDS',
            'SAME_PRODUCT_FIELDS', 'RESOLVED_FIELDS', 'DIVERGED_FILE', 'RECOVERY_FIELDS', 'WEIGHT_SUFFIXES',
            'PREVIOUS_RUN', 'RUN_ARTIFACTS', 'STAGE_DATA', 'preset_learning_rate', 'learning_rate_for', 'TrainResult',
-           'trainable_rows', 'weight_dtype', 'resolve_optim', 'check_weights_format', 'model_config', 'tokenizer_for',
-           'position_limit', 'check_seq_len', 'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything',
-           'peft_config_for', 'qlora_quantization_config', 'prepare_method', 'TrainingDiverged', 'DivergenceGuard',
-           'checkpoint_problem', 'last_checkpoint', 'run_record', 'run_changes', 'model_fingerprint',
-           'data_fingerprint', 'check_output_dir', 'move_previous_run_aside', 'restore_previous_run', 'TrainingOOM',
-           'device_gpu', 'oom_message', 'Run', 'plan_run', 'text_data', 'sft_data', 'dpo_data', 'check_model',
-           'resume_point', 'claimed_output_dir', 'trainer_arguments', 'make_trainer', 'diverged_message', 'train_steps',
-           'finish', 'saved_result', 'train', 'load_model', 'pretrain', 'continue_pretraining', 'sft', 'dpo']
+           'sft_rows', 'tokenize_sft_row', 'trainable_rows', 'weight_dtype', 'resolve_optim', 'check_weights_format',
+           'model_config', 'tokenizer_for', 'position_limit', 'check_seq_len', 'decoder_layers', 'freeze_all_but_last',
+           'bitfit', 'train_everything', 'peft_config_for', 'qlora_quantization_config', 'prepare_method',
+           'TrainingDiverged', 'DivergenceGuard', 'as_trainer_callback', 'checkpoint_problem', 'last_checkpoint',
+           'run_record', 'run_changes', 'model_fingerprint', 'data_fingerprint', 'check_output_dir',
+           'move_previous_run_aside', 'restore_previous_run', 'TrainingOOM', 'device_gpu', 'oom_message', 'Run',
+           'plan_run', 'text_data', 'sft_data', 'dpo_data', 'check_model', 'resume_point', 'claimed_output_dir',
+           'trainer_arguments', 'make_trainer', 'diverged_message', 'train_steps', 'finish', 'load_weights',
+           'saved_result', 'train', 'load_model', 'progress_bars', 'pretrain', 'continue_pretraining', 'sft', 'dpo']
 
 # %% ../nbs/08_train.ipynb #bfc06103
 LR_PRESETS = {"pretrain": 3e-4, "continued": 3e-5, "finetune": 1e-5} # full-weight methods (full, freeze)
@@ -112,8 +113,11 @@ def _text_rows(ds, what="data"):
 
 def _has_chat_template(tok)->bool: return bool(getattr(tok, "chat_template", None))
 
-def _sft_rows(ds, tok, what="data"):
-    "Prompt/completion rows (conversational when the tokenizer has a chat template)."
+def sft_rows(ds, # a `datasets.Dataset` of instruction, chat or text rows
+             tok, # the tokenizer (its chat template decides the shape)
+             what="data", # the argument the rows came from, named in errors
+            ):
+    "The rows as `SFTTrainer` takes them: prompt/completion (conversational when the tokenizer has a chat template), messages or text."
     cols = ds.column_names
     if "text" in cols and not ({"prompt", "messages"} & set(cols)): return ds.select_columns(["text"])
     if "messages" in cols and "{% generation %}" in (getattr(tok, "chat_template", None) or ""):
@@ -157,7 +161,9 @@ def _prefix_len(a:list, b:list)->int:
     while n < min(len(a), len(b)) and a[n] == b[n]: n += 1
     return n
 
-def _tokenize_sft_row(r:dict, tok)->dict:
+def tokenize_sft_row(r:dict, # one row of `sft_rows`
+                     tok, # the tokenizer
+                    )->dict:
     "`input_ids` and `completion_mask` (1 = carries loss) of one shaped SFT row, as TRL's `SFTTrainer` tokenises it."
     chat = lambda m, **kw: list(tok.apply_chat_template(m, tokenize=True, return_dict=True, **kw)["input_ids"])
     eos = tok.eos_token or ""
@@ -177,7 +183,7 @@ def _tokenize_sft_row(r:dict, tok)->dict:
 def _sft_tokenized(rows, tok, replay=None, seed:int=0):
     "Shaped SFT rows (and replay texts) tokenised into `input_ids` + `completion_mask`; with replay, shuffled together."
     import datasets
-    def tokenize(d): return d.map(lambda r: _tokenize_sft_row(r, tok), remove_columns=d.column_names)
+    def tokenize(d): return d.map(lambda r: tokenize_sft_row(r, tok), remove_columns=d.column_names)
     if replay is None or not len(replay): return tokenize(rows)
     return datasets.concatenate_datasets([tokenize(rows), tokenize(replay.select_columns(["text"]))]).shuffle(seed=seed)
 
@@ -213,7 +219,7 @@ def _sft_replay_rows(ds, replay, tok, fraction:float, seed:int, what="data"):
     if detect_format(replay) != "text":
         raise ValueError(f"replay_data for sft is {detect_format(replay)!r} data; replay is plain language modelling on general "
                          "text: pass text (a list of strings or rows with 'text'), e.g. lmtune.corpus.general_corpus(2000).")
-    rows = _sft_rows(ds, tok, what)
+    rows = sft_rows(ds, tok, what)
     return _sft_tokenized(rows, tok, replay_sample(replay, len(rows), fraction, seed), seed)
 
 # %% ../nbs/08_train.ipynb #24960daf
@@ -504,7 +510,7 @@ class DivergenceGuard:
     @classmethod
     def callback(cls, **kwargs):
         "A new guard that is a `transformers.TrainerCallback` (pass it in `callbacks=` to change the thresholds)."
-        return _as_callback(cls(**kwargs))
+        return as_trainer_callback(cls(**kwargs))
 
     def check(self, step:int, # the optimizer step
               loss:float, # its loss
@@ -589,7 +595,8 @@ class DivergenceGuard:
         if self.bad is not None: control.should_save = False
         return control
 
-def _as_callback(guard):
+def as_trainer_callback(guard, # an object with `TrainerCallback` methods (on_step_end, ...)
+                       ):
     "Make a `TrainerCallback` of `guard` (the import of transformers waits until training)."
     from transformers import TrainerCallback
     cls = type(type(guard).__name__, (type(guard), TrainerCallback), {})
@@ -955,8 +962,8 @@ def sft_data(run:Run, # the checked `Run`; gets train_ds, eval_ds and the trunca
     s = run.s
     ds = _load(data, "data", run.on_bad_rows)
     if s.replay_fraction: ds = _sft_replay_rows(ds, _load(replay_data, "replay_data", run.on_bad_rows), tok, s.replay_fraction, s.seed)
-    else: ds = _sft_tokenized(_sft_rows(ds, tok), tok)
-    if eval_data is not None: ev = _sft_tokenized(_sft_rows(_load(eval_data, "eval_data", run.on_bad_rows), tok, "eval_data"), tok)
+    else: ds = _sft_tokenized(sft_rows(ds, tok), tok)
+    if eval_data is not None: ev = _sft_tokenized(sft_rows(_load(eval_data, "eval_data", run.on_bad_rows), tok, "eval_data"), tok)
     else: ds, ev = _split(ds, s.eval_fraction, s.seed)
     n = len(ds)
     ds, run.rows_truncated, run.rows_dropped = trainable_rows(ds, s.seq_len, s.completion_only_loss)
@@ -1203,7 +1210,9 @@ def finish(run:Run, # the checked `Run`
                        weights_path=_weights_file(out), stage=run.stage, method=run.method, settings=run.s, resumed_from=run.ckpt,
                        step_history=guard.history)
 
-def _load_weights(model, d:Path):
+def load_weights(model, # the model to load into
+                 d:Path, # a folder with `model*.safetensors`
+                ):
     "Load the full weights saved in `d` (`model*.safetensors`) into `model`, in place."
     from safetensors.torch import load_file
     files = sorted(d.glob("model*.safetensors"))
@@ -1229,7 +1238,7 @@ def saved_result(run:Run, # the checked `Run`, whose checkpoint already reached 
     if method_info(run.method).peft:
         from peft import PeftModel
         m = PeftModel.from_pretrained(model, str(src), is_trainable=True)
-    else: m = _load_weights(model, src)
+    else: m = load_weights(model, src)
     return TrainResult(model=m, tokenizer=tok, metrics=metrics or _params(m), log_history=log, output_dir=str(out),
                        weights_path=_weights_file(src), stage=run.stage, method=run.method, settings=run.s, resumed_from=str(ckpt),
                        step_history=steps)
@@ -1258,7 +1267,8 @@ def load_model(run:Run, # the checked `Run`
     return _load_pretrained(model, run.s, q, dtype)
 
 @contextlib.contextmanager
-def _progress_bars(on:bool):
+def progress_bars(on:bool, # False: no datasets/transformers progress bars inside the block
+                 ):
     "Switch the datasets/transformers progress bars off inside the block when `on` is False."
     import datasets, transformers
     if on: yield; return
@@ -1306,7 +1316,7 @@ def pretrain(model, # a transformers config, a dict with 'model_type', a model d
             )->TrainResult:
     "Train a causal LM from random weights on `data` (method 'full', preset 'pretrain')."
     run = plan_run("pretrain", settings, kwargs, callbacks, monitor, tokenizer, on_bad_rows, eval_data is not None)
-    with _progress_bars(run.s.progress_bar):
+    with progress_bars(run.s.progress_bar):
         text_data(run, data, eval_data)
         config = _config_from(model, run.s.trust_remote_code)
         check_model(run, config)
@@ -1323,7 +1333,7 @@ def pretrain(model, # a transformers config, a dict with 'model_type', a model d
 def _adapt(stage, model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, replay_data=None, ref_model=None):
     "The recipe for the stages that start from trained weights."
     run = plan_run(stage, settings, kwargs, callbacks, monitor, tokenizer, on_bad_rows, eval_data is not None, replay_data is not None)
-    with _progress_bars(run.s.progress_bar):
+    with progress_bars(run.s.progress_bar):
         tok = tokenizer_for(model, tokenizer, run.s)
         check_model(run, model_config(model, run.s))
         STAGE_DATA[run.stage](run, data, eval_data, replay_data, tok)
