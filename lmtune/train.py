@@ -13,20 +13,21 @@ from .settings import (FIELDS, METHOD_TABLE, PRECISIONS, TRAINER_OPTIMIZERS, Run
                              method_info, resolve_packing, run_settings, stage_info)
 
 # %% auto #0
-__all__ = ['LR_PRESETS', 'ADAPTER_LR', 'DPO_LR_SCALE', 'LEARNED_POSITION_FIELDS', 'DECODER_LAYER_PATHS', 'REQUIRES_GRAD_SETUP',
-           'SPIKE_WINDOW', 'SPIKE_MIN_HISTORY', 'SPIKE_SIGMAS', 'SPIKE_MIN_JUMP', 'MAD_TO_SIGMA', 'COLLAPSE_REL_TOL',
-           'COLLAPSE_GRAD_NORM', 'FP16_MAX_SKIPS', 'STEPS_FILE', 'RUN_RECORD', 'RESULT_FILE', 'NON_TRAINING_FIELDS',
-           'SAME_PRODUCT_FIELDS', 'RESOLVED_FIELDS', 'DIVERGED_FILE', 'RECOVERY_FIELDS', 'WEIGHT_SUFFIXES',
-           'PREVIOUS_RUN', 'RUN_ARTIFACTS', 'STAGE_DATA', 'preset_learning_rate', 'learning_rate_for', 'TrainResult',
-           'sft_rows', 'tokenize_sft_row', 'trainable_rows', 'weight_dtype', 'resolve_optim', 'check_weights_format',
-           'model_config', 'tokenizer_for', 'position_limit', 'check_seq_len', 'decoder_layers', 'freeze_all_but_last',
-           'bitfit', 'train_everything', 'peft_config_for', 'qlora_quantization_config', 'prepare_method',
-           'TrainingDiverged', 'DivergenceGuard', 'as_trainer_callback', 'checkpoint_problem', 'last_checkpoint',
-           'run_record', 'run_changes', 'model_fingerprint', 'data_fingerprint', 'check_output_dir',
-           'move_previous_run_aside', 'restore_previous_run', 'TrainingOOM', 'device_gpu', 'oom_message', 'Run',
-           'plan_run', 'text_data', 'sft_data', 'dpo_data', 'check_model', 'resume_point', 'claimed_output_dir',
-           'trainer_arguments', 'make_trainer', 'diverged_message', 'train_steps', 'finish', 'load_weights',
-           'saved_result', 'train', 'load_model', 'progress_bars', 'pretrain', 'continue_pretraining', 'sft', 'dpo']
+__all__ = ['LR_PRESETS', 'ADAPTER_LR', 'DPO_LR_SCALE', 'LEARNED_POSITION_FIELDS', 'ATTENTION_PACKAGES', 'DECODER_LAYER_PATHS',
+           'REQUIRES_GRAD_SETUP', 'SPIKE_WINDOW', 'SPIKE_MIN_HISTORY', 'SPIKE_SIGMAS', 'SPIKE_MIN_JUMP', 'MAD_TO_SIGMA',
+           'COLLAPSE_REL_TOL', 'COLLAPSE_GRAD_NORM', 'FP16_MAX_SKIPS', 'STEPS_FILE', 'RUN_RECORD', 'RESULT_FILE',
+           'NON_TRAINING_FIELDS', 'SAME_PRODUCT_FIELDS', 'RESOLVED_FIELDS', 'DIVERGED_FILE', 'RECOVERY_FIELDS',
+           'WEIGHT_SUFFIXES', 'PREVIOUS_RUN', 'RUN_ARTIFACTS', 'STAGE_DATA', 'preset_learning_rate',
+           'learning_rate_for', 'TrainResult', 'sft_rows', 'tokenize_sft_row', 'trainable_rows', 'weight_dtype',
+           'resolve_optim', 'check_weights_format', 'model_config', 'tokenizer_for', 'position_limit', 'check_seq_len',
+           'check_attention', 'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything', 'peft_config_for',
+           'qlora_quantization_config', 'prepare_method', 'TrainingDiverged', 'DivergenceGuard', 'as_trainer_callback',
+           'checkpoint_problem', 'last_checkpoint', 'run_record', 'run_changes', 'model_fingerprint',
+           'data_fingerprint', 'check_output_dir', 'move_previous_run_aside', 'restore_previous_run', 'TrainingOOM',
+           'device_gpu', 'oom_message', 'Run', 'plan_run', 'text_data', 'sft_data', 'dpo_data', 'check_model',
+           'resume_point', 'claimed_output_dir', 'trainer_arguments', 'make_trainer', 'diverged_message', 'train_steps',
+           'finish', 'load_weights', 'saved_result', 'train', 'load_model', 'progress_bars', 'pretrain',
+           'continue_pretraining', 'sft', 'dpo']
 
 # %% ../nbs/08_train.ipynb #bfc06103
 LR_PRESETS = {"pretrain": 3e-4, "continued": 3e-5, "finetune": 1e-5} # full-weight methods (full, freeze)
@@ -374,6 +375,26 @@ def check_seq_len(config, # the model's config
            else f"the model was built for {k}={n} positions; past them rotary positions extrapolate and quality falls")
     raise bad_value("seq_len", seq_len, f"{why}. Use seq_len <= {n}" + ("" if k in LEARNED_POSITION_FIELDS else
                     f", or (pretraining a new model) raise {k} in its config"))
+
+ATTENTION_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"} # what transformers imports for each
+
+def check_attention(config, # the model's config
+                    attn:str|None, # the run's `attn_implementation`; None: transformers picks
+                   ):
+    "Refuse, before any weights load, an `attn_implementation` the model's transformers class cannot run or whose package is missing."
+    if attn in (None, "eager"): return
+    from transformers import AutoModelForCausalLM
+    cls = AutoModelForCausalLM._model_mapping.get(type(config), None) # None: a remote-code model, which transformers checks itself
+    flag = "_supports_sdpa" if attn == "sdpa" else "_supports_flash_attn"
+    if cls is not None and not getattr(cls, flag, True):
+        raise bad_value("attn_implementation", attn, f"{cls.__name__} has no {attn} path in transformers"
+                        + (" (SDPA cannot soft-cap the attention logits)" if getattr(config, "attn_logit_softcapping", None) else "")
+                        + "; use attn_implementation=None (transformers' choice) or 'eager'")
+    missing = lambda pkg: importlib.util.find_spec(pkg) is None
+    if attn in ATTENTION_PACKAGES and missing(ATTENTION_PACKAGES[attn]) and missing("kernels"): # `kernels`: transformers fetches one from the Hub
+        raise bad_value("attn_implementation", attn, f"needs the {ATTENTION_PACKAGES[attn]} package (pip install flash-attn, CUDA GPUs) "
+                        "or the kernels package (pip install kernels; it downloads the kernel from the Hub), and neither is installed; "
+                        "or use 'sdpa'")
 
 # %% ../nbs/08_train.ipynb #bc5750b4
 DECODER_LAYER_PATHS = ("model.layers", "transformer.h", "model.decoder.layers", "gpt_neox.layers", "transformer.blocks",
@@ -989,8 +1010,9 @@ STAGE_DATA = {"pretrain": text_data, "continue_pretraining": text_data, "sft": s
 def check_model(run:Run, # the checked `Run`
                 config, # the model's config
                ):
-    "Refuse a `seq_len` the model cannot take and a `trainable_layers` it does not have, from its config."
+    "Refuse a `seq_len` the model cannot take, an attention it cannot run and a `trainable_layers` it does not have, from its config."
     check_seq_len(config, run.s.seq_len)
+    check_attention(config, run.s.attn_implementation)
     n = getattr(config, "num_hidden_layers", None)
     if run.method == "freeze" and isinstance(n, int) and run.s.trainable_layers > n:
         raise bad_value("trainable_layers", run.s.trainable_layers, f"the model has {n} decoder layers; pass at most {n} (or method='full')")

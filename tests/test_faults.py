@@ -64,11 +64,13 @@ def test_output_dir_with_weights_of_another_model(llama, tmp_path):
                                         (dict(early_stopping=1), "early_stopping=1"),
                                         (dict(data=[{"prompt": "only a prompt"}]), "row 0"),
                                         (dict(trainable_layers=5, method="freeze"), "trainable_layers=5"),
-                                        (dict(use_liger_kernel=True), "use_liger_kernel")])
+                                        (dict(use_liger_kernel=True), "use_liger_kernel"),
+                                        (dict(attn_implementation="flash_attention_2"), "needs the flash_attn package")])
 def test_start_over_refused_before_anything_is_deleted(llama, prior, bad, names):
-    if "use_liger_kernel" in bad:
-        import importlib.util
-        if importlib.util.find_spec("liger_kernel"): pytest.skip("liger_kernel is installed here")
+    import importlib.util
+    if "use_liger_kernel" in bad and importlib.util.find_spec("liger_kernel"): pytest.skip("liger_kernel is installed here")
+    if "attn_implementation" in bad and (importlib.util.find_spec("flash_attn") or importlib.util.find_spec("kernels")):
+        pytest.skip("flash_attn or kernels is installed here")
     before = files(prior)
     kw = dict(dict(QUICK, max_steps=4, resume=False, output_dir=prior), **bad)
     data = kw.pop("data", instruction_set(32))
