@@ -1,9 +1,9 @@
-"""Accuracy and speed of `lmtune.memory.estimate_memory` against measured training runs.
+"""Accuracy and speed of `lmtune.estimate.memory.estimate_memory` against measured training runs.
 
 Loads every measurement row (JSON lines with `peak_alloc_bytes`, see ../shared/calibration/README.md) from
 `--data` (default: ../shared/calibration/*.jsonl plus benchmarks/results/*.jsonl), predicts each run and prints
 measured vs predicted peak allocated / reserved memory, per-row errors and a summary; then times one call and checks
-that `import lmtune.memory` leaves torch out of sys.modules.
+that `import lmtune.estimate.memory` leaves torch out of sys.modules.
 
     python benchmarks/estimator_accuracy.py [--data GLOB ...] [--calls 2000]
 """
@@ -15,12 +15,12 @@ sys.path.insert(0, ROOT)
 GiB = 2**30
 
 def load_rows(patterns):
-    "Measured runs (`lmtune.calibrate.Measurement`) of every file matching `patterns`."
-    from lmtune.calibrate import read_measurements
+    "Measured runs (`lmtune.estimate.calibrate.Measurement`) of every file matching `patterns`."
+    from lmtune.estimate.calibrate import read_measurements
     return [m for m in read_measurements(patterns) if "peak_alloc_bytes" in m.row]
 
 def predict(m):
-    from lmtune.memory import estimate_memory
+    from lmtune.estimate.memory import estimate_memory
     return estimate_memory(m.config, m.settings)
 
 def naive(m):
@@ -65,15 +65,15 @@ def main():
                      ("after load (weights+adapters)", el), ("naive 16 B/param + sbh(34+5as/h)", en)):
         print(f"{name:<40} median |error| {med(xs):5.1f}%   worst |error| {max(abs(x) for x in xs):5.1f}%")
     # speed
-    from lmtune.memory import estimate_memory
+    from lmtune.estimate.memory import estimate_memory
     from lmtune.catalog import model_spec
     for label, c in (("catalog name", "llama-3.1-8b"), ("ModelSpec", model_spec("llama-3.1-8b"))):
         estimate_memory(c, method="lora", batch_size=4, seq_len=2048, gradient_checkpointing=True)
         t = time.perf_counter()
         for _ in range(args.calls): estimate_memory(c, method="lora", batch_size=4, seq_len=2048, gradient_checkpointing=True)
         print(f"estimate_memory speed ({label}): {1e6*(time.perf_counter()-t)/args.calls:.0f} us per call (mean of {args.calls})")
-    out = subprocess.run([sys.executable, "-c", "import sys, lmtune.memory; print(sorted(m for m in ('torch','transformers','peft') if m in sys.modules))"],
+    out = subprocess.run([sys.executable, "-c", "import sys, lmtune.estimate.memory; print(sorted(m for m in ('torch','transformers','peft') if m in sys.modules))"],
                          capture_output=True, text=True, cwd=ROOT)
-    print(f"heavy modules imported by `import lmtune.memory`: {out.stdout.strip() or out.stderr.strip()}")
+    print(f"heavy modules imported by `import lmtune.estimate.memory`: {out.stdout.strip() or out.stderr.strip()}")
 
 if __name__ == "__main__": main()

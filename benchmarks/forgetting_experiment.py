@@ -4,9 +4,9 @@ compared at comparable task gain, with replay data and lower learning rates, on 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/forgetting_experiment.py
 
 1. pretrain the tiny Llama-style model (`lmtune.models.make_tiny_model_dir`, random weights) on the built-in general
-   corpus with `lmtune.train.pretrain`;
+   corpus with `lmtune.train.stages.pretrain`;
 2. fine-tune it on the narrow task (the domain pharmacopoeia questions, `instruction_set(tasks=DOMAIN_TASKS)`) with
-   `lmtune.train.sft`, once per arm, with a `ForgettingMonitor` measuring every `EVAL_EVERY` steps;
+   `lmtune.train.stages.sft`, once per arm, with a `ForgettingMonitor` measuring every `EVAL_EVERY` steps;
 3. write every monitor history and the comparison at matched task gain to benchmarks/results/forgetting_experiment.json
    (the tutorial draws its figures from it) and a readable summary to benchmarks/results/forgetting_experiment.txt.
 
@@ -48,7 +48,7 @@ def first_crossing(history:list[dict], target:float, key:str="exact_match")->dic
 def pretrain_base(work:Path, quick:bool)->tuple:
     from lmtune.corpus import general_corpus
     from lmtune.models import make_tiny_model_dir
-    from lmtune.train import pretrain
+    from lmtune.train.stages import pretrain
     init = make_tiny_model_dir(work / "init", arch="llama", seed=0)
     kw = dict(PRETRAIN, max_steps=20) if quick else PRETRAIN
     pre = pretrain(str(init), general_corpus(4000, seed=0), output_dir=str(work / "pretrain"), save_steps=kw["max_steps"],
@@ -57,8 +57,8 @@ def pretrain_base(work:Path, quick:bool)->tuple:
 
 def run_arm(arm:dict, base_dir:Path, work:Path, quick:bool)->dict:
     from lmtune.corpus import instruction_set, general_corpus, DOMAIN_TASKS
-    from lmtune.monitor import ForgettingMonitor, builtin_inputs
-    from lmtune.train import sft
+    from lmtune.train.monitor import ForgettingMonitor, builtin_inputs
+    from lmtune.train.stages import sft
     inputs = builtin_inputs(**{**HELD_OUT, **(dict(n_general=16, n_mc=12, n_task=8) if quick else {})}, tasks=DOMAIN_TASKS)
     monitor = ForgettingMonitor(**inputs, eval_every=5 if quick else EVAL_EVERY, fewshot=3, max_new_tokens=8, batch_size=32,
                                 save_at_eval=False, display="none")

@@ -1,9 +1,9 @@
 """Measure the training configurations the shared H200 grids never measured, on one CUDA GPU (about 5 minutes).
 
-Each configuration runs 5 Hugging Face Trainer steps through `lmtune.calibrate.measure` (random weights built on the
+Each configuration runs 5 Hugging Face Trainer steps through `lmtune.train.measure.measure` (random weights built on the
 GPU, random token ids; the protocol of ../shared/calibration/README.md; PEFT methods through the trainer's own PEFT
 configs) and is appended, one JSON line each, to benchmarks/results/<gpu>-grid.jsonl, which
-`lmtune.cost.load_measurements`, benchmarks/time_accuracy.py and benchmarks/estimator_accuracy.py read.
+`lmtune.estimate.calibrate.load_measurements`, benchmarks/time_accuracy.py and benchmarks/estimator_accuracy.py read.
 
 What the grid adds to the 44 shared rows: prefix tuning, IA3, freeze and BitFit (never measured), DoRA on a second
 architecture, Liger kernels on and off (pairs with rows that exist), paged optimizers and torch's foreach AdamW on full
@@ -59,7 +59,7 @@ GRID = [
     ('qwen3-8b-qlora-gc-b2s2048',        'qwen3-8b',     dict(method='qlora', batch_size=2, seq_len=2048, gradient_checkpointing=True)),
 ]
 
-MEASURED_STEPS = 5          # steps per configuration (lmtune.calibrate.measure's default)
+MEASURED_STEPS = 5          # steps per configuration (lmtune.train.measure.measure's default)
 FIXED_S = 4.0               # per configuration: Trainer set-up and the first step's warm-up beyond a step (shared rows: 1-3 s)
 BUILD_S_PER_GB = 0.3        # building random weights on the GPU, per GB of weights (shared rows' load_s: 0.5 s for 16 GB)
 QLORA_S_PER_GB = 1.4        # QLoRA's save, reload in 4-bit and prepare, per GB of bf16 weights (shared rows: 21 s for 16 GB)
@@ -67,7 +67,7 @@ QLORA_S_PER_GB = 1.4        # QLoRA's save, reload in 4-bit and prepare, per GB 
 
 def predictions(gpu, grid):
     "Predicted peak memory and step time of every grid entry on `gpu`."
-    from lmtune.calibrate import predict
+    from lmtune.estimate.calibrate import predict
     return {name: predict(model, gpu=gpu, **s) for name, model, s in grid}
 
 
@@ -90,7 +90,8 @@ def main(argv=None):
     ap.add_argument('--headroom', type=float, default=0.92, help='skip configs predicted above this fraction of GPU memory')
     a = ap.parse_args(argv)
     from lmtune.catalog import gpu_spec
-    from lmtune.calibrate import catalog_gpu, run_grid
+    from lmtune.catalog import catalog_gpu
+    from lmtune.train.measure import run_grid
 
     gpu = a.gpu
     if gpu is None and not a.dry_run:

@@ -36,7 +36,7 @@ timeout $(( $(left) - 100 )) python3 benchmarks/train_throughput.py --model /tmp
   --seq-len 1024 --out "$OUT/train-throughput.json" 2>&1 | tail -20 | tee -a "$OUT/train-throughput.txt"
 
 # 3. The notebook cells that only run on CUDA: the calibration harness (06_calibrate) and QLoRA training (08_train).
-for nb in nbs/06_calibrate.ipynb nbs/08_train.ipynb; do
+for nb in nbs/estimate/03_calibrate.ipynb nbs/train/05_stages.ipynb; do
   timeout $(( $(left) / 2 > 10 ? $(left) / 2 : 10 )) python3 /tmp/site/bin/nbdev-test --flags cuda "$nb" 2>&1 | tail -25 | tee -a "$OUT/cuda-cells.txt"
 done
 echo "gpu_check.sh done in ${SECONDS} s" | tee -a "$OUT/gpu.txt"

@@ -3,7 +3,7 @@
     python benchmarks/gpu_distributed.py --out DIR      # starts torchrun itself, once per strategy and GPU count
 
 Each launch trains a ~100M-parameter Llama (built locally: the device has no network) for a few steps with
-`lmtune.launch.train`, the function every `lmtune train` process runs, plus a callback that records
+`lmtune.train.launch.train`, the function every `lmtune train` process runs, plus a callback that records
 `torch.cuda.max_memory_allocated()` on every rank. The driver prints, per launch and rank, the measured peak next to
 `estimate_memory(...).peak_allocated` for the settings that launch ran, and writes them to DIR/gpu-distributed.jsonl.
 With two or more GPUs it also tries the Trainer on a tensor-parallel model (transformers' DistributedConfig)."""
@@ -14,7 +14,7 @@ MODEL = 'tiny:llama?hidden_size=1024&num_layers=8&num_heads=16&num_kv_heads=8&in
 STRATEGIES = ('ddp', 'fsdp', 'zero2', 'zero3')
 
 def run_file(strategy, out):
-    from lmtune.launch import config_yaml
+    from lmtune.train.launch import config_yaml
     return config_yaml('continued', MODEL, 'builtin:general?n=4000', dict(method='full', batch_size=4, seq_len=512, strategy=strategy,
                        max_steps=6, logging_steps=1, save_steps=1000, output_dir=str(out), progress_bar=False, resume=False))
 
@@ -22,7 +22,7 @@ def worker(path, out):
     "One rank: train with a peak-memory callback, write this rank's peak."
     import torch
     from transformers import TrainerCallback
-    from lmtune.launch import read_config, train, processes
+    from lmtune.train.launch import read_config, train, processes
     class Peak(TrainerCallback):
         def on_train_end(self, args, state, control, **kw):
             p = processes()
@@ -35,9 +35,9 @@ def tensor_parallel(out):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.distributed import DistributedConfig
-    from lmtune.launch import resolve_model, processes
+    from lmtune.train.launch import resolve_model, processes
     from lmtune.corpus import general_corpus
-    import lmtune.train as T
+    import lmtune.train.stages as T
     d, p = resolve_model(MODEL), processes()
     m = AutoModelForCausalLM.from_pretrained(d, dtype=torch.bfloat16, distributed_config=DistributedConfig(tp_size=p.world_size))
     r = T.continue_pretraining(m, general_corpus(2000), tokenizer=AutoTokenizer.from_pretrained(d), method='full', max_steps=4,
@@ -50,8 +50,8 @@ def main():
     if args.worker: return worker(*args.worker)
     if args.tp: return tensor_parallel(args.tp)
     import torch, importlib.util
-    from lmtune.launch import read_config, launched_settings, Processes, resolve_model
-    from lmtune.memory import estimate_memory
+    from lmtune.train.launch import read_config, launched_settings, Processes, resolve_model
+    from lmtune.estimate.memory import estimate_memory
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     gpus = torch.cuda.device_count()
     model_dir = resolve_model(MODEL)                           # built once, before any launch

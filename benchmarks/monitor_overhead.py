@@ -1,9 +1,9 @@
 """What the forgetting monitor costs: training wall time with and without `ForgettingMonitor` on the CPU with the tiny
-model, and the extra memory of one evaluation against `lmtune.monitor.monitor_memory_bytes`.
+model, and the extra memory of one evaluation against `lmtune.estimate.memory.monitor_memory_bytes`.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/monitor_overhead.py   # writes benchmarks/results/monitor_overhead.txt
 
-Time: `lmtune.train.sft` on the tiny Llama (hidden 128, 4 layers, vocab 1024, random weights, so every generation runs
+Time: `lmtune.train.stages.sft` on the tiny Llama (hidden 128, 4 layers, vocab 1024, random weights, so every generation runs
 to `max_new_tokens`) for STEPS steps, LoRA and full fine-tuning, without a monitor, with the monitor at its default
 cadence ('auto', 5%) and with eval_every=50; held-out inputs `builtin_inputs()` (64 general texts, 40 multiple-choice
 questions, 40 task examples, 3 of them few-shot examples) and the default settings otherwise. Other jobs share this
@@ -26,8 +26,8 @@ LR = {"lora": 2e-3, "full": 3e-4}
 def timed_run(model_dir, method:str, monitor_kw:dict|None, steps:int):
     "`(CPU seconds, wall seconds, monitor or None)` of one whole sft call (loading, tokenizing, training, saving)."
     from lmtune.corpus import instruction_set
-    from lmtune.monitor import ForgettingMonitor, builtin_inputs
-    from lmtune.train import sft
+    from lmtune.train.monitor import ForgettingMonitor, builtin_inputs
+    from lmtune.train.stages import sft
     mon = ForgettingMonitor(**builtin_inputs(), display="none", **monitor_kw) if monitor_kw is not None else None
     data = instruction_set(2000)
     t, c = time.perf_counter(), time.process_time()
@@ -92,7 +92,8 @@ def memory(out:list):
     from peft import LoraConfig, get_peft_model
     from lmtune.corpus import general_corpus, multiple_choice_set, instruction_set
     from lmtune.models import tiny_model_dir
-    from lmtune.monitor import EvalSuite, BaseReference, monitor_memory_phases, monitor_memory_bytes
+    from lmtune.train.monitor import EvalSuite, BaseReference
+    from lmtune.estimate.memory import monitor_memory_phases, monitor_memory_bytes
     from lmtune.settings import RunSettings
     d = tiny_model_dir()
     tok = AutoTokenizer.from_pretrained(d)

@@ -1,10 +1,10 @@
-"""Step-time accuracy of `lmtune.cost` against measured Hugging Face Trainer runs, on configurations the constants
+"""Step-time accuracy of `lmtune.estimate.time` against measured Hugging Face Trainer runs, on configurations the constants
 were not fitted on.
 
-Reads every calibration grid (default: all `*.jsonl` in `lmtune.calibrate.calibration_dir()`, i.e. the two shared
+Reads every calibration grid (default: all `*.jsonl` in `lmtune.estimate.calibrate.calibration_dir()`, i.e. the two shared
 H200 grids, 44 rows) and prints, for every row, the measured step time (median of steps 2-5) and:
 
-- the prediction with the shipped constants (`lmtune.cost.CALIBRATED`, fitted on all rows: in-sample);
+- the prediction with the shipped constants (`lmtune.estimate.time.CALIBRATED`, fitted on all rows: in-sample);
 - the leave-architecture-out prediction: the constants refitted on every row of the *other* architectures, then used
   on this row's architecture (all of its rows held out at once);
 - the leave-method-out prediction: the same with whole methods (full, lora, qlora, dora, ...) held out.
@@ -17,8 +17,9 @@ Usage:
 """
 import argparse, datetime, os, platform, shlex, statistics, sys, time
 
-from lmtune.calibrate import calibration_dir
-from lmtune.cost import CALIBRATED, fit_throughput, held_out_errors, load_measurements, predict_rows, step_breakdown
+from lmtune.estimate.calibrate import calibration_dir
+from lmtune.estimate.time import CALIBRATED, step_breakdown
+from lmtune.estimate.calibrate import fit_throughput, held_out_errors, load_measurements, predict_rows
 
 
 def summary(label, errs):

@@ -79,12 +79,12 @@ def _plain_trainer(a, model_dir, lora:bool, out):
     return model, m, tr.state.num_input_tokens_seen, args.optim
 
 def _lmtune(a, model_dir, method, out):
-    from lmtune.train import sft
+    from lmtune.train.stages import sft
     from lmtune.corpus import instruction_set
     r = sft(model_dir, instruction_set(a.rows), method=method, max_steps=a.steps, batch_size=a.batch_size, seq_len=a.seq_len,
             precision=a.precision, packing=a.packing, gradient_checkpointing=a.gradient_checkpointing,
             logging_steps=max(1, a.steps // 5), save_steps=10**9, output_dir=out, resume=False, progress_bar=False)
-    from lmtune.train import resolve_optim
+    from lmtune.train.model import resolve_optim
     return r.model, r.metrics, r.metrics["num_input_tokens_seen"], resolve_optim(r.settings.optim)
 
 def _cuda():

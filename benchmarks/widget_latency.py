@@ -18,7 +18,7 @@ import argparse, datetime, json, os, platform, sys, textwrap
 KERNEL_CODE = r'''
 import json, statistics, time
 from lmtune.settings import RunSettings
-from lmtune.widgets import AdvisorWidget, EstimatorWidget
+from lmtune.ui.widgets import AdvisorWidget, EstimatorWidget
 
 def timed(widget, changes, details):
     rows = []
@@ -54,7 +54,7 @@ def mpl_bar_ms(n=20):
     import io
     import matplotlib; matplotlib.use("agg")
     from matplotlib.figure import Figure
-    from lmtune.memory import estimate_memory
+    from lmtune.estimate.memory import estimate_memory
     m = estimate_memory("llama-3.1-8b", RunSettings(batch_size=4, seq_len=2048))
     fig = Figure(figsize=(6.4, 1.0), dpi=100); ax = fig.add_axes((0.02, 0.35, 0.96, 0.6))
     vals = [v / 2**30 for v in m.breakdown.values()]

@@ -1,4 +1,4 @@
-"""The module entry point: `python -m lmtune train RUN.yaml` (and `torchrun ... -m lmtune train RUN.yaml`, `accelerate launch -m lmtune train RUN.yaml`) runs `lmtune.launch.main`; every other command goes to `lmtune.cli.main`.
+"""The module entry point: `python -m lmtune train RUN.yaml` (and `torchrun ... -m lmtune train RUN.yaml`, `accelerate launch -m lmtune train RUN.yaml`) runs `lmtune.train.launch.main`; every other command goes to `lmtune.ui.cli.main`.
 
 Docs: https://lmtune.github.io/lmtune/main.html.md"""
 
@@ -13,12 +13,12 @@ import sys
 # %% ../nbs/15a_main.ipynb #df8f27d0
 def main(argv:list|None=None, # the arguments after `python -m lmtune`; None: sys.argv
         )->int:
-    "Run `python -m lmtune COMMAND ...`: `train` via `lmtune.launch.main`, everything else via `lmtune.cli.main`."
+    "Run `python -m lmtune COMMAND ...`: `train` via `lmtune.train.launch.main`, everything else via `lmtune.ui.cli.main`."
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ['train']:
-        from lmtune.launch import main as train
+        from lmtune.train.launch import main as train
         return train(argv[1:])
-    from lmtune.cli import main as cli
+    from lmtune.ui.cli import main as cli
     return cli(argv)
 
 # %% ../nbs/15a_main.ipynb #5caa50d8

@@ -115,7 +115,7 @@ class Stage:
     "A training stage: its default method, its learning-rate preset, the data it trains on."
     name:str # what `stage=` takes: pretrain, continue_pretraining, sft, dpo
     default_method:str # what `method=None` means for this stage
-    lr_preset:str # a key of `lmtune.train.LR_PRESETS`
+    lr_preset:str # a key of `lmtune.train.recipe.LR_PRESETS`
     data:str # what rows it trains on
     text_data:bool = False # it trains on plain text, packed into seq_len blocks, loss on every token
 
@@ -181,7 +181,7 @@ class RunSettings:
     tensor_parallel:int = 1 # GPUs that split every layer's matrices (Megatron-style, inside one machine)
     pipeline_parallel:int = 1 # stages the layers are split into; data parallel is what remains of the world size
     # the trainer's own knobs
-    learning_rate:float|None = None # None: the preset for the stage and method (`lmtune.train.preset_learning_rate`)
+    learning_rate:float|None = None # None: the preset for the stage and method (`lmtune.train.recipe.preset_learning_rate`)
     lr_preset:str|None = None # pretrain, continued, finetune; None: the stage's
     lr_scheduler_type:str = 'cosine' # a transformers `SchedulerType` value
     warmup_ratio:float = 0.0 # fraction of steps with linear warmup, in [0, 1)

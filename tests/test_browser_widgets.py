@@ -5,14 +5,14 @@ from browser import (chromium_page, cell_errors, jupyter_lab, open_notebook, req
 
 pytestmark = pytest.mark.browser
 GPU = "A100-80GB"
-NOTEBOOK = [f"from lmtune.widgets import app\napp('llama-3.1-8b', gpu={GPU!r}, batch_size=8, seq_len=2048)"]
+NOTEBOOK = [f"from lmtune.ui.widgets import app\napp('llama-3.1-8b', gpu={GPU!r}, batch_size=8, seq_len=2048)"]
 
 
 def expected(model, **fields):
     "(peak GiB as displayed, verdict) that estimate_memory gives for this run."
-    from lmtune.memory import estimate_memory
+    from lmtune.estimate.memory import estimate_memory
     from lmtune.settings import RunSettings
-    from lmtune.widgets import verdict
+    from lmtune.ui.widgets import verdict
     m = estimate_memory(model, RunSettings(**fields))
     return f"{m.device_total / 2**30:.2f} GiB", verdict(m, GPU)
 

@@ -38,10 +38,10 @@ def tiny():
 
 @pytest.fixture(scope='module')
 def one_process(tiny, tmp_path_factory):
-    "Every example, run to the end on one process by `lmtune.launch.main` (the `lmtune train` entry), in one Python process."
+    "Every example, run to the end on one process by `lmtune.train.launch.main` (the `lmtune train` entry), in one Python process."
     root = tmp_path_factory.mktemp('examples')
     runs = {f.stem: root / f.stem for f in EXAMPLES}
-    code = ("import sys; from lmtune.launch import main\n"
+    code = ("import sys; from lmtune.train.launch import main\n"
             "for f, out in zip(sys.argv[1::2], sys.argv[2::2]):\n"
             "    code = main(['train', f, '--set', f'output_dir={out}', '--set', 'progress_bar=false'])\n"
             "    print(f'EXIT {f} {code}', flush=True)\n")
@@ -118,7 +118,7 @@ def test_accelerate_launch_with_the_config_lmtune_wrote(one_process, tmp_path):
 
 LAUNCH = '''
 import json, sys
-from lmtune.launch import launch
+from lmtune.train.launch import launch
 r = launch('examples/sft.yaml', num_processes=2, sets=[f'output_dir={sys.argv[1]}', 'progress_bar=false'], show=False)
 print('RESULT', json.dumps(dict(losses=r.losses, metrics=r.metrics, world=[x['world_size'] for x in r.log if x.get('event') == 'begin'])))
 '''

@@ -3,7 +3,7 @@
 accelerate runs FSDP and DeepSpeed only on accelerators (on a CPU it falls back to DDP, which `lmtune train` refuses),
 so these tests call the engines the way accelerate and the Trainer do: torch's FSDP2 `fully_shard` on every decoder
 layer (accelerate's TRANSFORMER_BASED_WRAP on `_no_split_modules`) and then the root; `deepspeed.initialize` with the
-JSON `lmtune.launch.deepspeed_config` writes, parsed first by DeepSpeed's own `DeepSpeedConfig` at world size 2.
+JSON `lmtune.train.launch.deepspeed_config` writes, parsed first by DeepSpeed's own `DeepSpeedConfig` at world size 2.
 Tensor parallelism: transformers' `DistributedConfig(tp_size=2)`. All train the tiny Llama from the same weights on the
 same global batch; the one-process reference trains it unsharded on rank 0.
 
@@ -27,7 +27,7 @@ from datetime import timedelta
 from lmtune.models import tiny_model_dir, pack_texts
 from lmtune.corpus import general_corpus
 from lmtune.settings import RunSettings
-from lmtune.launch import deepspeed_config
+from lmtune.train.launch import deepspeed_config
 out, with_deepspeed = sys.argv[1], sys.argv[2] == '1'
 d = tiny_model_dir('llama')
 dist.init_process_group('gloo', timeout=timedelta(seconds=120))
@@ -118,7 +118,7 @@ def measured(tmp_path_factory):
     return json.loads(out.read_text())
 
 def _estimate(strategy):
-    from lmtune.memory import estimate_memory
+    from lmtune.estimate.memory import estimate_memory
     from lmtune.models import tiny_model_dir
     from lmtune.settings import RunSettings
     s = RunSettings(method='full', batch_size=4, seq_len=64, precision='fp32', optim='adamw_torch', num_gpus=2, strategy=strategy,

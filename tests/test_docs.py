@@ -19,8 +19,8 @@ from heading_ids import pandoc_slug   # noqa: E402
 from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REQUIRE_ENV   # noqa: E402  (tests/browser.py: the shared Chromium setup)
 
 EXECUTED = ['index.ipynb', 'concepts/approaches.ipynb', 'concepts/training_memory.ipynb',
-            'tutorials/*', '13_widgets.ipynb', '14_monitor.ipynb']
-SCREENSHOTS = {'docs_home.png': 'index.html', 'docs_api_memory.png': 'memory.html'}
+            'tutorials/*', 'ui/01_widgets.ipynb', 'train/07_monitor.ipynb']
+SCREENSHOTS = {'docs_home.png': 'index.html', 'docs_api_memory.png': 'estimate/memory.html'}
 
 @dataclasses.dataclass
 class Site:

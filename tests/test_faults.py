@@ -9,7 +9,11 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
-import lmtune.train as T
+import lmtune.settings as S
+import lmtune.train.guard as TG
+import lmtune.train.recipe as TC
+import lmtune.train.records as TR
+import lmtune.train.stages as T
 from lmtune.corpus import domain_corpus, general_corpus, instruction_set, preference_set
 from lmtune.data import load_data
 from lmtune.models import tiny_model_dir
@@ -97,8 +101,8 @@ def test_start_over_replaces_the_previous_run_once_it_has_a_checkpoint(llama, pr
 
 def test_a_start_over_killed_before_its_first_checkpoint_gives_way_to_the_earlier_run(llama, lora_run, prior):
     before = files(prior)
-    assert T.move_previous_run_aside(prior)  # what resume=False does, then a kill before the new run's first checkpoint:
-    (prior / T.RUN_RECORD).write_text("{}"); (prior / "checkpoint-1").mkdir()  # its record, and a save it did not finish
+    assert TR.move_previous_run_aside(prior)  # what resume=False does, then a kill before the new run's first checkpoint:
+    (prior / TR.RUN_RECORD).write_text("{}"); (prior / "checkpoint-1").mkdir()  # its record, and a save it did not finish
     r = T.sft(llama, instruction_set(32), max_steps=4, output_dir=prior, **QUICK)  # the earlier run's call again
     assert files(prior) == before and r.resumed_from.endswith("checkpoint-4")  # finished: its saved result, nothing trained
 
@@ -121,12 +125,12 @@ def test_seq_len_past_the_position_table(arch, field, tmp_path):
 
 def test_collapse_to_the_uniform_distribution(llama, tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(T.TrainingDiverged) as e:
+    with pytest.raises(TG.TrainingDiverged) as e:
         T.sft(llama, instruction_set(64), method="full", max_steps=12, output_dir=out, **dict(QUICK, learning_rate=1e6, save_steps=1))
     msg = str(e.value)
     assert "step 2" in msg and f"ln(300) = {math.log(300):.3f}" in msg and "learning_rate" in msg and "warmup" in msg, msg
     # the update of step 1 killed the model, so its checkpoint is set aside and a resume cannot pick it up
-    assert T.last_checkpoint(out) is None and (out / "suspect-checkpoint-1").is_dir() and "suspect-checkpoint-1" in msg
+    assert TR.last_checkpoint(out) is None and (out / "suspect-checkpoint-1").is_dir() and "suspect-checkpoint-1" in msg
 
 def test_spike_on_a_step_that_is_not_logged(llama, tmp_path):
     from transformers import TrainerCallback
@@ -135,12 +139,12 @@ def test_spike_on_a_step_that_is_not_logged(llama, tmp_path):
             if state.global_step == 12:
                 with torch.no_grad(): model.get_output_embeddings().weight.mul_(100)
     out = tmp_path / "run"
-    with pytest.raises(T.TrainingDiverged) as e:
+    with pytest.raises(TG.TrainingDiverged) as e:
         T.sft(llama, instruction_set(120), method="full", max_steps=20, output_dir=out, callbacks=[Spike()],
               **dict(QUICK, logging_steps=10, save_steps=4, learning_rate=1e-3))
     msg = str(e.value)
     assert "loss spike at step 13" in msg and "median" in msg and "checkpoint-8" in msg, msg
-    assert T.last_checkpoint(out).endswith("checkpoint-8") and (out / "suspect-checkpoint-12").is_dir()
+    assert TR.last_checkpoint(out).endswith("checkpoint-8") and (out / "suspect-checkpoint-12").is_dir()
 
 def test_nan_on_a_step_that_is_not_logged(llama, tmp_path):
     from transformers import TrainerCallback
@@ -149,11 +153,11 @@ def test_nan_on_a_step_that_is_not_logged(llama, tmp_path):
             if state.global_step == 5:
                 with torch.no_grad(): next(p for p in model.parameters() if p.requires_grad).fill_(float("nan"))
     out = tmp_path / "run"
-    with pytest.raises(T.TrainingDiverged) as e:
+    with pytest.raises(TG.TrainingDiverged) as e:
         T.sft(llama, instruction_set(64), method="full", max_steps=10, output_dir=out, callbacks=[Poison()],
               **dict(QUICK, logging_steps=100, save_steps=3))
     assert "loss=nan at step 6" in str(e.value) and "checkpoint-3" in str(e.value), str(e.value)
-    assert T.last_checkpoint(out).endswith("checkpoint-3") and not (out / "checkpoint-6").exists()
+    assert TR.last_checkpoint(out).endswith("checkpoint-3") and not (out / "checkpoint-6").exists()
 
 def test_every_step_is_recorded(llama, lora_run):
     r = T.sft(llama, instruction_set(32), max_steps=4, output_dir=lora_run, **QUICK)  # the finished run, as saved
@@ -166,7 +170,7 @@ def test_every_step_is_recorded(llama, lora_run):
         assert h["loss"] == pytest.approx(logged[h["step"]]["loss"], rel=1e-5)
 
 def test_history_survives_a_resume(llama, prior):
-    for p in ["checkpoint-4", T.RESULT_FILE]: shutil.rmtree(prior / p) if (prior / p).is_dir() else (prior / p).unlink()
+    for p in ["checkpoint-4", TR.RESULT_FILE]: shutil.rmtree(prior / p) if (prior / p).is_dir() else (prior / p).unlink()
     r = T.sft(llama, instruction_set(32), max_steps=4, output_dir=prior, **QUICK)
     assert r.resumed_from.endswith("checkpoint-2") and [h["step"] for h in r.step_history] == [1, 2, 3, 4]
 
@@ -191,22 +195,22 @@ def test_empty_step_budget(llama, tmp_path, stage, budget):
 
 @pytest.mark.parametrize("change", [dict(optim="sgd"), dict(completion_only_loss=False), dict(weight_decay=0.1)])
 def test_resume_with_a_changed_setting_is_refused(llama, prior, change):
-    shutil.rmtree(prior / "checkpoint-4"); (prior / T.RESULT_FILE).unlink()
+    shutil.rmtree(prior / "checkpoint-4"); (prior / TR.RESULT_FILE).unlink()
     before = files(prior)
     with pytest.raises(ValueError) as e: T.sft(llama, instruction_set(32), max_steps=4, output_dir=prior, **dict(QUICK, **change))
     (k, v), = change.items()
-    assert f"changed: {k} {getattr(T.RunSettings(), k)!r} -> {v!r}" in str(e.value), str(e.value)
+    assert f"changed: {k} {getattr(S.RunSettings(), k)!r} -> {v!r}" in str(e.value), str(e.value)
     assert files(prior) == before
 
 @pytest.mark.parametrize("damaged", ["adapter_model.safetensors", "optimizer.pt"])
 def test_damaged_checkpoint_falls_back_to_the_newest_complete_one(llama, lora_run, prior, damaged):
     f = prior / "checkpoint-4" / damaged
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # cut short, as a full disk or a kill during the copy leaves it
-    (prior / T.RESULT_FILE).unlink()
+    (prior / TR.RESULT_FILE).unlink()
     with pytest.warns(UserWarning, match=f"{f}.*damaged"):
         r = T.sft(llama, instruction_set(32), max_steps=4, output_dir=prior, **QUICK)
     assert r.resumed_from.endswith("checkpoint-2")
-    ref = json.loads((lora_run / T.RESULT_FILE).read_text())["log_history"]
+    ref = json.loads((lora_run / TR.RESULT_FILE).read_text())["log_history"]
     assert r.final_loss == pytest.approx([h["loss"] for h in ref if "loss" in h][-1], rel=1e-5)  # the same run, steps 3-4 again
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # the resumed run saved checkpoint-4 whole again: damage it again
     with pytest.raises(ValueError, match=str(f)):  # named explicitly, a damaged checkpoint is an error
@@ -217,9 +221,9 @@ def test_damaged_full_weights_checkpoint(llama, tmp_path):
     T.sft(llama, instruction_set(32), method="full", max_steps=4, output_dir=out, **dict(QUICK, learning_rate=1e-3))
     f = out / "checkpoint-4" / "model.safetensors"
     f.write_bytes(f.read_bytes()[:1000])
-    problem = T.checkpoint_problem(out / "checkpoint-4")
+    problem = TR.checkpoint_problem(out / "checkpoint-4")
     assert str(f) in problem and "damaged" in problem, problem
-    with pytest.warns(UserWarning, match="damaged"): assert T.last_checkpoint(out).endswith("checkpoint-2")
+    with pytest.warns(UserWarning, match="damaged"): assert TR.last_checkpoint(out).endswith("checkpoint-2")
 
 # ---- defect 7: data that is not UTF-8; on_bad_rows in every trainer ---------------------------------------------------
 
@@ -314,7 +318,7 @@ def _lora_dir(tmp_path, hidden, name, r=4, seed=0):
     return tmp_path / name
 
 def test_adapter_of_another_base_is_refused_and_the_model_is_untouched(tmp_path):
-    from lmtune.adapters import load_adapter
+    from lmtune.train.adapters import load_adapter
     from lmtune.models import tiny_model
     path = _lora_dir(tmp_path, 64, "wide")
     base = tiny_model("llama", **SIZE); base.name_or_path = base.config._name_or_path = "tiny-llama-32"
@@ -325,7 +329,7 @@ def test_adapter_of_another_base_is_refused_and_the_model_is_untouched(tmp_path)
     assert [n for n, _ in base.named_modules()] == names and not hasattr(base, "peft_config")
 
 def test_failed_combination_leaves_the_model_as_it_was(tmp_path):
-    from lmtune.adapters import load_adapter, combine_adapters
+    from lmtune.train.adapters import load_adapter, combine_adapters
     from lmtune.models import tiny_model
     base = tiny_model("llama", **SIZE)
     m = load_adapter(base, _lora_dir(tmp_path, 32, "a", seed=1), "a")
@@ -339,7 +343,7 @@ def test_failed_combination_leaves_the_model_as_it_was(tmp_path):
     with torch.no_grad(): assert torch.equal(m(ids).logits, before)
 
 def test_pickled_weights_are_refused(llama, tmp_path):
-    from lmtune.adapters import load_adapter
+    from lmtune.train.adapters import load_adapter
     from transformers import AutoModelForCausalLM, AutoTokenizer
     d = tmp_path / "pickled"
     m = AutoModelForCausalLM.from_pretrained(llama); m.save_pretrained(d)
@@ -365,15 +369,16 @@ def test_out_of_memory_keeps_the_checkpoints_and_resumes(llama, lora_run, tmp_pa
         def on_step_begin(self, args, state, control, **kw):
             if state.global_step == 2: raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     out = tmp_path / "run"
-    with pytest.raises(T.TrainingOOM) as e:
+    with pytest.raises(TC.TrainingOOM) as e:
         T.sft(llama, instruction_set(32), max_steps=4, output_dir=out, callbacks=[OOMAtStep3()], **QUICK)
     assert "checkpoint-2" in str(e.value), str(e.value)
     r = T.sft(llama, instruction_set(32), max_steps=4, output_dir=out, **QUICK)
-    ref = json.loads((lora_run / T.RESULT_FILE).read_text())["log_history"]
+    ref = json.loads((lora_run / TR.RESULT_FILE).read_text())["log_history"]
     assert r.resumed_from.endswith("checkpoint-2") and r.final_loss == pytest.approx([h["loss"] for h in ref if "loss" in h][-1], rel=1e-5)
 
 def test_adapter_functions_check_their_arguments(tmp_path):
-    from lmtune.adapters import load_adapter, combine_adapters, merge_adapter, save_adapter, swap_adapter, adapter_dir
+    from lmtune.train.adapters import (load_adapter, combine_adapters, merge_adapter, save_adapter, swap_adapter,
+                                       adapter_dir)
     from lmtune.models import tiny_model
     path = _lora_dir(tmp_path, 32, "a", seed=1)
     m = load_adapter(tiny_model("llama", **SIZE), path, "a")
@@ -397,7 +402,7 @@ def test_resume_after_a_divergence_with_a_lower_learning_rate(llama, tmp_path):
             if state.global_step == 5:
                 with torch.no_grad(): next(p for p in model.parameters() if p.requires_grad).fill_(float("nan"))
     out, kw = tmp_path / "run", dict(QUICK, logging_steps=1, save_steps=3, learning_rate=1e-3)
-    with pytest.raises(T.TrainingDiverged) as e:
+    with pytest.raises(TG.TrainingDiverged) as e:
         T.sft(llama, instruction_set(64), method="full", max_steps=10, output_dir=out, callbacks=[Poison()], **kw)
     assert "lmtune resumes from" in str(e.value) and "checkpoint-3" in str(e.value), str(e.value)
     with pytest.raises(ValueError, match="weight_decay"):   # only the recovery settings may change

@@ -1,4 +1,4 @@
-"""`lmtune.monitor.ForgettingMonitor` on real (tiny) training runs: its numbers against plain torch, early stopping on a
+"""`lmtune.train.monitor.ForgettingMonitor` on real (tiny) training runs: its numbers against plain torch, early stopping on a
 forgetting budget, the trainer's log and TensorBoard, a plain transformers Trainer, resuming and the Stop request."""
 import glob, json, math, time
 from pathlib import Path
@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 
 from lmtune.corpus import general_corpus, multiple_choice_set, instruction_set, exact_match, DOMAIN_TASKS
 from lmtune.models import tiny_model_dir
-from lmtune.monitor import ForgettingMonitor, LOG_PREFIX
+from lmtune.train.monitor import ForgettingMonitor, LOG_PREFIX
 
 TINY = dict(vocab_size=300, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, pretrain_steps=150) # shared with the other tests
 GENERAL, MC = general_corpus(20, seed=1000), multiple_choice_set(12, seed=1001)
@@ -97,7 +97,7 @@ def test_numbers_match_plain_torch_at_base_and_end(model_dir, tmp_path, method, 
     "At step 0 and at the end the monitor's numbers equal an independent computation; they reach the trainer's log and TensorBoard."
     pytest.importorskip("tensorboard")
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from lmtune.train import sft
+    from lmtune.train.stages import sft
     m = monitor()
     run = sft(model_dir, TRAIN, method=method, learning_rate=lr, max_steps=20, output_dir=str(tmp_path), callbacks=[m],
               report_to="tensorboard", **COMMON)
@@ -124,7 +124,7 @@ def test_numbers_match_plain_torch_at_base_and_end(model_dir, tmp_path, method, 
 
 def test_early_stopping_on_a_forgetting_budget(model_dir, tmp_path):
     "Full fine-tuning of this small model forgets fast; the monitor stops at the first evaluation over budget and restores the best."
-    from lmtune.train import sft
+    from lmtune.train.stages import sft
     m = monitor(eval_every=2, max_kl=0.3, task_metric="task_loss")
     run = sft(model_dir, TRAIN, method="full", learning_rate=1e-3, max_steps=40, output_dir=str(tmp_path), callbacks=[m], **COMMON)
     h = m.history
@@ -159,7 +159,7 @@ def test_plain_transformers_trainer(model_dir, tmp_path):
 def test_resume_keeps_the_base_measurements(model_dir, tmp_path):
     "Stopped at step 20 (the Stop button's path), the same call again resumes there; a new monitor reads the saved base."
     from transformers import TrainerCallback
-    from lmtune.train import sft
+    from lmtune.train.stages import sft
     class PressStop(TrainerCallback): # what a click does, at a known step
         def on_step_end(self, args, state, control, **kw):
             if state.global_step == 20: m1.request_stop()
@@ -179,7 +179,7 @@ def test_resume_keeps_the_base_measurements(model_dir, tmp_path):
 
 def test_stop_request_stops_at_a_checkpoint(model_dir, tmp_path):
     "What the Stop button does, from another thread: training ends after the current step, saved, and measured."
-    from lmtune.train import sft
+    from lmtune.train.stages import sft
     m = monitor(eval_every=1000)
     handle = m.start(lambda: sft(model_dir, TRAIN, method="lora", learning_rate=5e-3, max_steps=2000, output_dir=str(tmp_path),
                                  callbacks=[m], **COMMON))
@@ -203,7 +203,7 @@ def test_bad_input_fails_before_training():
 def test_dpo_and_continued_pretraining(model_dir, tmp_path):
     "The other lmtune stages: DPO scores the chosen answers, continued pretraining measures the loss of domain text."
     from lmtune.corpus import preference_set, domain_corpus
-    from lmtune.train import dpo, continue_pretraining
+    from lmtune.train.stages import dpo, continue_pretraining
     m = ForgettingMonitor(general_texts=GENERAL, task_examples=preference_set(6, seed=3), eval_every=2, max_new_tokens=4, fewshot=0, display="none")
     dpo(model_dir, preference_set(64), method="lora", max_steps=4, output_dir=str(tmp_path / "dpo"), callbacks=[m], **{**COMMON, "batch_size": 8})
     assert list(m.history.step) == [0, 2, 4] and m.rows[0]["kl_to_base"] == 0.0 and "exact_match" in m.rows[-1]
@@ -214,7 +214,7 @@ def test_dpo_and_continued_pretraining(model_dir, tmp_path):
 
 def test_spikes_and_the_training_curve(model_dir, tmp_path):
     "Loss spikes are lmtune's DivergenceGuard's; with lmtune's trainer the curve has every step (the guard's history)."
-    from lmtune.train import sft
+    from lmtune.train.stages import sft
     m = monitor(eval_every=10)
     sft(model_dir, TRAIN, method="lora", learning_rate=5e-3, max_steps=10, output_dir=str(tmp_path), callbacks=[m], **COMMON)
     assert m._guard is not None and [s for s, _ in m._train_curve()] == list(range(1, 11))

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 SETUP = """\
 from lmtune.models import tiny_model_dir
 from lmtune.corpus import instruction_set, DOMAIN_TASKS
-from lmtune.monitor import ForgettingMonitor, builtin_inputs
+from lmtune.train.monitor import ForgettingMonitor, builtin_inputs
 from lmtune.train import sft
 model_dir = str(tiny_model_dir("llama", vocab_size=300, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, pretrain_steps=150))
 monitor = ForgettingMonitor(**builtin_inputs(n_general=16, n_mc=12, n_task=10, tasks=DOMAIN_TASKS), eval_every=10, max_new_tokens=6, fewshot=2)"""

@@ -9,7 +9,8 @@ STEPS, SAVE = 40, 10
 SCRIPT = textwrap.dedent('''
     import json, sys, time
     from transformers import TrainerCallback
-    import lmtune.train as T
+    import lmtune.train.records as TR
+    import lmtune.train.stages as T
     from lmtune.corpus import general_corpus, instruction_set
     from lmtune.models import build_tokenizer, tiny_model
     out, slow, stage = sys.argv[1], float(sys.argv[2]), sys.argv[3]
@@ -69,7 +70,8 @@ def test_killed_run_resumes_to_the_same_final_loss(tmp_path, stage):
 
 
 # ---- every field of the run description is compared on resume (issue 8) ---------------------------------------------
-import lmtune.train as T
+import lmtune.train.records as TR
+import lmtune.train.stages as T
 from lmtune.settings import FIELDS, RunSettings
 
 # a different valid value for each field that is not a plain bool or number (those get `not v` / `v + 1` / `v + 0.1`)
@@ -89,21 +91,21 @@ def _other(k, v):
 
 def _record(**kw):
     s = RunSettings(**kw)
-    return T.run_record("sft", s.method or "lora", s.learning_rate or 2e-4, s, "model", "data")
+    return TR.run_record("sft", s.method or "lora", s.learning_rate or 2e-4, s, "model", "data")
 
 @pytest.mark.parametrize("field", FIELDS)
 def test_a_resume_with_one_field_changed_is_refused_naming_it(field):
     base = CONTEXT.get(field, {})
     old, new = _record(**base), _record(**dict(base, **{field: _other(field, getattr(RunSettings(**base), field))}))
-    changes = T.run_changes(old, new)
-    if field in T.NON_TRAINING_FIELDS: assert changes == {}, changes
+    changes = TR.run_changes(old, new)
+    if field in TR.NON_TRAINING_FIELDS: assert changes == {}, changes
     else:
         assert list(changes) == [field], changes
         was, now = changes[field]
-        if field not in T.RESOLVED_FIELDS: assert (was, now) == (old["settings"][field], new["settings"][field])
+        if field not in TR.RESOLVED_FIELDS: assert (was, now) == (old["settings"][field], new["settings"][field])
 
 def test_same_rows_per_step_is_the_same_run():
-    assert T.run_changes(_record(batch_size=8), _record(batch_size=2, gradient_accumulation_steps=4)) == {}
+    assert TR.run_changes(_record(batch_size=8), _record(batch_size=2, gradient_accumulation_steps=4)) == {}
 
 def test_a_real_resume_with_a_changed_field_is_refused(tmp_path):
     "End to end: a run with checkpoints, then the same call with another weight decay; nothing in output_dir changes."

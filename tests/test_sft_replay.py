@@ -5,7 +5,8 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
-import lmtune.train as T
+import lmtune.train.rows as TW
+import lmtune.train.stages as T
 from lmtune.corpus import general_corpus, instruction_set, to_messages
 from lmtune.models import tiny_model_dir
 
@@ -25,7 +26,7 @@ def test_chat_replay_masks(llama):
     qa = instruction_set(8)
     chats = [dict(messages=to_messages(a)["messages"] + to_messages(b)["messages"]) for a, b in zip(qa[::2], qa[1::2])]
     texts = general_corpus(10, seed=2)
-    mix = T._sft_replay_rows(T._load(chats), T._load(texts), tok, 0.5, seed=0)
+    mix = TW._sft_replay_rows(TW._load(chats), TW._load(texts), tok, 0.5, seed=0)
     assert len(mix) == 8
     replay = {tuple(tok(t + tok.eos_token)["input_ids"]) for t in texts}
     kinds = [tuple(r["input_ids"]) in replay for r in mix]

@@ -1,7 +1,7 @@
 """Every stage trains with every method for a few steps with falling loss (the SFT x method grid lives in
-nbs/08_train.ipynb; here continued pretraining and DPO, on a tiny Llama, and GPT-2 for BitFit, which needs biases).
+nbs/train/05_stages.ipynb; here continued pretraining and DPO, on a tiny Llama, and GPT-2 for BitFit, which needs biases).
 
-Setup, and why it uses explicit learning rates: the presets (`lmtune.train.LR_PRESETS`, `ADAPTER_LR`, DPO 10x lower)
+Setup, and why it uses explicit learning rates: the presets (`lmtune.train.recipe.LR_PRESETS`, `ADAPTER_LR`, DPO 10x lower)
 are meant for pretrained models and hundreds of steps. Adam moves each weight by about `lr` per step, so in DPO a
 handful of steps at the preset (full 1e-6, ia3 3e-4) changes the log-probabilities by less than the 4 decimals the log
 shows, and the loss reads ln 2 throughout. The trainer is not at fault: `test_dpo_preset_learning_rate_moves` shows
@@ -16,7 +16,8 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
-import lmtune.train as T
+import lmtune.train.recipe as TC
+import lmtune.train.stages as T
 from lmtune.corpus import domain_corpus, preference_set
 from lmtune.models import tiny_model_dir
 
@@ -65,7 +66,7 @@ def test_dpo_preset_learning_rate_moves(method, llama, tmp_path):
     r = T.dpo(llama, preference_set(8), method=method, max_steps=STEPS, output_dir=tmp_path, **QUICK)
     margin = [h["rewards/margins"] for h in r.log_history if "rewards/margins" in h and "loss" in h]
     assert all(b > a for a, b in zip(margin[1:], margin[2:])) and margin[-1] > 0, margin
-    assert r.log_history[0]["learning_rate"] <= T.preset_learning_rate("finetune", method, "dpo")
+    assert r.log_history[0]["learning_rate"] <= TC.preset_learning_rate("finetune", method, "dpo")
 
 @pytest.mark.parametrize("stage", ["continue_pretraining", "dpo"])
 def test_qlora(stage, llama, tmp_path):

@@ -109,7 +109,7 @@ def add_colab_badge(nb, rel:Path, cfg):
 
 def keep_static_views(nb)->list[str]:
     """Drop the widget view from outputs whose cell also shows a static view (text/html or an image: in the same
-    output, or as the next output, as `lmtune.widgets` displays them); return the cells that show no static view."""
+    output, or as the next output, as `lmtune.ui.widgets` displays them); return the cells that show no static view."""
     missing = []
     for i, c in enumerate(nb.cells):
         static = any(m in o.get('data', {}) for o in c.get('outputs', []) for m in STATIC_VIEWS)
@@ -232,7 +232,7 @@ def _frontmatter(nb)->dict:
     return yaml.safe_load(m.group(1)) or {} if m else {}
 
 def page_map(rels:list[Path])->dict:
-    "Source notebook -> page path, as nbdev names pages (`04_memory.ipynb` -> `memory.html`)."
+    "Source notebook -> page path, as nbdev names pages (`estimate/01_memory.ipynb` -> `estimate/memory.html`)."
     from nbdev.config import nbpath2html
     return {r: nbpath2html(r) for r in rels}
 

@@ -1,0 +1,13 @@
+"""The train layer: the stages (`stages`), the recipe they share (`recipe`), the model and its method (`model`), the
+training rows (`rows`), the divergence guard (`guard`), what a run leaves on disk (`records`), adapters, the forgetting
+monitor, the launcher and GPU measurements (`measure`).
+
+`from lmtune.train import sft` keeps working: the stage functions and everything the pre-0.2 `lmtune.train` module
+held are looked up in the submodules on first use."""
+STAGES = ('pretrain', 'continue_pretraining', 'sft', 'dpo', 'TrainResult')   # the layer's public face: no warning
+
+def __getattr__(name):
+    import importlib
+    if name in STAGES: return getattr(importlib.import_module('lmtune.train.stages'), name)
+    from lmtune._moved import TRAIN_MODULES, moved_attribute
+    return moved_attribute(__name__, TRAIN_MODULES, name)
