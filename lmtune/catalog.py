@@ -11,8 +11,8 @@ from dataclasses import dataclass, asdict
 from .settings import bad_value
 
 # %% auto #0
-__all__ = ['ARCHITECTURES', 'HUB_IDS', 'GPUS', 'IA3_TARGETS', 'ModelSpec', 'model_spec', 'GPU', 'gpu_spec', 'ia3_targets',
-           'ia3_params', 'catalog_gpu']
+__all__ = ['ARCHITECTURES', 'HUB_IDS', 'GPUS', 'DEFAULT_GPU', 'COMMON_GPUS', 'IA3_TARGETS', 'ModelSpec', 'model_spec', 'GPU',
+           'gpu_spec', 'ia3_targets', 'ia3_params', 'catalog_gpu']
 
 # %% ../nbs/03_catalog.ipynb #6065c552
 @dataclass
@@ -468,6 +468,10 @@ def gpu_spec(gpu:str|GPU, # name like "H100-SXM", "h100 sxm", "NVIDIA H200" or a
     if k.startswith("nvidia") and k[6:] in table: return GPUS[table[k[6:]]]
     close = difflib.get_close_matches(gpu.upper(), list(GPUS), n=3, cutoff=0.4)
     raise bad_value("gpu", gpu, f"unknown GPU; did you mean {close}? Known: {', '.join(GPUS)}; or pass GPU(...)")
+
+# %% ../nbs/03_catalog.ipynb #60455e1d
+DEFAULT_GPU = "A100-80GB" # the GPU assumed where none is named: the data-centre card most often rented
+COMMON_GPUS = ("T4", "L4", "RTX-4090", "A100-40GB", "A100-80GB", "H100-SXM", "H200", "B200") # the cards people own and rent: the row `compare_gpus`, the CLI and the widgets show
 
 # %% ../nbs/03_catalog.ipynb #mem00003
 IA3_TARGETS = { # model_type -> (target_modules, feedforward_modules); PEFT's defaults where PEFT has them (checked below)

@@ -14,7 +14,7 @@ __all__ = ['METHOD_TABLE', 'METHODS', 'STAGE_TABLE', 'STAGES', 'STAGE_ALIASES', 
 
 # %% ../nbs/00_settings.ipynb #2d91285e
 import difflib, json, os
-from dataclasses import dataclass, asdict, fields, field
+from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 
 # %% ../nbs/00_settings.ipynb #a423b31c

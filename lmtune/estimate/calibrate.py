@@ -16,9 +16,9 @@ from .time import (CALIBRATED, THROUGHPUT_FIELDS, Throughput, _peak_and_bandwidt
 from ..settings import RunSettings, run_settings, bad_value
 
 # %% auto #0
-__all__ = ['ROW_FIELDS', 'settings_from_row', 'row_fields', 'median_step_seconds', 'calibration_dir', 'Measurement',
-           'read_measurements', 'config_dict', 'model_name', 'predict', 'compare_row', 'load_measurements',
-           'predict_rows', 'fit_throughput', 'held_out_errors']
+__all__ = ['ROW_FIELDS', 'CALIBRATION_GPU', 'settings_from_row', 'row_fields', 'median_step_seconds', 'calibration_dir',
+           'Measurement', 'read_measurements', 'config_dict', 'model_name', 'predict', 'compare_row',
+           'load_measurements', 'predict_rows', 'fit_throughput', 'held_out_errors']
 
 # %% ../../nbs/estimate/03_calibrate.ipynb #224cab1e
 ROW_FIELDS = dict(method='method', batch_size='batch', seq_len='seq', precision='precision', optim='optim',
@@ -77,6 +77,8 @@ def _row_config(row:dict, archs:dict)->dict:
     if row['arch'] in ARCHITECTURES: return dict(ARCHITECTURES[row['arch']])
     raise bad_value('arch', row['arch'], "the row has no config, and neither architectures.json nor the catalog knows it")
 
+CALIBRATION_GPU = 'H200' # the GPU of the shared calibration grids: a file without an env line was measured on it
+
 def read_measurements(paths=None, # jsonl files or glob patterns; default: every `*.jsonl` in `calibration_dir()`
                       )->list[Measurement]:
     "Every measured row (env lines and failed runs skipped) of the calibration files."
@@ -85,7 +87,7 @@ def read_measurements(paths=None, # jsonl files or glob patterns; default: every
     for f in sorted({f for p in pats for f in glob.glob(str(p))}):
         af = Path(f).parent / 'architectures.json'
         archs = json.loads(af.read_text()) if af.exists() else {}
-        env_gpu = 'H200'
+        env_gpu = CALIBRATION_GPU
         for line in open(f):
             if not line.strip(): continue
             r = json.loads(line)
@@ -118,7 +120,7 @@ def model_name(config, # catalog name, config dict, PretrainedConfig or local pa
 
 # %% ../../nbs/estimate/03_calibrate.ipynb #44ccc331
 def predict(config, # catalog name, config dict, PretrainedConfig or local path
-            gpu='H200', # the catalog GPU to predict for
+            gpu=CALIBRATION_GPU, # the catalog GPU to predict for
             settings:RunSettings|dict|None=None, # the run
             **overrides, # `RunSettings` fields
            )->dict:
@@ -138,7 +140,7 @@ def compare_row(row, # a `Measurement`, or a measured row (calibration jsonl sch
     "Predicted vs measured peak memory and step time of one measured run, as a table."
     import pandas as pd
     m = row if isinstance(row, Measurement) else Measurement(row.get('name', row['arch']), _row_config(row, _architectures()),
-                                                              settings_from_row(row), row.get('gpu_catalog') or 'H200', row)
+                                                              settings_from_row(row), row.get('gpu_catalog') or CALIBRATION_GPU, row)
     p = predict(m.config, gpu=gpu or m.gpu, settings=m.settings)
     meas = dict(peak_alloc_bytes=m.row.get('peak_alloc_bytes'), peak_reserved_bytes=m.row.get('peak_reserved_bytes'), step_s=m.step_seconds)
     out = []

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from ..catalog import ModelSpec, gpu_spec, GPU
 from .run import (FRAG_CONST, FRAG_LOGITS, GiB, HOST_BASE_BYTES, LIGER_MODEL_TYPES, NCCL_BYTES,
                                  NESTED_BLOCK, NF4_BLOCK, NF4_CODE_BYTES, ResolvedRun, SHARD_BYTES, WORKSPACE_BYTES,
-                                 _ATTN_NAMES, bias_params, count_trainable, resolve_run, attention_kernel, sliding)
+                                 _ATTN_NAMES, bias_params, count_trainable, resolve_run, attention_kernel, sliding,
+                                 lowest_trainable_layer, weights_train)
 from ..settings import RunSettings
 
 # %% auto #0
@@ -94,7 +95,7 @@ def _attention_block_saved(run:ResolvedRun, layer:int, wt:bool, xg:bool, nw:bool
     if sp.model_type in ("gemma", "gemma2", "gemma3_text", "olmo2"): tok += _norm_saved(sp, H, a, True, nw, ac and sp.norm == "layer")  # post-attention norm
     return tok, kernel, skv
 
-def _moe_block_saved(run:ResolvedRun, layer:int, wt:bool, c:dict)->tuple[float, float, float, float]:
+def _moe_block_saved(run:ResolvedRun, wt:bool, c:dict)->tuple[float, float, float, float]:
     "(per-token, fixed, transient per-token, transient fixed) bytes of a mixture-of-experts block."
     sp, a, r = run.spec, run.a, run.r_bytes
     H, E, k, Im = sp.hidden_size, sp.num_experts, sp.experts_per_token, sp.moe_intermediate_size
@@ -150,7 +151,7 @@ def _layer(run:ResolvedRun, layer:int, wt:bool, xg:bool)->dict:
     nw = wt and run.method.name != "bitfit"                          # norm weights train
     tok, kernel, skv = _attention_block_saved(run, layer, wt, xg, nw, c)
     tok += 0 if sp.model_type == "olmo2" else _norm_saved(sp, H, r, True, nw, run.autocast)   # pre-MLP norm
-    if sp.is_moe_layer(layer): mlp, fixed, ttok, tfixed = _moe_block_saved(run, layer, wt, c)
+    if sp.is_moe_layer(layer): mlp, fixed, ttok, tfixed = _moe_block_saved(run, wt, c)
     else: (mlp, ttok), fixed, tfixed = _dense_mlp_saved(run, layer, wt, c), 0., 0.
     tok += mlp
     if sp.model_type in ("gemma", "gemma2", "gemma3_text", "olmo2"): tok += _norm_saved(sp, H, a, True, nw, False)  # post-feedforward norm
@@ -276,11 +277,11 @@ def _graph(run:ResolvedRun, layers:range|None=None)->dict:
     sp, s, m = run.spec, run.settings, run.method.name
     L, H, a = sp.num_layers, sp.hidden_size, run.a
     layers = range(L) if layers is None else layers
-    first = L - s.trainable_layers if m == "freeze" else 0           # the lowest layer whose weights train
+    first = lowest_trainable_layer(run)                              # the lowest layer whose weights train
     emb_tr = m == "full"                                             # embeddings train: every layer's input needs a gradient
     cache, kept = {}, []
     for l in layers:
-        wt = m == "full" or (m == "freeze" and l >= first)           # this layer's weights get gradients
+        wt = weights_train(run, l)                                   # this layer's weights get gradients
         xg = l > first or emb_tr or (l == first and s.gradient_checkpointing and run.method.peft)   # its input needs a gradient
         key = (sp.is_moe_layer(l), wt, xg, sliding(sp, l, s.seq_len))
         if key not in cache: cache[key] = _layer(run, l, wt, xg)
@@ -399,7 +400,7 @@ def _notes(run:ResolvedRun, g:dict, h:dict)->list[str]:
 
 # %% ../../nbs/estimate/01_memory.ipynb #mem00021
 @dataclass(frozen=True)
-class _Stage:
+class _PipelineStage:
     "The part of the model one GPU holds under tensor x pipeline parallelism."
     name:str # '' without pipelining, else which stage
     layers:range # its decoder layers
@@ -407,17 +408,17 @@ class _Stage:
     head:bool # it holds the final norm, the lm_head and the loss
     in_flight:int # micro-batches whose activations it keeps (1F1B schedule)
 
-def _stages(run:ResolvedRun)->list[_Stage]:
+def _stages(run:ResolvedRun)->list[_PipelineStage]:
     "The pipeline stages that can set the peak: the whole model without pipelining, else the first and the last stage."
     s, L = run.settings, run.spec.num_layers
     p = s.pipeline_parallel
-    if p == 1: return [_Stage('', range(L), True, True, 1)]
+    if p == 1: return [_PipelineStage('', range(L), True, True, 1)]
     k = -(-L // p)                                                    # layers per stage (the first stages take the remainder)
     last = L - k*(p - 1) if L > k*(p - 1) else k
-    return [_Stage('first pipeline stage', range(0, k), True, False, min(p, s.gradient_accumulation_steps)),
-            _Stage('last pipeline stage', range(L - last, L), False, True, 1)]
+    return [_PipelineStage('first pipeline stage', range(0, k), True, False, min(p, s.gradient_accumulation_steps)),
+            _PipelineStage('last pipeline stage', range(L - last, L), False, True, 1)]
 
-def _stage_params(run:ResolvedRun, p:dict, stage:_Stage)->dict:
+def _stage_params(run:ResolvedRun, p:dict, stage:_PipelineStage)->dict:
     "`_params` for the share of the model one GPU holds: its stage's layers, split over the tensor-parallel GPUs."
     sp, tp = run.spec, run.settings.tensor_parallel
     if stage.layers == range(sp.num_layers) and tp == 1: return p
@@ -429,7 +430,7 @@ def _stage_params(run:ResolvedRun, p:dict, stage:_Stage)->dict:
     return {**p, **q, "trainable": p["trainable"]*f, "largest": p["largest"]/tp,
             "embedding_trainable": p["embedding_trainable"]/tp if stage.embedding else 0}
 
-def _stage_view(run:ResolvedRun, p:dict, stage:_Stage)->tuple[dict, dict, dict]:
+def _stage_view(run:ResolvedRun, p:dict, stage:_PipelineStage)->tuple[dict, dict, dict]:
     "(graph, head, per-GPU) bytes for one stage on one tensor-parallel GPU."
     tp, n = run.settings.tensor_parallel, stage.in_flight
     g, h = _graph(run, stage.layers), _head(run)

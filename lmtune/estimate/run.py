@@ -14,8 +14,8 @@ from ..settings import RunSettings, Method, run_settings, resolve_defaults, meth
 __all__ = ['GiB', 'OPTIMIZERS', 'CUDA_CONTEXT_BYTES', 'WORKSPACE_BYTES', 'NCCL_BYTES', 'HOST_BASE_BYTES', 'SHARD_BYTES',
            'FRAG_CONST', 'FRAG_LOGITS', 'LIGER_MODEL_TYPES', 'NF4_BLOCK', 'NESTED_BLOCK', 'NF4_CODE_BYTES',
            'OptimState', 'lora_targets', 'lora_params', 'resolve_attention', 'ResolvedRun', 'resolve_run',
-           'bias_params', 'count_trainable', 'trainable_params', 'lowest_trainable_layer', 'has_backward', 'sliding',
-           'sdpa_gets_mask', 'attention_kernel']
+           'bias_params', 'count_trainable', 'trainable_params', 'lowest_trainable_layer', 'has_backward',
+           'weights_train', 'sliding', 'sdpa_gets_mask', 'attention_kernel']
 
 # %% ../../nbs/estimate/00_run.ipynb #c6216e70
 GiB = 2**30
@@ -231,6 +231,12 @@ def has_backward(run:ResolvedRun, # the resolved run
                 )->bool:
     "Whether backward runs through decoder layer `layer`."
     return layer >= lowest_trainable_layer(run)
+
+def weights_train(run:ResolvedRun, # the resolved run
+                  layer:int, # decoder layer index
+                 )->bool:
+    "Whether decoder layer `layer`'s own weights get gradients (full fine-tuning, or the top layers under freeze)."
+    return run.method.name == 'full' or (run.method.name == 'freeze' and layer >= lowest_trainable_layer(run))
 
 # %% ../../nbs/estimate/00_run.ipynb #5ce136d4
 def sliding(spec:ModelSpec, # the model's shapes

@@ -8,10 +8,10 @@ Docs: https://lmtune.github.io/lmtune/estimate/time.html.md"""
 from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
-from ..catalog import ia3_targets, gpu_spec
+from ..catalog import ia3_targets, gpu_spec, DEFAULT_GPU
 from .memory import liger_chunk_size
 from .run import (has_backward, lowest_trainable_layer, ResolvedRun, resolve_run, count_trainable,
-                                 NF4_BLOCK, attention_kernel, sdpa_gets_mask, sliding)
+                                 NF4_BLOCK, attention_kernel, sliding, weights_train)
 from ..report import fmt_seconds, fmt_usd, html_table
 from ..settings import check_choice, check_positive, RunSettings
 
@@ -61,7 +61,7 @@ def layer_matmuls(run:ResolvedRun, # the resolved run
     sp, s, m = run.spec, run.settings, run.method
     T, low = run.tokens, lowest_trainable_layer(run)
     bwd = has_backward(run, layer)
-    trains = m.name == 'full' or (m.name == 'freeze' and bwd)
+    trains = weights_train(run, layer)
     # the first projections of the lowest trained layer read inputs that need no gradient (unless embeddings train
     # or gradient checkpointing makes the inputs require grad, as HF does)
     input_needs_grad = m.name == 'full' or s.gradient_checkpointing or layer > low
@@ -330,7 +330,7 @@ def linear(run:ResolvedRun, # the resolved run
         b = lora_extras(run, mm, x, out); fwd += b.fwd; bwd += b.bwd
         out = max(out, x) if run.method.quantized_base else out
     if ia3:
-        b = ia3_extras(run, mm, x, out, ia3); fwd += b.fwd; bwd += b.bwd
+        b = ia3_extras(mm, x, out, ia3); fwd += b.fwd; bwd += b.bwd
     return Block(fwd, bwd), out
 
 def grouped_matmul(run:ResolvedRun, # the resolved run
@@ -381,8 +381,7 @@ def ia3_role(run:ResolvedRun, # the resolved run
     if run.spec.model_type == 'gpt2' and mm.name == 'c_proj': return 'input' if mm.k != run.spec.hidden_size else None
     return 'input' if mm.name in short else 'output'
 
-def ia3_extras(run:ResolvedRun, # the resolved run
-               mm:Matmul, # the targeted layer (`layer_matmuls`)
+def ia3_extras(mm:Matmul, # the targeted layer (`layer_matmuls`)
                x:int, # bytes per input element
                out:int, # bytes per element of the layer's output
                role:str, # 'input' or 'output': what IA3 scales (`ia3_role`)
@@ -475,7 +474,7 @@ def layer_work(run:ResolvedRun, # the resolved run
     "Forward and backward `Work` of decoder layer `layer` for one micro-batch."
     sp, d = run.spec, dtypes(run)
     T, H, nh, nkv, hd = run.tokens, sp.hidden_size, sp.num_heads, sp.num_kv_heads, sp.head_dim
-    trains = run.method.name == 'full' or (run.method.name == 'freeze' and has_backward(run, layer))
+    trains = weights_train(run, layer)
     r, gpt2 = d.residual, sp.model_type == 'gpt2'
     mlist = layer_matmuls(run, layer)
     mms = dict(zip(('c_attn', 'attn.c_proj', 'c_fc', 'mlp.c_proj'), mlist)) if gpt2 else {mm.name: mm for mm in mlist}
@@ -954,7 +953,7 @@ def real_tokens_per_row(run:ResolvedRun, # the resolved run
 def estimate_time(model, # catalog name, hub id, config dict/path/object or ModelSpec
                   settings:RunSettings|dict|None=None, # the run; None: `RunSettings()`'s defaults
                   stage:str='sft', # decides what method=None and precision='auto' mean
-                  gpu='H100-SXM', # catalog GPU name or `GPU`
+                  gpu=DEFAULT_GPU, # catalog GPU name or `GPU`
                   tokens:float|None=None, # total training tokens (or give `steps`)
                   steps:int|None=None, # optimizer steps (or give `tokens`)
                   usd_per_hour:float|None=None, # your price per GPU-hour
@@ -965,7 +964,7 @@ def estimate_time(model, # catalog name, hub id, config dict/path/object or Mode
                   example_tokens:float|None=None, # mean tokens of one training example (default: every row is full)
                   **overrides, # `RunSettings` fields, e.g. method='qlora', batch_size=4
                  )->TimeEstimate:
-    "Predict step time, throughput, total time and cost of training `config` on `num_gpus` x `gpu`."
+    "Predict step time, throughput, total time and cost of training `model` on `settings.world_size` GPUs of type `gpu`."
     g = gpu_spec(gpu)
     r = resolve_run(model, settings, stage, bf16_supported=g.bf16_supported, **overrides)
     s = r.settings

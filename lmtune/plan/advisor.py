@@ -10,6 +10,7 @@ import html, math
 from dataclasses import dataclass, field, replace
 from ..report import fmt_count, fmt_usd, fmt_hours
 from ..settings import RunSettings, check_choice, gpu_layout, resolve_precision
+from ..catalog import DEFAULT_GPU
 
 # %% auto #0
 __all__ = ['GOALS', 'APPROACHES', 'VERDICTS', 'KNOWLEDGE_LEVELS', 'PROMPTING_RESULTS', 'DATA_QUALITIES', 'MIN_SFT_EXAMPLES',
@@ -17,7 +18,7 @@ __all__ = ['GOALS', 'APPROACHES', 'VERDICTS', 'KNOWLEDGE_LEVELS', 'PROMPTING_RES
            'MANY_PREFERENCE_PAIRS', 'MIN_CPT_TOKENS', 'CPT_TOKENS', 'DAPT_TOKENS', 'PRETRAIN_TOKENS', 'PRETRAIN_USD',
            'LARGE_MODEL_PARAMS', 'THRESHOLDS', 'AMOUNTS', 'RULES', 'BATCH_SIZES', 'STAGE_CACHE_SIZE', 'RECOMMEND_AT',
            'POSSIBLE_AT', 'CAPABILITIES', 'Assumptions', 'NotGiven', 'Unknown', 'Situation', 'Rule', 'rules_table',
-           'Stage', 'machines', 'estimate_training', 'embedding_cost', 'prompt_token_price', 'pretraining_model',
+           'Step', 'machines', 'estimate_training', 'embedding_cost', 'prompt_token_price', 'pretraining_model',
            'largest_trainable_model', 'plan_options', 'Cost', 'Option', 'option_cost', 'feasibility', 'verdict_for',
            'confidence_for', 'Recommendation', 'price_note', 'make_situation', 'data_needed', 'score_options', 'advise']
 
@@ -352,7 +353,7 @@ def rules_table(rules:list|None=None, # defaults to `RULES`
 
 # %% ../../nbs/plan/01_advisor.ipynb #1de46498
 @dataclass
-class Stage:
+class Step:
     "One step of a plan: what it trains on, with which setup, and what it costs."
     name: str                   # e.g. "continued pretraining", "SFT", "DPO", "prompt baseline"
     data: str                   # the data it needs, with what you have
@@ -402,7 +403,7 @@ def estimate_training(model, # a ModelSpec (or anything `model_spec` accepts)
                       kind:str, # a key of `_SETUPS`: "sft", "sft-large", "cpt" or "pretrain" (DPO is priced as "sft")
                       a:Assumptions=Assumptions(), # numbers the advisor assumes
                       time_factor:float=1., # multiplies the compute time (DPO: `dpo_time_factor`)
-                     )->Stage:
+                     )->Step:
     "Pick the preferred setup that fits `gpu` memory (lmtune.estimate.memory); its time and cost (lmtune.estimate.time) plus the stage overhead."
     key = (repr(model), repr(gpu), num_gpus, tokens, kind, a, time_factor)   # the dataclass reprs hold every field
     if key not in _STAGE_CACHE:
@@ -410,15 +411,14 @@ def estimate_training(model, # a ModelSpec (or anything `model_spec` accepts)
         _STAGE_CACHE[key] = _estimate_training(model, gpu, num_gpus, tokens, kind, a, time_factor)
     return replace(_STAGE_CACHE[key])   # a copy: callers rename it
 
-def _estimate_training(model, gpu, num_gpus:int, tokens:float, kind:str, a:Assumptions, time_factor:float)->Stage:
+def _estimate_training(model, gpu, num_gpus:int, tokens:float, kind:str, a:Assumptions, time_factor:float)->Step:
     from lmtune.estimate.memory import estimate_memory
     from lmtune.estimate.time import estimate_time
-    if tokens <= 0: return Stage("", "", note="no data to train on")
+    if tokens <= 0: return Step("", "", note="no data to train on")
     seq_len = min(a.seq_len, getattr(model, "max_position_embeddings", a.seq_len) or a.seq_len)
     smallest = None
     for method, strategy, offload in _SETUPS[kind]:
         if strategy != "ddp" and num_gpus == 1 and not offload: continue   # sharding needs several GPUs
-        full = method == "full"
         precision = resolve_precision("auto", method, _STAGE_OF[kind], bf16_supported=gpu.bf16_supported)
         for bs in BATCH_SIZES:
             run = RunSettings(method=method, batch_size=bs, seq_len=seq_len, precision=precision, gradient_checkpointing=True,
@@ -430,12 +430,12 @@ def _estimate_training(model, gpu, num_gpus:int, tokens:float, kind:str, a:Assum
             t = estimate_time(model, run, _STAGE_OF[kind], gpu=gpu, tokens=tokens)
             setup = f"{name}, {precision}, {num_gpus}×{gpu.name}, batch {bs}×{seq_len}"
             over = a.stage_overhead_hours
-            return Stage("", "", setup=setup, tokens=tokens, hours=t.total_seconds/3600*time_factor + over,
+            return Step("", "", setup=setup, tokens=tokens, hours=t.total_seconds/3600*time_factor + over,
                          usd=t.cost_usd*time_factor + over*num_gpus*t.usd_per_hour, fits=True, settings=run, train_stage=_STAGE_OF[kind], model=model,
                          note=f"peak {mem.device_total/2**30:.0f} of {gpu.memory_gib:.0f} GiB per GPU; "
                               f"includes {fmt_hours(over)} of load/eval/checkpoint overhead")
     need, name, bs = smallest
-    return Stage("", "", setup=f"{name}, {num_gpus}×{gpu.name}", tokens=tokens, hours=math.inf, usd=math.inf, fits=False, train_stage=_STAGE_OF[kind], model=model,
+    return Step("", "", setup=f"{name}, {num_gpus}×{gpu.name}", tokens=tokens, hours=math.inf, usd=math.inf, fits=False, train_stage=_STAGE_OF[kind], model=model,
                  note=f"the smallest setup ({name}, batch {bs}) needs {need/2**30:.0f} GiB per GPU; {gpu.name} has {gpu.memory_gib:.0f} GiB")
 
 # %% ../../nbs/plan/01_advisor.ipynb #c70c18ff
@@ -495,7 +495,7 @@ def _enough(have, least)->bool:
     "A known amount of at least `least` (an amount not given is not enough to plan on)."
     return have is not None and have >= least
 
-def _sft_stage(sit:Situation, name="SFT", examples=None)->Stage:
+def _sft_stage(sit:Situation, name="SFT", examples=None)->Step:
     a = sit.assumptions
     have = sit.labeled_examples
     n = examples if examples is not None else (have if _enough(have, MIN_SFT_EXAMPLES) else a.sft_examples_if_none)
@@ -510,7 +510,7 @@ def _sft_stage(sit:Situation, name="SFT", examples=None)->Stage:
             if st.setup.startswith(("lora", "qlora")) else f"full fine-tuning: at {fmt_count(tokens)} training tokens LoRA would learn less (Biderman et al. 2024); ")
     return replace(st, name=name, data=f"{data} × {a.sft_epochs} epochs", note=lora + st.note)
 
-def _dpo_stage(sit:Situation)->Stage:
+def _dpo_stage(sit:Situation)->Step:
     a, have = sit.assumptions, sit.preference_pairs
     n = have if _enough(have, MIN_PREFERENCE_PAIRS) else a.dpo_pairs_if_none
     st = estimate_training(sit.model, sit.gpu, sit.num_gpus, 2 * n * a.tokens_per_example * a.dpo_epochs, "sft", a,
@@ -519,33 +519,33 @@ def _dpo_stage(sit:Situation)->Stage:
             "; assumed: preference_pairs not given" if have is None else f"; have {fmt_count(have)}: collect them")
     return replace(st, name="DPO", data=data, train_stage="dpo")
 
-def _baseline_stage(sit:Situation)->Stage:
+def _baseline_stage(sit:Situation)->Step:
     a = sit.assumptions
     n = min(sit.labeled_examples or 0, a.test_set_examples)
-    if sit.labeled_examples is None: return Stage("prompt baseline", f"a held-out test set: up to {a.test_set_examples} of your "
+    if sit.labeled_examples is None: return Step("prompt baseline", f"a held-out test set: up to {a.test_set_examples} of your "
                                                   f"examples, or ~{a.written_test_examples} inputs with the outputs you want")
-    return Stage("prompt baseline", f"a held-out test set ({fmt_count(n)} of your examples)" if n >= a.min_test_examples
+    return Step("prompt baseline", f"a held-out test set ({fmt_count(n)} of your examples)" if n >= a.min_test_examples
                  else f"a test set of ~{a.written_test_examples} inputs with the outputs you want (write them)")
 
 # %% ../../nbs/plan/01_advisor.ipynb #963371c5
 def plan_options(sit:Situation, # the situation (from `make_situation`)
-                )->dict[str, list[Stage]]:
+                )->dict[str, list[Step]]:
     "A staged plan for every approach, each training stage costed on the user's hardware."
     a, plans = sit.assumptions, {}
     k = min(sit.labeled_examples or 0, a.few_shot_examples)
-    plans["prompting"] = [Stage("write the prompt", f"instructions + {k} of your examples as few-shot demonstrations" if k
+    plans["prompting"] = [Step("write the prompt", f"instructions + {k} of your examples as few-shot demonstrations" if k
                                 else "instructions + a few hand-written examples"), _baseline_stage(sit)]
     docs, embed = sit.domain_tokens, f"embedding model {a.embed_params/1e6:.0f}M params"
     renew = "re-embed documents as they change" if sit.goal == "fresh-facts" else ""
-    if docs is None: index = Stage("build the retrieval index", "your documents (domain_tokens not given)", setup=embed,
+    if docs is None: index = Step("build the retrieval index", "your documents (domain_tokens not given)", setup=embed,
                                    note=renew, unknown="domain_tokens not given")
     else:
         hours, usd = embedding_cost(docs, sit.gpu, sit.num_gpus, a)
-        index = Stage("build the retrieval index", f"{fmt_count(docs)} document tokens in ~{fmt_count(round(docs / a.rag_chunk_tokens))} chunks"
+        index = Step("build the retrieval index", f"{fmt_count(docs)} document tokens in ~{fmt_count(round(docs / a.rag_chunk_tokens))} chunks"
                       if docs else "the documents to search (you have none yet)", setup=embed, tokens=docs, hours=hours, usd=usd, note=renew)
     plans["rag"] = [index,
-                    Stage("retrieve + prompt", f"top passages (~{fmt_count(a.rag_context_tokens)} tokens) added to each query"),
-                    Stage("evaluate", "questions with reference answers and their source passages")]
+                    Step("retrieve + prompt", f"top passages (~{fmt_count(a.rag_context_tokens)} tokens) added to each query"),
+                    Step("evaluate", "questions with reference answers and their source passages")]
     sft = _sft_stage(sit)
     dpo = [_dpo_stage(sit)] if _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS) else []
     if not sft.fits and (m := largest_trainable_model(sit)):
@@ -561,10 +561,10 @@ def plan_options(sit:Situation, # the situation (from `make_situation`)
     then_sft = sit.goal != "new-modality" or _enough(sit.labeled_examples, MIN_SFT_EXAMPLES)
     tok = "extend the tokenizer with the new language's tokens first; " if not sit.language_supported else ""
     if docs == 0:  # nothing to pretrain on: no stage to price, and no SFT/DPO pretending to be its cost
-        plans["continued-pretraining"] = [Stage("continued pretraining", "raw domain text (domain_tokens=0: you have none)",
+        plans["continued-pretraining"] = [Step("continued pretraining", "raw domain text (domain_tokens=0: you have none)",
                                                 missing="no domain text given", train_stage="continue_pretraining")]
     elif docs is None:  # not given: the plan stands, its first stage is not costed
-        plans["continued-pretraining"] = [Stage("continued pretraining", "raw domain text, 1 epoch (domain_tokens not given)",
+        plans["continued-pretraining"] = [Step("continued pretraining", "raw domain text, 1 epoch (domain_tokens not given)",
             note=f"{tok}mix in ~5-10% general text to limit forgetting", unknown="domain_tokens not given",
             train_stage="continue_pretraining")] + ([sft] if then_sft else []) + dpo
     else:
@@ -625,7 +625,7 @@ class Option:
     score: float          # sum of the effects of the rules that fired
     reasons: list         # "[effect] reason" of each fired rule, then "[not advised] ..." for hardware/budget/deadline
     cost: Cost            # what its plan costs (`option_cost`)
-    plan: list            # list of Stage
+    plan: list            # list of Step
     can: str              # what the approach achieves (`CAPABILITIES`)
     cannot: str           # what it does not achieve (`CAPABILITIES`)
     fired: list = field(default_factory=list)   # the Rule objects that fired
@@ -638,7 +638,7 @@ class Option:
 # %% ../../nbs/plan/01_advisor.ipynb #1d1b2249
 def option_cost(sit:Situation, # the situation (from `make_situation`)
                 approach:str, # one of APPROACHES: prompting and rag add a recurring prompt cost
-                plan:list, # its list of Stage (from `plan_options`)
+                plan:list, # its list of Step (from `plan_options`)
                )->Cost:
     "Total one-off cost of `plan` and the recurring prompt cost of `approach`."
     per_year = {"prompting": sit.few_shot_usd_per_year, "rag": sit.rag_usd_per_year}.get(approach, 0.)
@@ -651,7 +651,7 @@ def option_cost(sit:Situation, # the situation (from `make_situation`)
 
 def feasibility(sit:Situation, # the situation (from `make_situation`): its budget and deadline
                 cost:Cost, # the plan's cost (`option_cost`)
-                plan:list, # the option's list of Stage
+                plan:list, # the option's list of Step
                )->list[tuple[str, float]]:
     "Reasons the plan is out of reach, each with how far over the limit it is (ratio estimate/limit)."
     out = []
@@ -687,7 +687,7 @@ def confidence_for(score:float, # sum of the effects of the rules that fired
     return ("low", "medium", "high")[level]
 
 # %% ../../nbs/plan/01_advisor.ipynb #062e7a13
-def _stage_cost(s:Stage)->str:
+def _stage_cost(s:Step)->str:
     if s.missing or s.unknown: return f"not costed: {s.missing or s.unknown}"
     return f"{fmt_hours(s.hours)}, {_usd(s.usd)}" if s.tokens and s.fits else ("does not fit" if not s.fits else "")
 
@@ -784,9 +784,9 @@ class Recommendation:
                 f"{e(b.verdict)}, {e(b.confidence)} confidence</span></h3>"
                 f"<ul>{reasons(b)}</ul><p><b>Can:</b> {e(b.can)}<br><b>Cannot:</b> {e(b.cannot)}</p>"
                 f"<p><b>Plan</b> ({e(str(b.cost))}):</p><ol>{plan(b)}</ol>"
-                + (f"<p><b>Assumed</b> (you did not say):</p><ul>"
+                + ("<p><b>Assumed</b> (you did not say):</p><ul>"
                    + "".join(f"<li><code>{e(k)}</code>: {e(v)}</li>" for k, v in self.assumed.items()) + "</ul>" if self.assumed else "")
-                + (f"<p><b>Would need to know</b> (rules left undecided):</p><ul class='lmtune-needs'>"
+                + ("<p><b>Would need to know</b> (rules left undecided):</p><ul class='lmtune-needs'>"
                    + "".join(f"<li>{e(l)}</li>" for l in self.need_lines()) + "</ul>" if self.needs else "")
                 + f"<table><tr><th>approach</th><th>verdict</th><th>confidence</th><th>score</th><th>one-off</th>"
                 f"<th>time</th><th>extra prompt $/yr</th></tr>{rows}</table>{others}"
@@ -824,7 +824,7 @@ def make_situation(goal:str, # behavior, task, knowledge, fresh-facts, new-langu
                    domain_tokens=None, # raw unlabeled domain text, in tokens (documents, code, sequences); None: not given
                    budget_usd=None, # one-off GPU budget for the adaptation; None: no limit
                    deadline_days=None, # GPU time available, in days; None: no limit
-                   gpu="A100-80GB", # GPU type (a lmtune.catalog name, e.g. "RTX-4090", "H100-SXM") or a `GPU`
+                   gpu=DEFAULT_GPU, # GPU type (a lmtune.catalog name, e.g. "RTX-4090", "H100-SXM") or a `GPU`
                    num_gpus=1, # GPUs you can use together
                    base_knows_domain=None, # how well the base model already knows the domain: none, partial, good; None: assume partial
                    language_supported=None, # the base model reads/writes the language; None: False iff goal='new-language'
@@ -888,7 +888,7 @@ def _assumed(goal:str, a:Assumptions, **given)->dict:
 # %% ../../nbs/plan/01_advisor.ipynb #6db17a84
 def data_needed(sit:Situation, # the situation (from `make_situation`)
                 approach:str, # one of APPROACHES
-                plan:list, # its list of Stage (pretraining's first stage says how many tokens it needs)
+                plan:list, # its list of Step (pretraining's first stage says how many tokens it needs)
                )->str|None:
     "What data `approach` lacks in `sit`, as an instruction (\"collect at least ...\"), or None if it has enough."
     what = {"new-language": "text in the language", "new-modality": "sequences of the new data type"}.get(sit.goal, "raw domain text")
@@ -910,7 +910,7 @@ def data_needed(sit:Situation, # the situation (from `make_situation`)
 
 # %% ../../nbs/plan/01_advisor.ipynb #5650b7c2
 def score_options(sit:Situation, # the situation (from `make_situation`)
-                  plans:dict, # approach -> list of Stage (from `plan_options`)
+                  plans:dict, # approach -> list of Step (from `plan_options`)
                   rules:list, # the rule table (`RULES` or your own)
                  )->list[Option]:
     "Apply `rules`, then feasibility, to every approach; return the options ranked best first."
@@ -938,7 +938,7 @@ def score_options(sit:Situation, # the situation (from `make_situation`)
     least = ranked[0]
     if least.verdict == "not advised" and not least.vetoed and (need := data_needed(sit, least.approach, least.plan)):
         least.reasons.append(f"[collect data] nothing is advised; the least bad option needs data first: {need}")
-        least.plan.insert(0, Stage("collect data", need))
+        least.plan.insert(0, Step("collect data", need))
     return ranked
 
 def advise(goal:str, # behavior, task, knowledge, fresh-facts, new-language, new-modality or alignment
@@ -947,7 +947,7 @@ def advise(goal:str, # behavior, task, knowledge, fresh-facts, new-language, new
            domain_tokens:float|None=None, # raw unlabeled domain text, in tokens (documents, code, sequences); None: not given
            budget_usd:float|None=None, # one-off GPU budget for the adaptation; None: no limit
            deadline_days:float|None=None, # GPU time available, in days; None: no limit
-           gpu="A100-80GB", # GPU type (a lmtune.catalog name, e.g. "RTX-4090", "H100-SXM") or a `GPU`
+           gpu=DEFAULT_GPU, # GPU type (a lmtune.catalog name, e.g. "RTX-4090", "H100-SXM") or a `GPU`
            num_gpus:int=1, # GPUs you can use together
            base_knows_domain:str|None=None, # how well the base model already knows the domain: none, partial, good; None: assume partial
            language_supported:bool|None=None, # the base model reads/writes the language; None: False iff goal='new-language'

@@ -7,7 +7,7 @@ Docs: https://lmtune.github.io/lmtune/plan/fit.html.md"""
 # %% ../../nbs/plan/00_fit.ipynb #f12886b8
 from __future__ import annotations
 from dataclasses import dataclass, field
-from ..catalog import gpu_spec, model_spec
+from ..catalog import gpu_spec, model_spec, DEFAULT_GPU, COMMON_GPUS
 from ..estimate.memory import estimate_memory
 from ..estimate.run import ResolvedRun, resolve_run, LIGER_MODEL_TYPES
 from ..estimate.time import TimeEstimate, estimate_time
@@ -15,9 +15,8 @@ from ..report import fmt_seconds, fmt_usd, html_table
 from ..settings import check_positive, bad_value, RunSettings, run_settings, gpu_layout, changed_fields
 
 # %% auto #0
-__all__ = ['PRETRAINING_DEFAULTS', 'COMMON_GPUS', 'FIX_HEADROOM', 'chinchilla_tokens', 'PretrainingPlan', 'pretraining_plan',
-           'fits_in_memory', 'max_batch_size', 'max_seq_len', 'Setup', 'cheapest_setup', 'GpuComparison',
-           'compare_gpus', 'Fix', 'fixes']
+__all__ = ['PRETRAINING_DEFAULTS', 'FIX_HEADROOM', 'chinchilla_tokens', 'PretrainingPlan', 'pretraining_plan', 'fits_in_memory',
+           'max_batch_size', 'max_seq_len', 'Setup', 'cheapest_setup', 'GpuComparison', 'compare_gpus', 'Fix', 'fixes']
 
 # %% ../../nbs/plan/00_fit.ipynb #0db1f62a
 def chinchilla_tokens(params, # parameter count, or any config `model_spec` accepts (MoE: active parameters)
@@ -49,7 +48,7 @@ class PretrainingPlan:
 PRETRAINING_DEFAULTS = dict(method='full', precision='mixed', gradient_checkpointing=True, batch_size=4, seq_len=2048) # what a plan assumes where the user said nothing (and FSDP on several GPUs)
 
 def pretraining_plan(config, # model to pretrain
-                     gpu='H100-SXM', # catalog GPU name or `GPU`
+                     gpu=DEFAULT_GPU, # catalog GPU name or `GPU`
                      num_gpus:int=8, # GPUs in total (machines of 8: `lmtune.settings.gpu_layout`)
                      tokens:float|None=None, # default: chinchilla_tokens
                      settings:RunSettings|dict|None=None, # the run; fields left at their defaults get `PRETRAINING_DEFAULTS`
@@ -90,7 +89,7 @@ def _largest(ok, hi:int)->int:
     return lo
 
 def max_batch_size(model, # anything `estimate_memory` accepts
-                   gpu='H100-SXM', # catalog GPU name or `GPU`
+                   gpu=DEFAULT_GPU, # catalog GPU name or `GPU`
                    settings:RunSettings|dict|None=None, # the run
                    stage:str='sft', # decides what method=None and precision='auto' mean
                    limit:int=4096, # the largest batch size tried
@@ -101,7 +100,7 @@ def max_batch_size(model, # anything `estimate_memory` accepts
     return _largest(lambda b: fits_in_memory(spec, gpu, s.replace(batch_size=b), stage)[0], limit)
 
 def max_seq_len(model, # anything `estimate_memory` accepts
-                gpu='H100-SXM', # catalog GPU name or `GPU`
+                gpu=DEFAULT_GPU, # catalog GPU name or `GPU`
                 settings:RunSettings|dict|None=None, # the run
                 stage:str='sft', # decides what method=None and precision='auto' mean
                 limit:int|None=None, # the longest sequence tried (default: the model's max positions)
@@ -167,8 +166,6 @@ def cheapest_setup(model, # model to train
     return Setup(best=best, table=df, deadline_hours=deadline_hours)
 
 # %% ../../nbs/plan/00_fit.ipynb #cost0006
-COMMON_GPUS = ('RTX-4090', 'A100-40GB', 'A100-80GB', 'H100-SXM', 'H200') # the consumer card and the data-centre parts people rent
-
 @dataclass
 class GpuComparison:
     "Memory, fit, speed and cost of one run on each of several GPU types."
@@ -281,7 +278,7 @@ def _combined_fix(spec, s:RunSettings, stage:str, gpu, tokens, max_combined:int)
 
 def fixes(model, # anything `estimate_memory` accepts
           settings:RunSettings|dict|None=None, # the run that does not fit
-          gpu='H100-SXM', # catalog GPU name or `GPU` (a `GPU(...)` with your card's memory works too)
+          gpu=DEFAULT_GPU, # catalog GPU name or `GPU` (a `GPU(...)` with your card's memory works too)
           stage:str='sft', # decides what method=None and precision='auto' mean
           tokens:float|None=None, # training tokens, to rank fitting fixes by cost (default: by step time per token)
           max_combined:int=4, # changes combined at most when no single one fits

@@ -83,7 +83,7 @@ def _canonical_keys(d:dict)->dict:
     out = {}
     for k, v in d.items():
         k = ALIASES.get(k, k)
-        if k in out: raise bad_value(k, v, f"is given twice (once under an alias); keep one")
+        if k in out: raise bad_value(k, v, "is given twice (once under an alias); keep one")
         out[k] = v
     return out
 

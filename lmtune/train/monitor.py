@@ -252,7 +252,6 @@ def greedy_answers(model, # a causal LM
                    batch_size:int=8, # prompts decoded together
                   )->list[str]:
     "Greedy continuations of token-id prompts (left-padded batches), decoded without special tokens."
-    import torch
     from transformers import GenerationConfig
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,

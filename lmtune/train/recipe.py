@@ -93,7 +93,7 @@ def oom_message(model_config, # the model's config (or any `estimate_memory` inp
     if keep:
         f = keep[0]
         room = (f", which fits in {g.memory_gib*(1 - FIX_HEADROOM):.1f} GiB ({100*(1 - FIX_HEADROOM):.0f}% of the GPU)" if g else
-                f", less than now")
+                ", less than now")
         return f"{head} Try: {_changes(f.changes)} ({f.label}): lmtune estimates {f.memory.device_total/2**30:.1f} GiB{room}."
     shorter = [f for f in found if f.fits]
     return (f"{head} No change lmtune knows (checkpointing, smaller micro-batches, LoRA/QLoRA, 8-bit states, sharding, "

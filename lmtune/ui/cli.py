@@ -10,7 +10,8 @@ __all__ = ['add_settings_args', 'settings_from_args', 'main']
 # %% ../../nbs/ui/02_cli.ipynb #537413d2
 import argparse, sys
 from dataclasses import fields
-from ..plan.fit import compare_gpus, COMMON_GPUS
+from ..plan.fit import compare_gpus
+from ..catalog import COMMON_GPUS
 from ..settings import RunSettings, run_settings, FIELDS, ESTIMATOR_FIELDS
 
 # %% ../../nbs/ui/02_cli.ipynb #2978baab

@@ -7,7 +7,7 @@ Docs: https://lmtune.github.io/lmtune/ui/code.html.md"""
 # %% ../../nbs/ui/00_code.ipynb #36c413df
 from __future__ import annotations
 from dataclasses import fields
-from ..catalog import ARCHITECTURES, HUB_IDS, ModelSpec, gpu_spec
+from ..catalog import ARCHITECTURES, HUB_IDS, ModelSpec, gpu_spec, DEFAULT_GPU
 from ..settings import RunSettings, changed_fields, method_info, resolve_defaults, stage_info
 
 # %% auto #0
@@ -39,7 +39,7 @@ def train_call_code(model, # catalog name, hub id, path or ModelSpec (written as
 # %% ../../nbs/ui/00_code.ipynb #762503f9
 def trainer_kwargs(settings:RunSettings, # the run
                    stage:str="sft", # pretrain, continue_pretraining, sft or dpo
-                   gpu="A100-80GB", # catalog GPU name or `GPU`: bf16 if it has it, else fp16
+                   gpu=DEFAULT_GPU, # catalog GPU name or `GPU`: bf16 if it has it, else fp16
                   )->dict:
     "The `SFTConfig`/`DPOConfig` keywords `lmtune.train` passes for this run (`trainer_arguments`), with the precision of `gpu`."
     from lmtune.train.recipe import Run, learning_rate_for, trainer_arguments
@@ -71,7 +71,7 @@ def peft_code(settings:RunSettings, # the run
 
 def quantization_code(settings:RunSettings, # the run
                       stage:str="sft", # pretrain, continue_pretraining, sft or dpo: decides the default method
-                      gpu="A100-80GB", # catalog GPU name or `GPU`: compute dtype bf16 if it has it, else fp16
+                      gpu=DEFAULT_GPU, # catalog GPU name or `GPU`: compute dtype bf16 if it has it, else fp16
                      )->str:
     "The bitsandbytes 4-bit config of a QLoRA run as code (empty for other methods)."
     r = resolve_defaults(settings, stage_info(stage).name)
@@ -83,7 +83,7 @@ def quantization_code(settings:RunSettings, # the run
 
 def trainer_code(settings:RunSettings, # the run
                  stage:str="sft", # pretrain, continue_pretraining, sft or dpo: DPOConfig for dpo, else SFTConfig
-                 gpu="A100-80GB", # catalog GPU name or `GPU`: decides the precision
+                 gpu=DEFAULT_GPU, # catalog GPU name or `GPU`: decides the precision
                  model=None, # the model (name, path or config): IA3 needs it to pick its target modules
                 )->str:
     "The TRL config (a `TrainingArguments`), PEFT config and bitsandbytes config equivalent to the `lmtune.train` call."
@@ -95,7 +95,7 @@ def trainer_code(settings:RunSettings, # the run
 
 def launch_code(settings:RunSettings, # the run: its GPUs, machines and strategy
                 stage:str="sft", # pretrain, continue_pretraining, sft or dpo
-                gpu="A100-80GB", # catalog GPU name or `GPU`: decides the precision
+                gpu=DEFAULT_GPU, # catalog GPU name or `GPU`: decides the precision
                 run_file:str="run.yaml", # the run file the launch lines pass to `lmtune train`
                )->str:
     "The accelerate (and DeepSpeed) config files and the launch lines for the run's parallelism, from `lmtune.train.launch`."
@@ -128,7 +128,7 @@ SETUP_FORMATS = ("lmtune.train", "TRL / transformers + PEFT", "launch", "run.yam
 def setup_code(model, # catalog name, hub id, path or ModelSpec (written as its `model_id`)
                settings:RunSettings, # the run
                stage:str="sft", # pretrain, continue_pretraining, sft or dpo
-               gpu="A100-80GB", # catalog GPU name or `GPU`: decides the precision
+               gpu=DEFAULT_GPU, # catalog GPU name or `GPU`: decides the precision
                data:str="data.jsonl", # the training data the code names
               )->dict:
     "The run as code to copy, one entry per `SETUP_FORMATS`: the `lmtune.train` call, TRL/PEFT configs, launch files and lines, run file."

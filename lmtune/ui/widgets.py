@@ -10,7 +10,7 @@ import asyncio, html, inspect, os, shutil, uuid
 from dataclasses import dataclass
 from fastcore.basics import patch
 from functools import cache
-from ..catalog import ARCHITECTURES, GPUS, HUB_IDS, ModelSpec, gpu_spec, model_spec
+from ..catalog import ARCHITECTURES, GPUS, HUB_IDS, ModelSpec, gpu_spec, model_spec, DEFAULT_GPU, COMMON_GPUS
 from ..estimate.memory import BREAKDOWN_ORDER, MemoryEstimate, estimate_memory
 from ..estimate.run import OPTIMIZERS
 from ..estimate.time import TimeEstimate, estimate_time
@@ -23,16 +23,15 @@ from ..settings import (ATTN_IMPLEMENTATIONS, ESTIMATOR_FIELDS, METHODS, PRECISI
 from .code import SETUP_FORMATS, setup_code
 
 # %% auto #0
-__all__ = ['COMMON_GPUS', 'DETAILS_DELAY_S', 'MAX_FIXES', 'COLORS', 'VERDICT_COLORS', 'AUTO', 'CHOICES', 'ESTIMATOR_CONTROLS',
-           'SECTIONS', 'WIDGET_VIEW', 'ADVISOR_CHOICES', 'NOT_GIVEN', 'ADVISOR_SKIP', 'verdict', 'EstimateView',
-           'evaluate', 'add_details', 'memory_bar_html', 'gpu_row_html', 'peak_html', 'fit_detail_html', 'time_html',
-           'limits_html', 'fix_label', 'fixes_html', 'estimate_html', 'view_html', 'summary', 'field_docs',
-           'layout_sections', 'to_control', 'from_control', 'make_control', 'LiveView', 'parse_amount', 'model_options',
-           'EstimatorWidget', 'advise_docs', 'advisor_control', 'advisor_value', 'plan_to_estimate', 'AdvisorWidget',
-           'advice_card_html', 'advice_html', 'App', 'app']
+__all__ = ['DETAILS_DELAY_S', 'MAX_FIXES', 'COLORS', 'VERDICT_COLORS', 'AUTO', 'CHOICES', 'ESTIMATOR_CONTROLS', 'SECTIONS',
+           'WIDGET_VIEW', 'ADVISOR_CHOICES', 'NOT_GIVEN', 'ADVISOR_SKIP', 'verdict', 'EstimateView', 'evaluate',
+           'add_details', 'memory_bar_html', 'gpu_row_html', 'peak_html', 'fit_detail_html', 'time_html', 'limits_html',
+           'fix_label', 'fixes_html', 'estimate_html', 'view_html', 'summary', 'field_docs', 'layout_sections',
+           'to_control', 'from_control', 'make_control', 'LiveView', 'parse_amount', 'model_options', 'EstimatorWidget',
+           'advise_docs', 'advisor_control', 'advisor_value', 'plan_to_estimate', 'AdvisorWidget', 'advice_card_html',
+           'advice_html', 'App', 'app']
 
 # %% ../../nbs/ui/01_widgets.ipynb #1003c52e
-COMMON_GPUS = ("T4", "L4", "RTX-4090", "A100-40GB", "A100-80GB", "H100-SXM", "H200", "B200")  # the row of GPUs each view compares
 DETAILS_DELAY_S = 0.3  # after a change from the browser, wait this long for the next before searching limits and fixes
 MAX_FIXES = 6  # fixes shown, best first
 
@@ -67,7 +66,7 @@ class EstimateView:
 def evaluate(model, # catalog name, hub id, path, config dict or ModelSpec
              settings:RunSettings|dict|None=None, # the run
              stage:str="sft", # pretrain, continue_pretraining, sft or dpo
-             gpu="A100-80GB", # catalog GPU name or `GPU`
+             gpu=DEFAULT_GPU, # catalog GPU name or `GPU`
              tokens:float|None=None, # training tokens, for total time and cost
              usd_per_hour:float|None=None, # price override per GPU-hour
              details:bool=True, # also compute the limits and the fixes
@@ -192,7 +191,7 @@ def fixes_html(ev:EstimateView, # the run's view; says "computing..." until `add
 def estimate_html(model, # catalog name, hub id, path, config dict or ModelSpec
                   settings:RunSettings|dict|None=None, # the run
                   stage:str="sft", # pretrain, continue_pretraining, sft or dpo
-                  gpu="A100-80GB", # catalog GPU name or `GPU`
+                  gpu=DEFAULT_GPU, # catalog GPU name or `GPU`
                   tokens:float|None=None, # training tokens, for total time and cost
                   usd_per_hour:float|None=None, # price override per GPU-hour
                   code:bool=True, # include the setup as code (`setup_code`)
@@ -362,7 +361,7 @@ class EstimatorWidget(LiveView):
                  model="llama-3.1-8b", # catalog name, hub id, path to a config.json or model folder, or a ModelSpec
                  settings:RunSettings|dict|None=None, # the run to start from
                  stage:str="sft", # pretrain, continue_pretraining, sft or dpo
-                 gpu="A100-80GB", # catalog GPU name
+                 gpu=DEFAULT_GPU, # catalog GPU name
                  data_tokens:float|None=1e8, # tokens in the training data (one epoch), for total time and cost
                  usd_per_hour:float|None=None, # your price per GPU-hour; None: the catalog's
                  defer:bool=True, # after a change from the browser, search limits and fixes after `DETAILS_DELAY_S`
@@ -723,7 +722,7 @@ class App(LiveView):
     "lmtune's notebook app: one tab per tool (`pages`), the estimator first."
     def __init__(self,
                  model="llama-3.1-8b", # the estimator's model (catalog name, hub id, path)
-                 gpu="A100-80GB", # the GPU both tools start on
+                 gpu=DEFAULT_GPU, # the GPU both tools start on
                  settings:RunSettings|dict|None=None, # the estimator's run
                  **overrides, # `RunSettings` fields
                 ):
@@ -773,7 +772,7 @@ class App(LiveView):
         return pages + (f"<h3>Training</h3>{self.monitor.to_html()}" if getattr(self, "monitor", None) is not None else "")
 
 def app(model="llama-3.1-8b", # the estimator's model (catalog name, hub id, path)
-        gpu="A100-80GB", # the GPU both tools start on
+        gpu=DEFAULT_GPU, # the GPU both tools start on
         settings:RunSettings|dict|None=None, # the estimator's run
         **overrides, # `RunSettings` fields
        )->App:
