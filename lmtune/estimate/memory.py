@@ -107,9 +107,9 @@ def _moe_block_saved(run:ResolvedRun, wt:bool, c:dict)->tuple[float, float, floa
     tok += k*per + ROUTING_BYTES_PER_PAIR*k                                             # per routed (token, expert)
     nparam = E*3*Im*H
     if {"experts.gate_up_proj", "experts.down_proj"} & lora:                             # ParamWrapper: W + BA merged
-        fixed += run.wbytes*nparam + (a*nparam if run.wbytes != a else 0)
-        tfixed = run.wbytes*E*2*Im*H                                                     # grad of merged gate_up
-    elif wt: tfixed = 2*run.wbytes*E*2*Im*H                                              # per-expert select backward
+        fixed += run.fbytes*nparam + (a*nparam if run.fbytes != a else 0)
+        tfixed = run.fbytes*E*2*Im*H                                                     # grad of merged gate_up
+    elif wt: tfixed = 2*run.fbytes*E*2*Im*H                                              # per-expert select backward
     ttok = k*a*3*Im
     if sp.shared_expert_intermediate_size:
         S = sp.shared_expert_intermediate_size
@@ -160,7 +160,7 @@ def _layer(run:ResolvedRun, layer:int, wt:bool, xg:bool)->dict:
     ttok += 2*r*H + a*(nh + 2*nkv)*hd
     if kernel in ("eager", "math"): ttok += (4 + a)*nh*skv                        # grad of the probabilities
     if run.dora: tfixed = max([tfixed] + [4*i*o for n, (i, o, k) in lin.items() if n in c["lora"] and k == 1])   # fp32 W + BA for the norm
-    if run.autocast and run.wbytes == 4 and not run.quant and not wt:             # frozen fp32 weights under autocast: the
+    if run.autocast and run.fbytes == 4 and not run.quant and not wt:             # frozen fp32 weights under autocast: the
         fixed += a*sum(i*o*k for n, (i, o, k) in lin.items() if k == 1)            # bf16 copy made per call, saved for input grad
     return dict(tok=tok, fixed=fixed, ttok=ttok, tfixed=tfixed)
 
@@ -266,7 +266,7 @@ def _flce_bytes(run:ResolvedRun)->tuple[float, float, int]:
     H, V = sp.hidden_size, sp.vocab_size
     c = liger_chunk_size(T, V, H)
     a_l = run.a if run.autocast else 4
-    grad_w = run.wbytes*V*H if run.method.name == "full" else 0.   # zeros_like(lm_head.weight), filled during the forward
+    grad_w = run.fbytes*V*H if run.method.name == "full" else 0.   # zeros_like(lm_head.weight), filled during the forward
     fwd = 2*run.r_bytes*T*H + a_l*c*V + 5*T + grad_w           # shifted copy + grad_input, one logits chunk, loss_1d + mask
     bwd = run.r_bytes*T*H + grad_w                             # grad_input (+ grad_weight) saved for backward
     return fwd, bwd, c
@@ -292,7 +292,7 @@ def _graph(run:ResolvedRun, layers:range|None=None)->dict:
     skv = s.seq_len + (s.num_virtual_tokens if prefix else 0)
     mask_tok = (a*skv if "eager" in kernels or "math" in kernels else 0) + (skv if "efficient_mask" in kernels else 0)  # 4-D mask, built once
     tr_lin = sum(i*o*k for l, wt, xg, _ in kept if wt for n, i, o, k in sp.linear_layers(l))
-    cache_fwd = a*tr_lin if (run.autocast and run.wbytes == 4 and m in ("full", "freeze")) else 0.   # bf16 copies of trained fp32 weights
+    cache_fwd = a*tr_lin if (run.autocast and run.fbytes == 4 and m in ("full", "freeze")) else 0.   # autocast's bf16 copies of trained fp32 weights
     bottom = next((x for x in kept if x[0] >= first), kept[0])         # the lowest layer of `layers` that backward reaches
     return dict(first=first, emb_tr=emb_tr, kernels=kernels, mask_tok=mask_tok, cache_fwd=cache_fwd,
                 acts_tok=sum(x[3]["tok"] for x in kept), fixed=sum(x[3]["fixed"] for x in kept),
@@ -304,7 +304,7 @@ def _head(run:ResolvedRun)->dict:
     H, V, a, r = sp.hidden_size, sp.vocab_size, run.a, run.r_bytes
     tok = _norm_saved(sp, H, r, True, m == "full", run.autocast)
     if m == "full" and not run.liger: tok += (r*H if r == a else a*H)   # lm_head input (Liger's FLCE saves gradients instead)
-    fixed = a*V*H if (run.autocast and (run.wbytes == 4 or run.quant)) else 0.   # autocast copy of an fp32 lm_head
+    fixed = a*V*H if (run.autocast and (run.fbytes == 4 or run.quant)) else 0.   # autocast copy of an fp32 lm_head
     a_l = a if run.autocast else 4
     cap = a*V if sp.final_logit_softcapping else 0
     h = dict(tok=tok, fixed=fixed, fixed_bwd=fixed, chunk=None, frag_block=4*T*V,
@@ -329,13 +329,15 @@ def _per_gpu(run:ResolvedRun, p:dict)->dict:
              grads=G, grads_dev=G, opt_temp=opt_temp, buffers=WORKSPACE_BYTES, host_offload=0.)
     if n == 1 and st == "ddp": return d
     if st == "ddp": d["buffers"] += G; return d                                 # DDP gradient buckets (gradient_as_bucket_view=False)
-    layer_w = max(sp.layer_params(l) for l in (0, L - 1))*run.wbytes/s.tensor_parallel
+    layer_w = max(sp.layer_params(l) for l in (0, L - 1))*run.a/s.tensor_parallel     # gathered in the compute dtype (mixed: bf16)
     d["buffers"] += 2*H*H*2                                                     # reduce / all-gather buckets (HF 'auto' sizes)
     d["states"] /= n                                                            # every sharded strategy splits the states
     if st in ("zero2", "zero3", "fsdp"): d["grads_dev"] = G/n
     if st in ("zero3", "fsdp"):
         d["weights"], d["quant"] = d["weights"]/n, d["quant"]/n
         d["buffers"] += 2*layer_w + (layer_w if run.method.name == "full" else 0)   # all-gathered layers (+ prefetch), grad reduce-scatter
+        if st == "fsdp":   # the root unit (embeddings, final norm, lm_head) stays gathered from its forward to the end of backward
+            d["buffers"] += (sp.embedding_params + sp.lm_head_params + sp._norm_size(H))*run.a/s.tensor_parallel
         d["opt_temp"] /= n
     if s.offload_optimizer: d["host_offload"] += d["states"]*n + (G if zero or st == "fsdp" else 0); d["states"] = 0.
     if s.offload_params: d["host_offload"] += d["weights"]*n; d["weights"] = 0.
@@ -350,7 +352,7 @@ def _moments(run:ResolvedRun, g:dict, h:dict, d:dict, states:float)->dict:
     persistent = d["weights"] + d["quant"] + d["adapters"] + d["buffers"]
     base = persistent + states
     Gacc = d["grads_dev"] if s.gradient_accumulation_steps > 1 else 0.           # gradients accumulated over micro-steps
-    emb_tmp = run.spec.embedding_params*run.wbytes if g["emb_tr"] else 0.         # the embedding's dense gradient
+    emb_tmp = run.spec.embedding_params*run.fbytes if g["emb_tr"] else 0.         # the embedding's dense gradient
     top, bot = g["top"], g["bot"]
     M = {}
     if not s.gradient_checkpointing:

@@ -137,13 +137,18 @@ class ResolvedRun:
     @property
     def wbytes(self)->int: return 2 if self.settings.precision == "bf16" else 4   # bytes per weight as held
     @property
+    def half_forward(self)->bool:   # fp32 weights that the forward reads in half precision: FSDP gathers them in the
+        return self.autocast and self.wbytes == 4 and self.settings.strategy != "ddp" and not self.quant   # compute dtype, DeepSpeed casts the module
+    @property
+    def fbytes(self)->int: return self.a if self.half_forward else self.wbytes    # bytes per weight as forward and backward read it
+    @property
     def autocast(self)->bool: return self.settings.precision != "fp32"
     @property
     def a(self)->int: return 2 if self.autocast else 4                            # bytes of a matmul output
     @property
     def quant(self)->bool: return self.method.quantized_base
     @property
-    def r_bytes(self)->int: return 4 if self.quant else self.wbytes               # residual stream (QLoRA: fp32 embeddings/norms)
+    def r_bytes(self)->int: return 4 if self.quant else self.fbytes               # residual stream (QLoRA: fp32 embeddings/norms)
     @property
     def dora(self)->bool: return self.settings.use_dora
 
