@@ -45,6 +45,8 @@ MEMORY_ATTR = {'peak_allocated': 'peak_allocated', 'peak_reserved': 'peak_reserv
 QUANTITY = {'peak_allocated': 'alloc', 'peak_reserved': 'reserved', 'nvidia_smi': 'nvidia-smi', 'gpu_memory': 'nvidia-smi',
             'max_context': 'max ctx', 'fits': 'fits', 'oom': 'fits', 'tokens_per_second': 'tok/s/GPU'}
 BUDGET_BASE_GPU = 'A100-80GB'   # speed figures for a GPU given only as a memory budget (only its memory is used)
+REGIMES = ('HF-stack memory', 'non-HF memory', 'max context', 'fits / OOM', 'fine-tuning throughput', 'fine-tuning GPU-hours',
+           'pretraining GPU-hours', 'pretraining tokens/s/GPU', 'training-run fits')   # the order of the summaries
 TIME_KEYS = ('matmul_s', 'attention_s', 'elementwise_s', 'kernel_latency_s', 'cpu_dispatch_s', 'optimizer_s', 'comm_s',
              'comm_exposed_s', 'tensor_parallel_comm_s', 'offload_s', 'step_s')
 
@@ -239,17 +241,18 @@ def main(argv=None):
          f"{sum(bool(r.get('error')) for r in results)} errors, {sum(r['excluded'] for r in done)} predicted but excluded as suspect)",
          "error = predicted / measured - 1; '*' after a training-run name: architecture proxied (expressible: proxy); "
          "'x' in the first column: suspect row, left out of the statistics", ""]
-    head = f"  {'id':50s} {'framework':30s} {'regime':26s} {'qty':10s} {'measured':>16s} {'predicted':>26s} {'error':>8s}"
+    head = f"  {'id':56s} {'framework':30s} {'regime':26s} {'qty':10s} {'measured':>16s} {'predicted':>26s} {'error':>8s}"
     L += [head, '-' * len(head)]
-    order = lambda r: (r['regime'], r['fw'], r['id'])
+    rank = lambda g: (REGIMES.index(g) if g in REGIMES else len(REGIMES), g)
+    order = lambda r: (rank(r['regime']), r['fw'], r['id'])
     for r in sorted(done, key=order):
         e = f"{r['err']:+8.1%}" if r['err'] is not None else ('   agree' if r['verdict'] and r['verdict'][0] == r['verdict'][1] else
                                                                ('  differ' if r['verdict'] else f"{'—':>8s}"))
-        L.append(f"{'x' if r['excluded'] else ' '} {r['id']:50s} {r['fw']:30s} {r['regime']:26s} {r['quantity']:10s} "
+        L.append(f"{'x' if r['excluded'] else ' '} {r['id']:56s} {r['fw']:30s} {r['regime']:26s} {r['quantity']:10s} "
                  f"{r['measured']:>16s} {r['predicted']:>26s} {e}" + (f"  ({r['note']})" if r.get('note') else ''))
 
     L += ['', 'Summary per regime (suspect rows left out):']
-    regimes = sorted({r['regime'] for r in stats})
+    regimes = sorted({r['regime'] for r in stats}, key=rank)
     for g in regimes: L.append('  ' + summary_line(g, [r for r in stats if r['regime'] == g]))
     L.append('  ' + summary_line('all memory rows (HF + non-HF)', [r for r in stats if r['regime'].endswith('memory')]))
     L += ['', 'Summary per regime and framework:']
@@ -258,18 +261,18 @@ def main(argv=None):
             L.append('  ' + summary_line(f"{g} / {fw}", [r for r in stats if r['regime'] == g and r['fw'] == fw]))
 
     L += ['', f"Skipped ({sum(bool(r.get('skipped')) for r in results)}): not expressible in lmtune"]
-    L += [f"  {r['id']:50s} {r['fw']:30s} {r['quantity']:10s} {r['skipped']}" for r in results if r.get('skipped')]
+    L += [f"  {r['id']:56s} {r['fw']:30s} {r['quantity']:10s} {r['skipped']}" for r in results if r.get('skipped')]
     L += ['', f"Errors ({sum(bool(r.get('error')) for r in results)}): lmtune raised"]
-    L += [f"  {r['id']:50s} {r['fw']:30s} {r['error']}" for r in results if r.get('error')]
+    L += [f"  {r['id']:56s} {r['fw']:30s} {r['error']}" for r in results if r.get('error')]
     L += ['', 'Excluded from the statistics (the data marks them suspect):']
     L += [f"  {r['id']}: error {r['err']:+.1%}; {next(x for x in mem_rows + run_rows if x['id'] == r['id']).get('suspect')}"
           for r in done if r['excluded'] and r['err'] is not None]
 
     L += ['', f"The {a.worst} worst rows (largest |error|, suspect rows left out), with lmtune's breakdown and the data's gaps:"]
     for r in sorted([r for r in stats if r['err'] is not None], key=lambda r: -abs(r['err']))[:a.worst]: L += breakdown_lines(r)
-    L += ['', 'Training runs that lmtune says do not fit on the hardware they ran on:']
+    L += ['', "Runs that ran but lmtune says do not fit (false 'does not fit'):"]
     for r in stats:
-        if r['regime'] == 'training-run fits' and not r['verdict'][1]: L += breakdown_lines(r)
+        if r['verdict'] and r['verdict'][0] and not r['verdict'][1]: L += breakdown_lines(r)
 
     L += ['', 'Architectures the data says lmtune refuses (asked with only model_type), and the MLA models:']
     L += refusal_checks(mem_rows, run_rows)

@@ -484,12 +484,24 @@ def layer_work(run:ResolvedRun, # the resolved run
     if gpt2 or sp.fused_qkv:
         b, q = lin('c_attn' if gpt2 else 'qkv_proj', x, gpt2 or sp.attn_bias); blk += b
         blk += Block(Work(), kernels(T * (nh + 2 * nkv) * hd, 4 * d.half))            # backward: cat of dq, dk, dv
+    elif sp.is_mla:   # DeepSeek's latent attention: q (low-rank in V3) and a shared latent for k and v, each normed
+        if sp.q_lora_rank:
+            b, qa = lin('q_a_proj', x, False); blk += b
+            nb, qa = rms_norm(run, T * sp.q_lora_rank, qa, trains); blk += nb
+            b, q = lin('q_b_proj', qa, False); blk += b
+        else: b, q = lin('q_proj', x, False); blk += b
+        b, kva = lin('kv_a_proj_with_mqa', x, False); blk += b
+        nb, kva = rms_norm(run, T * sp.kv_lora_rank, kva, trains); blk += nb
+        b, _ = lin('kv_b_proj', kva, False); blk += b
+        cat = kernels(T * nh * hd, 2 * q, 2 * q)                                        # q and k: the rotary part joined to the rest
+        blk += Block(cat + Work(), cat + kernels(T * H, 2 * x, 2 * x))                 # x feeds q and the latent: sum their gradients
     else:
         for nm in ('q_proj', 'k_proj', 'v_proj'): b, q = lin(nm, x, sp.attn_bias); blk += b
         blk += Block(Work(), kernels(T * H, 3 * x, 3 * x))                            # x feeds q, k, v: sum their gradients
     if sp.qk_norm:
         for dim in (nh * hd, nkv * hd): blk += rms_norm(run, T * dim, q, trains)[0]
-    if not sp.learned_positions: blk += rotary(run, T * nh * hd, q); blk += rotary(run, T * nkv * hd, q)
+    if sp.is_mla: blk += rotary(run, T * nh * sp.qk_rope_head_dim, q); blk += rotary(run, T * sp.qk_rope_head_dim, q)   # rope part only
+    elif not sp.learned_positions: blk += rotary(run, T * nh * hd, q); blk += rotary(run, T * nkv * hd, q)
     blk += attention_core(run, layer, q, example_tokens)
     b, ao = lin('attn.c_proj' if gpt2 else 'o_proj', d.half, gpt2 or sp.o_bias); blk += b
     blk += dropout(T * H, ao, sp.dropout)
