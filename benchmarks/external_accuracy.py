@@ -12,7 +12,7 @@ fields, GPU):
 
 - memory: `estimate_memory(...)` `.peak_allocated`, `.peak_reserved` or `.device_total` (nvidia-smi), by the row's
   `measured`; `GB` is read as 1e9 bytes and `GiB` as 2**30, as the row's `unit` says;
-- fits / OOM: `MemoryEstimate.fits(gpu)`; longest context: `lmtune.plan.fit.max_seq_len` on the row's GPU (a memory
+- fits / OOM: `MemoryEstimate.verdict(gpu)` (fits, borderline or does not fit: the estimate's range against the GPU); longest context: `lmtune.plan.fit.max_seq_len` on the row's GPU (a memory
   budget becomes a `GPU` with that memory);
 - fine-tuning throughput: `estimate_time(...).tokens_per_second` per GPU;
 - training runs: `estimate_time(..., tokens=row tokens)` on the hardware it ran on: GPU-hours = total_seconds / 3600 x
@@ -110,10 +110,9 @@ def memory_time_row(row):
                                           f"vs {gpu.memory_gib:.2f} GiB on {gpu.name}")}
     if q in ('fits', 'oom'):
         est = estimate_memory(model, s)
-        meas_fit, pred_fit = (q == 'fits' and bool(row['value'])), est.fits(gpu)
-        yn = lambda b: 'fits' if b else 'OOM'
-        return {**r, 'measured': yn(meas_fit), 'predicted': f"{yn(pred_fit)} ({est.device_total/GiB:.1f}/{gpu.memory_gib:.1f} GiB)",
-                'verdict': (meas_fit, pred_fit), 'detail': ('memory', est, None)}
+        meas_fit, pred = (q == 'fits' and bool(row['value'])), est.verdict(gpu)
+        return {**r, 'measured': 'fits' if meas_fit else 'OOM', 'predicted': f"{pred} ({est.must_fit/GiB:.1f}/{gpu.memory_gib:.1f} GiB)",
+                'verdict': (meas_fit, pred), 'detail': ('memory', est, None)}
     if q == 'tokens_per_second':
         est = estimate_time(model, s, gpu=gpu)
         pred, meas = est.tokens_per_second / est.num_gpus, row['value'] / s.world_size
@@ -147,9 +146,9 @@ def training_run_rows(row):
         speed.update(measured=f"{meas:,.0f}", predicted=f"{pred:,.0f}", err=pred / meas - 1)
     speed['detail'] = ('time', est, f"{est.num_gpus} x {gpu.name}, {row['tokens']:.3g} tokens{mfu}")
     mem = estimate_memory(lm['model'], s, stage=stage)
-    ok = mem.fits(gpu)
-    fit.update(measured='fits (it ran)', predicted=f"{'fits' if ok else 'OOM'} ({mem.device_total/GiB:.1f}/{gpu.memory_gib:.1f} GiB)",
-               verdict=(True, ok), detail=('memory', mem, None))
+    pred = mem.verdict(gpu)
+    fit.update(measured='fits (it ran)', predicted=f"{pred} ({mem.must_fit/GiB:.1f}/{gpu.memory_gib:.1f} GiB)",
+               verdict=(True, pred), detail=('memory', mem, None))
     return [speed, fit]
 
 def guarded(fn, row, fw, regime, quantity):
@@ -170,10 +169,11 @@ def summary_line(label, rs):
         out += (f" median |error| {statistics.median(a):6.1%}  worst |error| {max(a):7.1%} ({w['id']})"
                 f"  within 20%: {sum(x <= 0.2 for x in a)}/{len(a)}")
     if ver:
-        agree = sum(m == p for m, p in (r['verdict'] for r in ver))
-        false_no = sum(m and not p for m, p in (r['verdict'] for r in ver))
-        false_yes = sum(p and not m for m, p in (r['verdict'] for r in ver))
-        out += f" agreement {agree}/{len(ver)}, false 'does not fit' {false_no}, false 'fits' {false_yes}"
+        agree = sum((m and p == 'fits') or (not m and p == 'does not fit') for m, p in (r['verdict'] for r in ver))
+        borderline = sum(p == 'borderline' for _, p in (r['verdict'] for r in ver))
+        false_no = sum(m and p == 'does not fit' for m, p in (r['verdict'] for r in ver))
+        false_yes = sum(p == 'fits' and not m for m, p in (r['verdict'] for r in ver))
+        out += f" agreement {agree}/{len(ver)}, borderline {borderline}, false 'does not fit' {false_no}, false 'fits' {false_yes}"
     return out
 
 def breakdown_lines(r):
@@ -272,7 +272,7 @@ def main(argv=None):
     for r in sorted([r for r in stats if r['err'] is not None], key=lambda r: -abs(r['err']))[:a.worst]: L += breakdown_lines(r)
     L += ['', "Runs that ran but lmtune says do not fit (false 'does not fit'):"]
     for r in stats:
-        if r['verdict'] and r['verdict'][0] and not r['verdict'][1]: L += breakdown_lines(r)
+        if r['verdict'] and r['verdict'][0] and r['verdict'][1] == 'does not fit': L += breakdown_lines(r)
 
     L += ['', 'Architectures the data says lmtune refuses (asked with only model_type), and the MLA models:']
     L += refusal_checks(mem_rows, run_rows)

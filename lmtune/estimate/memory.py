@@ -15,8 +15,9 @@ from .run import (FRAG_CONST, FRAG_LOGITS, GiB, HOST_BASE_BYTES, LIGER_MODEL_TYP
 from ..settings import RunSettings
 
 # %% auto #0
-__all__ = ['ROUTING_BYTES_PER_PAIR', 'KL_CHUNK', 'BREAKDOWN_ORDER', 'MemoryEstimate', 'liger_chunk_size', 'monitor_memory_phases',
-           'monitor_memory_bytes', 'estimate_memory']
+__all__ = ['ROUTING_BYTES_PER_PAIR', 'ACCURACY', 'CALIBRATED_TYPES', 'CALIBRATED_METHODS', 'KL_CHUNK', 'BREAKDOWN_ORDER',
+           'accuracy_regime', 'MemoryEstimate', 'liger_chunk_size', 'monitor_memory_phases', 'monitor_memory_bytes',
+           'estimate_memory']
 
 # %% ../../nbs/estimate/01_memory.ipynb #46dda03e
 def _norm_saved(spec:ModelSpec, d:int, in_bytes:int, xg:bool, nw:bool, autocast:bool)->float:
@@ -205,6 +206,19 @@ def _optimizer_bytes(run:ResolvedRun, p:dict)->tuple[float, float, float]:
     if o.factored: temp = (4 if tb == 4 else 12)*p["largest"]    # fp32 update (+ fp32 copies of bf16 grad and param)
     return (0., st, temp) if o.paged else (st, 0., temp)
 
+# %% ../../nbs/estimate/01_memory.ipynb #88b06c38
+ACCURACY = {"calibrated": 0.12, "extrapolated": 0.26} # regime: relative half-width of the range (the worst measured errors above)
+CALIBRATED_TYPES = ("llama", "qwen2", "mistral", "phi3", "gemma2", "olmoe", "gpt2") # the H200 grid's architectures ...
+CALIBRATED_METHODS = ("full", "lora", "qlora") # ... and methods (DoRA is LoRA with use_dora)
+
+def accuracy_regime(run:ResolvedRun, # the resolved run
+                   )->str:
+    "'calibrated' inside the measured grid (one GPU, a measured architecture and method), else 'extrapolated'."
+    s = run.settings
+    inside = (s.world_size == 1 and not (s.offload_optimizer or s.offload_params) and run.spec.model_type in CALIBRATED_TYPES
+              and run.method.name in CALIBRATED_METHODS)
+    return "calibrated" if inside else "extrapolated"
+
 # %% ../../nbs/estimate/01_memory.ipynb #5fcbe51f
 @dataclass
 class MemoryEstimate:
@@ -221,12 +235,29 @@ class MemoryEstimate:
     settings:RunSettings|None = None # the run, every default resolved
     stage:str = "sft" # the stage estimated: pretrain, continue_pretraining, sft or dpo
     notes:list = field(default_factory=list) # what the estimate assumes, and warnings
+    regime:str = "calibrated" # how far the estimate is from what was measured (`ACCURACY`)
 
     def fits(self, gpu:str|GPU, # GPU name or `GPU`
              headroom:float=0.0, # fraction of the GPU's memory kept free
             )->bool:
-        "Whether the run fits on one `gpu` (per-device numbers)."
-        return self.device_total <= gpu_spec(gpu).memory_bytes*(1 - headroom)
+        "Whether the run fits on one `gpu` (per-device numbers; paged optimizer states can be evicted, so they need not fit)."
+        return self.must_fit <= gpu_spec(gpu).memory_bytes*(1 - headroom)
+
+    @property
+    def low(self)->int: return int(self.must_fit*(1 - ACCURACY[self.regime]))    # the range the regime's measured error allows
+    @property
+    def high(self)->int: return int(self.must_fit*(1 + ACCURACY[self.regime]))
+
+    def verdict(self, gpu:str|GPU, # GPU name or `GPU`
+               )->str:
+        "'fits' (the whole range fits), 'borderline' (the range straddles the GPU's memory) or 'does not fit' (even `low` exceeds it)."
+        cap = gpu_spec(gpu).memory_bytes
+        return "fits" if self.high <= cap else ("does not fit" if self.low > cap else "borderline")
+
+    @property
+    def must_fit(self)->int:
+        "Bytes per GPU that must be resident: `device_total` less the paged optimizer states bitsandbytes can page out to the host."
+        return self.device_total - self.breakdown.get("optimizer states (paged)", 0)
 
     def _rows(self): return [(k, v/GiB) for k, v in self.breakdown.items()]
 
@@ -238,13 +269,15 @@ class MemoryEstimate:
         rows = "\n".join(f"  {k:<28}{v:9.2f} GiB" for k, v in self._rows())
         return (f"MemoryEstimate({self._title()})\n{rows}\n  {'-'*38}\n  {'peak allocated':<28}{self.peak_allocated/GiB:9.2f} GiB  ({self.peak_at})\n"
                 f"  {'peak reserved':<28}{self.peak_reserved/GiB:9.2f} GiB\n  {'device total (nvidia-smi)':<28}{self.device_total/GiB:9.2f} GiB\n"
-                f"  {'host RAM per machine':<28}{self.cpu_ram/GiB:9.2f} GiB")
+                f"  {'host RAM per machine':<28}{self.cpu_ram/GiB:9.2f} GiB\n"
+                f"  {'range (' + self.regime + ')':<28}{self.low/GiB:6.1f} to {self.high/GiB:.1f} GiB must fit per GPU")
 
     def _repr_html_(self):
         from lmtune.report import html_table, fmt_gib
         rows = [(k, fmt_gib(v)) for k, v in self.breakdown.items()]
         rows += [(f"<b>{k}</b>", f"<b>{fmt_gib(v)}</b>") for k, v in [("peak allocated", self.peak_allocated), ("peak reserved", self.peak_reserved),
                  ("device total (nvidia-smi)", self.device_total), ("host RAM per machine", self.cpu_ram)]]
+        rows += [(f"range ({self.regime})", f"{fmt_gib(self.low)} to {fmt_gib(self.high)}")]
         notes = "".join(f"<li>{n}</li>" for n in self.notes)
         return (html_table(f"{self._title()} — peak set at: {self.peak_at}", rows, header=("component", "memory"), escape=False)
                 + (f"<ul>{notes}</ul>" if notes else ""))
@@ -339,7 +372,8 @@ def _per_gpu(run:ResolvedRun, p:dict)->dict:
         if st == "fsdp":   # the root unit (embeddings, final norm, lm_head) stays gathered from its forward to the end of backward
             d["buffers"] += (sp.embedding_params + sp.lm_head_params + sp._norm_size(H))*run.a/s.tensor_parallel
         d["opt_temp"] /= n
-    if s.offload_optimizer: d["host_offload"] += d["states"]*n + (G if zero or st == "fsdp" else 0); d["states"] = 0.
+    if s.offload_optimizer:   # the states, and the optimizer step's temporaries, live on the host
+        d["host_offload"] += d["states"]*n + (G if zero or st == "fsdp" else 0); d["states"], d["opt_temp"] = 0., 0.
     if s.offload_params: d["host_offload"] += d["weights"]*n; d["weights"] = 0.
     if st == "fsdp" and s.offload_params: d["grads_dev"] = 0.                   # FSDP's CPU offload keeps the gradients there too
     return d
@@ -527,7 +561,7 @@ def _estimate(run:ResolvedRun, monitor=None)->MemoryEstimate:
     return MemoryEstimate(peak_allocated=int(peak), peak_reserved=int(peak + frag), device_total=sum(bd.values()), cpu_ram=int(cpu),
                           breakdown=bd, peak_at=(f"{stage.name}, " if stage.name else "") + at, peak_allocated_first_step=int(max(M0.values())),
                           after_load=int(p["weights"] + p["quant"] + p["adapters"]), model=sp.name, settings=s, stage=run.stage,
-                          notes=notes)
+                          notes=notes, regime=accuracy_regime(run))
 
 def estimate_memory(model, # catalog name, hub id, path to a model folder or config.json, config dict, `PretrainedConfig` or `ModelSpec`
                     settings:RunSettings|dict|None=None, # the run; None: `RunSettings()`'s defaults

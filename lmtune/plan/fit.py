@@ -174,11 +174,11 @@ class GpuComparison:
     tokens:float # training tokens priced
 
     def rows(self)->list[tuple]:
-        "(gpu, GPU memory, fits, step, tokens/s, total, cost) per GPU type."
+        "(gpu, GPU memory, verdict, step, tokens/s, total, cost) per GPU type: fits, borderline or does not fit."
         out = []
         for t in self.times:
             g = gpu_spec(t.gpu)
-            out.append((g.name, f"{g.memory_gib:.0f} GiB", 'yes' if self.memory.fits(g) else 'no', fmt_seconds(t.step_seconds),
+            out.append((g.name, f"{g.memory_gib:.0f} GiB", self.memory.verdict(g), fmt_seconds(t.step_seconds),
                         f"{t.tokens_per_second:,.0f}", fmt_seconds(t.total_seconds), fmt_usd(t.cost_usd)))
         return out
 
