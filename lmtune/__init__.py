@@ -1,8 +1,8 @@
-"""Decide, estimate, train and watch forgetting: a Jupyter-first toolkit for adapting language models.
+"""Decide, estimate, train and watch forgetting: a Jupyter-first toolkit for adapting language models
 
-The layers, each importing only from those before it: the ground (`settings`, `catalog`, `data`, `corpus`, `models`,
-`report`) <- `estimate` (the memory and time models) <- `plan` (fit, fixes, the advisor) <- `train` (the stages, the
-monitor, the launcher) <- `ui` (widgets, the command line, the demo)."""
+Modules:
+
+- `lmtune.estimate.trace`: For a model the analytic model cannot describe (BLOOM, Falcon, GPT-NeoX, Phi, MPT, T5, BART, tomorrow's architecture), run its real training step at full size without allocating anything, and read the peak."""
 
 __version__ = "0.1.0"
 

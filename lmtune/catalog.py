@@ -11,8 +11,8 @@ from dataclasses import dataclass, asdict
 from .settings import bad_value
 
 # %% auto #0
-__all__ = ['ARCHITECTURES', 'HUB_IDS', 'GPUS', 'DEFAULT_GPU', 'COMMON_GPUS', 'IA3_TARGETS', 'ModelSpec', 'model_spec', 'GPU',
-           'gpu_spec', 'ia3_targets', 'ia3_params', 'catalog_gpu']
+__all__ = ['ARCHITECTURES', 'HUB_IDS', 'GPUS', 'DEFAULT_GPU', 'COMMON_GPUS', 'IA3_TARGETS', 'ModelSpec', 'UnknownArchitecture',
+           'model_spec', 'GPU', 'gpu_spec', 'ia3_targets', 'ia3_params', 'catalog_gpu']
 
 # %% ../nbs/03_catalog.ipynb #6065c552
 @dataclass
@@ -278,9 +278,13 @@ _DEFAULTS = {
 _SAME_SHAPE_HINT = ("pass a config dict with a supported model_type of the same shape instead, e.g. "
                     "model_spec({**config, 'model_type': 'llama'}) for a dense SwiGLU decoder or 'mixtral'/'qwen3_moe' for a MoE one")
 
+class UnknownArchitecture(ValueError):
+    "A model family the analytic estimators cannot describe faithfully (`lmtune.estimate.trace` can trace it)."
+
 def _unsupported(mt, why):
-    return ValueError(f"model_type={mt!r}: {why}; lmtune cannot model it faithfully. Supported families: "
-                      f"{', '.join(_KNOWN_TYPES)}. Fix: {_SAME_SHAPE_HINT}.")
+    return UnknownArchitecture(f"model_type={mt!r}: {why}; lmtune cannot model it faithfully. Supported families: "
+                               f"{', '.join(_KNOWN_TYPES)}. Fix: {_SAME_SHAPE_HINT}; or trace the real model: "
+                               "lmtune.estimate.trace.trace_memory(config, settings) (`lmtune estimate MODEL --how trace`).")
 
 def _pos_int(d:dict, key:str)->int:
     "The positive integer `d[key]` of a config, or an error that names the field."

@@ -207,7 +207,7 @@ def _optimizer_bytes(run:ResolvedRun, p:dict)->tuple[float, float, float]:
     return (0., st, temp) if o.paged else (st, 0., temp)
 
 # %% ../../nbs/estimate/01_memory.ipynb #88b06c38
-ACCURACY = {"calibrated": 0.12, "extrapolated": 0.26} # regime: relative half-width of the range (the worst measured errors above)
+ACCURACY = {"calibrated": 0.12, "extrapolated": 0.26, "traced": 0.26} # regime: relative half-width of the range (the worst measured errors above)
 CALIBRATED_TYPES = ("llama", "qwen2", "mistral", "phi3", "gemma2", "olmoe", "gpt2") # the H200 grid's architectures ...
 CALIBRATED_METHODS = ("full", "lora", "qlora") # ... and methods (DoRA is LoRA with use_dora)
 
@@ -269,8 +269,8 @@ class MemoryEstimate:
         rows = "\n".join(f"  {k:<28}{v:9.2f} GiB" for k, v in self._rows())
         return (f"MemoryEstimate({self._title()})\n{rows}\n  {'-'*38}\n  {'peak allocated':<28}{self.peak_allocated/GiB:9.2f} GiB  ({self.peak_at})\n"
                 f"  {'peak reserved':<28}{self.peak_reserved/GiB:9.2f} GiB\n  {'device total (nvidia-smi)':<28}{self.device_total/GiB:9.2f} GiB\n"
-                f"  {'host RAM per machine':<28}{self.cpu_ram/GiB:9.2f} GiB\n"
-                f"  {'range (' + self.regime + ')':<28}{self.low/GiB:6.1f} to {self.high/GiB:.1f} GiB must fit per GPU")
+                + (f"  {'host RAM per machine':<28}{self.cpu_ram/GiB:9.2f} GiB\n" if self.cpu_ram else "")   # 0: not estimated (a trace)
+                + f"  {'range (' + self.regime + ')':<28}{self.low/GiB:6.1f} to {self.high/GiB:.1f} GiB must fit per GPU")
 
     def _repr_html_(self):
         from lmtune.report import html_table, fmt_gib
