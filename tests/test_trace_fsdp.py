@@ -2,7 +2,8 @@
 width, traced on the CPU at 64 ranks. Checked: mixed precision adds only the fp32 shards over bf16 (no whole-model
 16-bit copy; before the fix lmtune said 148 GiB where the trace of the 70B says 19), and the total is within the stated
 band of the trace. The band is wide because the trace runs CPU kernels (the loss and SDPA keep other temporaries
-than CUDA's); lmtune's head terms are fitted on H200 rows. Measured on 2026-12-07: lmtune 15-17% above the CPU trace."""
+than CUDA's); lmtune's head terms are fitted on H200 rows. Measured: lmtune 15-17% above the CPU trace
+(benchmarks/fsdp_trace.py, output in benchmarks/results/fsdp_trace.txt)."""
 import json, subprocess, sys
 from pathlib import Path
 import pytest
