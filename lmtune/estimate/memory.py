@@ -352,7 +352,7 @@ def _per_gpu(run:ResolvedRun, p:dict)->dict:
     sp, s = run.spec, run.settings
     n, st, L, H = s.data_parallel, s.strategy, sp.num_layers, sp.hidden_size
     zero = st.startswith("zero")
-    if zero and run.autocast and p["tbytes"] == 4 and not run.method.peft and not run.quant:
+    if zero and run.half_forward and not run.method.peft:
         p = {**p, "weights": p["weights"]/2, "tbytes": 2}                       # DeepSpeed's bf16/fp16 mode casts the module to half
     S_dev, S_paged, opt_temp = _optimizer_bytes(run, p)
     G = p["trainable"]*p["tbytes"]

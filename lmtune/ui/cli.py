@@ -11,7 +11,7 @@ __all__ = ['add_settings_args', 'settings_from_args', 'traced_text', 'estimate_t
 import argparse, sys
 from dataclasses import fields
 from ..plan.fit import compare_gpus
-from ..catalog import COMMON_GPUS
+from ..catalog import COMMON_GPUS, UnknownArchitecture, gpu_spec
 from ..settings import RunSettings, run_settings, FIELDS, ESTIMATOR_FIELDS
 
 # %% ../../nbs/ui/02_cli.ipynb #2978baab
@@ -87,14 +87,12 @@ def traced_text(model, # what `lmtune.estimate.trace.trace_memory` accepts
                )->str:
     "The traced estimate and its verdict on each GPU, as text."
     from lmtune.estimate.trace import trace_memory
-    from lmtune.catalog import gpu_spec
     m = trace_memory(model, settings, stage)
     return repr(m) + '\n\n' + '\n'.join(f"{gpu_spec(g).name:10s} {gpu_spec(g).memory_gib:4.0f} GiB  {m.verdict(g)}" for g in gpus)
 
 def estimate_text(a:argparse.Namespace, # parsed flags of `lmtune estimate`
                  )->str:
     "What `lmtune estimate` prints: the formula's table, or the trace's (asked for, or where the formula refuses the architecture)."
-    from lmtune.catalog import UnknownArchitecture
     s, gpus = settings_from_args(a), a.gpu or COMMON_GPUS
     if a.how == 'trace': return traced_text(a.model, s, a.stage, gpus)
     try: return str(compare_gpus(a.model, s, a.stage, gpus=gpus, tokens=a.tokens))
