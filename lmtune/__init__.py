@@ -2,7 +2,8 @@
 
 Modules:
 
-- `lmtune.estimate.trace`: For a model the analytic model cannot describe (BLOOM, Falcon, GPT-NeoX, Phi, MPT, T5, BART, tomorrow's architecture), run its real training step at full size without allocating anything, and read the peak."""
+- `lmtune.estimate.trace`: For a model the analytic model cannot describe (BLOOM, Falcon, GPT-NeoX, Phi, MPT, T5, BART, tomorrow's architecture), run its real training step at full size without allocating anything, and read the peak.
+- `lmtune.ui.training`: Choose a model, data and a stage, press Start, and watch the run learn and forget: `lmtune.app()`'s Training tab, also usable alone as `TrainingPanel()`."""
 
 __version__ = "0.1.0"
 
@@ -10,6 +11,6 @@ from lmtune._moved import install as _install_moved
 _install_moved()   # the pre-0.2 module paths (lmtune.memory, lmtune.cost, ...) resolve, with a DeprecationWarning
 
 def app(*args, **kwargs):
-    "The estimator, the advisor and the training dashboard in one notebook widget: `lmtune.ui.widgets.app` (imported on first use)."
-    from lmtune.ui.widgets import app as _app
+    "The estimator, the advisor and the training dashboard in one notebook widget: `lmtune.ui.app.app` (imported on first use)."
+    from lmtune.ui.app import app as _app
     return _app(*args, **kwargs)

@@ -12,7 +12,8 @@ from .settings import bad_value
 
 # %% auto #0
 __all__ = ['ARCHITECTURES', 'HUB_IDS', 'GPUS', 'DEFAULT_GPU', 'COMMON_GPUS', 'IA3_TARGETS', 'ModelSpec', 'UnknownArchitecture',
-           'model_spec', 'GPU', 'gpu_spec', 'ia3_targets', 'ia3_params', 'catalog_gpu']
+           'catalog_name', 'nearest_models', 'model_spec', 'GPU', 'gpu_spec', 'ia3_targets', 'ia3_params',
+           'catalog_gpu']
 
 # %% ../nbs/03_catalog.ipynb #6065c552
 @dataclass
@@ -175,6 +176,8 @@ ARCHITECTURES: dict[str, dict] = {
     "llama-3.1-405b": _llama(128256, 16384, 53248, 126, 128, 8, 128, rope_theta=500000.0),
     # Mistral / Mixtral
     "mistral-7b":   _llama(32000, 4096, 14336, 32, 32, 8, mt="mistral", maxpos=32768),
+    "mistral-7b-v0.3": _llama(32768, 4096, 14336, 32, 32, 8, mt="mistral", maxpos=32768, sliding_window=None,
+                              rope_theta=1e6),
     "mistral-small-24b": _llama(131072, 5120, 32768, 40, 32, 8, 128, mt="mistral", maxpos=32768, sliding_window=None),
     "mixtral-8x7b": _llama(32000, 4096, 14336, 32, 32, 8, mt="mixtral", maxpos=32768, num_local_experts=8, num_experts_per_tok=2),
     # Qwen 2.5 (q/k/v biases)
@@ -231,11 +234,15 @@ HUB_IDS: dict[str, str] = {
     "meta-llama/Llama-3.1-8B": "llama-3.1-8b", "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b",
     "meta-llama/Llama-3.1-70B": "llama-3.1-70b", "meta-llama/Llama-3.3-70B-Instruct": "llama-3.3-70b",
     "meta-llama/Llama-3.1-405B": "llama-3.1-405b", "mistralai/Mistral-7B-v0.1": "mistral-7b",
+    "mistralai/Mistral-7B-Instruct-v0.1": "mistral-7b", "mistralai/Mistral-7B-v0.3": "mistral-7b-v0.3",
+    "mistralai/Mistral-7B-Instruct-v0.3": "mistral-7b-v0.3",
     "mistralai/Mistral-Small-24B-Base-2501": "mistral-small-24b", "mistralai/Mixtral-8x7B-v0.1": "mixtral-8x7b",
     **{f"Qwen/Qwen2.5-{s}{suf}": f"qwen2.5-{s.lower()}" for s in ("0.5B","1.5B","3B","7B","14B","32B","72B") for suf in ("","-Instruct")},
     **{f"Qwen/Qwen3-{s}": f"qwen3-{s.lower()}" for s in ("0.6B","4B","8B","32B","30B-A3B")},
     "google/gemma-2-2b": "gemma-2-2b", "google/gemma-2-9b": "gemma-2-9b", "google/gemma-2-27b": "gemma-2-27b",
     "google/gemma-3-1b-pt": "gemma-3-1b", "google/gemma-3-1b-it": "gemma-3-1b",
+    "google/gemma-3-4b-pt": "gemma-3-4b", "google/gemma-3-4b-it": "gemma-3-4b",      # 4b, 12b: the text tower
+    "google/gemma-3-12b-pt": "gemma-3-12b", "google/gemma-3-12b-it": "gemma-3-12b",
     "microsoft/Phi-3-mini-4k-instruct": "phi-3-mini", "microsoft/Phi-3-medium-4k-instruct": "phi-3-medium",
     "microsoft/phi-4": "phi-4", "microsoft/Phi-4-mini-instruct": "phi-4-mini",
     "allenai/OLMo-2-1124-7B": "olmo-2-7b", "allenai/OLMoE-1B-7B-0924": "olmoe-1b-7b",
@@ -382,6 +389,47 @@ def _spec_from_dict(d:dict, name:str|None=None)->ModelSpec:
     d["_name"] = name or mt
     return _gpt2_spec(d, name or mt) if mt == "gpt2" else _decoder_spec(d, mt, name or mt, assumed)
 
+# %% ../nbs/03_catalog.ipynb #typed001
+_VARIANT_WORDS = ("instruct", "it", "chat", "hf", "base", "pt") # releases with the shapes of the model they come from
+
+def _typed_key(name:str)->str:
+    "`name` as words to compare: no organisation, lower case, dashes, no leading 'meta-', no variant words."
+    words = re.split(r"[-_\s]+", name.strip().lower().rsplit("/", 1)[-1])
+    return "-".join(w for w in words if w and w not in _VARIANT_WORDS).removeprefix("meta-")
+
+# %% ../nbs/03_catalog.ipynb #typed002
+def _known_name(name:str)->str|None:
+    "The catalog name of an exact catalog name or known hub id (case ignored), else None."
+    key = name.strip().lower()
+    if key in ARCHITECTURES: return key
+    return {k.lower(): v for k, v in HUB_IDS.items()}.get(key)
+
+def catalog_name(name:str, # a catalog name or hub id as typed: "google/gemma-3-4b-it", "Llama 3.1 8B"
+                )->str|None:
+    "The catalog name `name` stands for (exact names and known hub ids first, then the same words), or None."
+    if not isinstance(name, str) or name.count("/") > 1: return None
+    if known := _known_name(name): return known
+    typed = {_typed_key(h): a for h, a in HUB_IDS.items()} | {_typed_key(n): n for n in ARCHITECTURES}
+    return typed.get(_typed_key(name))
+
+# %% ../nbs/03_catalog.ipynb #typed007
+def nearest_models(name:str, # a model name the catalog does not have
+                   n:int=5, # at most this many
+                  )->list[str]:
+    "The catalog names nearest to `name` (difflib on its words, as `catalog_name` reduces them), nearest first."
+    return difflib.get_close_matches(_typed_key(str(name)), list(ARCHITECTURES), n=n, cutoff=0.5)
+
+def _unknown_model(s:str, hub_error:Exception|None=None)->ValueError:
+    "The error for a name that is no catalog name, known hub id or path (and, with `hub_error`, not on the hub either)."
+    close = nearest_models(s)
+    if hub_error is None:
+        return bad_value("config", s, f"unknown model; did you mean {' or '.join(close)}?" if close else
+                         f"unknown model; catalog names: {', '.join(ARCHITECTURES)}")
+    near = f"the nearest catalog names: {', '.join(close)}" if close else f"catalog names: {', '.join(ARCHITECTURES)}"
+    return bad_value("config", s, f"not in lmtune's catalog, and loading it from the Hugging Face hub failed "
+                     f"({type(hub_error).__name__}: the hub may be unreachable); pass a local path to config.json, "
+                     f"or a catalog name of the same shapes ({near})")
+
 # %% ../nbs/03_catalog.ipynb #f9c11ca9
 def model_spec(config, # catalog name, hub id, path to a model dir/config.json, dict, PretrainedConfig or ModelSpec
               )->ModelSpec:
@@ -395,10 +443,7 @@ def model_spec(config, # catalog name, hub id, path to a model dir/config.json, 
     if not isinstance(config, (str, os.PathLike)):
         raise bad_value("config", type(config).__name__, "pass a catalog name, hub id, path, dict or transformers config")
     s = str(config)
-    key = s.strip().lower()
-    if key in ARCHITECTURES: return _spec_from_dict(ARCHITECTURES[key], key)
-    hub = {k.lower(): v for k, v in HUB_IDS.items()}
-    if key in hub: return _spec_from_dict(ARCHITECTURES[hub[key]], hub[key])
+    if name := _known_name(s): return _spec_from_dict(ARCHITECTURES[name], name)
     if os.path.exists(s):
         p = os.path.join(s, "config.json") if os.path.isdir(s) else s
         if not os.path.exists(p): raise bad_value("config", s, "directory has no config.json")
@@ -406,17 +451,13 @@ def model_spec(config, # catalog name, hub id, path to a model dir/config.json, 
     if isinstance(config, os.PathLike) or s.startswith(("/", ".", "~")) or s.endswith(".json"):   # looks like a path
         raise bad_value("config", s, f"file not found: {os.path.abspath(os.path.expanduser(s))} does not exist; check the path "
                    f"(a model directory with a config.json, or the config.json itself)")
-    if "/" in s and not s.startswith((".", "/")):
-        try:
-            from transformers import AutoConfig
-            return model_spec(AutoConfig.from_pretrained(s))
-        except Exception as e:
-            raise bad_value("config", s, f"could not load it from the Hugging Face hub ({type(e).__name__}: the hub may be "
-                       f"unreachable); pass a local path to config.json or a catalog name such as "
-                       f"{', '.join(list(ARCHITECTURES)[:6])}, ...") from None
-    close = difflib.get_close_matches(key, list(ARCHITECTURES), n=5, cutoff=0.5)
-    raise bad_value("config", s, f"unknown model; did you mean {close}?" if close else
-               f"unknown model; catalog names: {', '.join(ARCHITECTURES)}")
+    if name := catalog_name(s): return _spec_from_dict(ARCHITECTURES[name], name)
+    if "/" not in s: raise _unknown_model(s)
+    try:
+        from transformers import AutoConfig
+        config = AutoConfig.from_pretrained(s)
+    except Exception as e: raise _unknown_model(s, e) from None
+    return model_spec(config)
 
 # %% ../nbs/03_catalog.ipynb #27316a2c
 @dataclass
@@ -437,45 +478,77 @@ class GPU:
 
 _MiB = 2**20
 GPUS: dict[str, GPU] = {g.name: g for g in [
+    # NVIDIA T4 datasheet: 16 GB GDDR6, 320 GB/s, 65 TFLOPS fp16 tensor (mixed precision), 8.1 TFLOPS fp32
     GPU("T4",        15_102*_MiB,   65.0,  8.1, 0.320, 0.35, bf16_supported=False),
+    # NVIDIA V100 datasheet (SXM2, 16 GB HBM2): 125 TFLOPS fp16 tensor, 15.7 TFLOPS fp32, 900 GB/s
     GPU("V100",      16_144*_MiB,  125.0, 15.7, 0.900, 0.90, bf16_supported=False),
+    # NVIDIA L4 datasheet: 24 GB GDDR6, 300 GB/s, 242 TFLOPS bf16 with sparsity (121 dense), 30.3 TFLOPS fp32
     GPU("L4",        22_563*_MiB,  121.0, 30.3, 0.300, 0.80),
+    # A10G (AWS EC2 G5, no NVIDIA datasheet): 24 GB GDDR6, 600 GB/s, 70 TFLOPS bf16 tensor, 31.2 TFLOPS fp32, as
+    # compared with the A10 in baseten.co/blog/nvidia-a10-vs-a10g-for-ml-model-inference
     GPU("A10G",      22_516*_MiB,   70.0, 31.2, 0.600, 1.01),
+    # NVIDIA Ampere GA102 whitepaper, RTX 3090: 24 GB GDDR6X, 936 GB/s, 71 TFLOPS bf16 tensor with fp32 accumulate
+    # (dense), 35.6 TFLOPS fp32
     GPU("RTX-3090",  24_268*_MiB,   71.0, 35.6, 0.936, 0.22),
+    # NVIDIA Ada Lovelace architecture whitepaper, RTX 4090: 24 GB GDDR6X, 1,008 GB/s, 165.2 TFLOPS bf16 tensor
+    # with fp32 accumulate (dense), 82.6 TFLOPS fp32
     GPU("RTX-4090",  24_217*_MiB,  165.2, 82.6, 1.008, 0.34),
+    # NVIDIA RTX Blackwell GPU architecture whitepaper, RTX 5090: 32 GB GDDR7, 1,792 GB/s, 209.5 TFLOPS bf16 tensor
+    # with fp32 accumulate (dense), 104.8 TFLOPS fp32
     GPU("RTX-5090",  32_119*_MiB,  209.5, 104.8, 1.792, 0.69),
+    # NVIDIA L40S datasheet: 48 GB GDDR6, 864 GB/s, 362.05 TFLOPS bf16 (733 with sparsity), 91.6 TFLOPS fp32
     GPU("L40S",      45_596*_MiB,  362.0, 91.6, 0.864, 1.19),
+    # NVIDIA A100 datasheet, 40 GB: 312 TFLOPS bf16 tensor, 19.5 TFLOPS fp32, HBM2 at 1,555 GB/s
     GPU("A100-40GB", 40_536*_MiB,  312.0, 19.5, 1.555, 1.29),
+    # NVIDIA A100 datasheet, 80 GB (SXM): the same compute, HBM2e at 2,039 GB/s
     GPU("A100-80GB", 81_051*_MiB,  312.0, 19.5, 2.039, 1.79),
+    # NVIDIA H100 datasheet, PCIe: 756 TFLOPS bf16 (1,513 with sparsity), 51 TFLOPS fp32, 2.0 TB/s
     GPU("H100-PCIe", 81_008*_MiB,  756.0, 51.0, 2.000, 2.49),
+    # NVIDIA H100 datasheet, SXM: 989 TFLOPS bf16 (1,979 with sparsity), 67 TFLOPS fp32, 3.35 TB/s
     GPU("H100-SXM",  81_008*_MiB,  989.0, 67.0, 3.350, 2.99),
+    # NVIDIA H200 datasheet: 141 GB HBM3e, 4.8 TB/s, the H100 SXM's compute (memory_bytes measured)
     GPU("H200",      150_109_880_320, 989.0, 67.0, 4.800, 3.79),
+    # HGX B200 (1000 W), NVIDIA's Blackwell launch figures: 2.25 PFLOPS bf16 dense (4.5 with sparsity), 80 TFLOPS
+    # fp32, 8 TB/s, 180 GB; NVIDIA's later Blackwell datasheet gives HGX B200 75 TFLOPS fp32 and 7.7 TB/s
     GPU("B200",      182_642*_MiB, 2250.0, 80.0, 8.000, 5.99),
+    # AMD Instinct MI300X datasheet: 192 GB HBM3, 5.3 TB/s, 1,307.4 TFLOPS bf16 dense, 163.4 TFLOPS fp32 (vector)
     GPU("MI300X",    196_592*_MiB, 1307.4, 163.4, 5.300, 2.69, vendor="amd"),
 ]}
 
-_GPU_ALIASES = {"h100": "H100-SXM", "h100sxm5": "H100-SXM", "h100sxm580gb": "H100-SXM", "h10080gbhbm3": "H100-SXM",
-                "a100": "A100-80GB", "a10080g": "A100-80GB", "a10040g": "A100-40GB", "3090": "RTX-3090", "4090": "RTX-4090",
-                "5090": "RTX-5090", "geforcertx4090": "RTX-4090", "geforcertx3090": "RTX-3090", "geforcertx5090": "RTX-5090",
-                "teslat4": "T4", "nvidiah200": "H200", "nvidiah100": "H100-SXM", "a10": "A10G", "tesla v100": "V100"}
+# %% ../nbs/03_catalog.ipynb #gpuname2
+_GPU_ALIASES = {"h100sxm5": "H100-SXM", "h100sxm580gb": "H100-SXM", "h10080gbhbm3": "H100-SXM", "a10080g": "A100-80GB",
+                "a10040g": "A100-40GB", "3090": "RTX-3090", "4090": "RTX-4090", "5090": "RTX-5090",
+                "geforcertx4090": "RTX-4090", "geforcertx3090": "RTX-3090", "geforcertx5090": "RTX-5090",
+                "teslat4": "T4", "tesla v100": "V100"}
+_AMBIGUOUS_GPUS = {"a100": ("A100-40GB", "A100-80GB"), "h100": ("H100-SXM", "H100-PCIe")} # one name, two cards: asks
 
 def _norm_name(s:str)->str: return re.sub(r"[^a-z0-9]", "", s.lower())
 
+def _ambiguous_gpu(gpu:str, names:tuple)->ValueError:
+    "The error for a name of several cards: each with the figures that tell them apart."
+    gs = [GPUS[n] for n in names]
+    cards = " or ".join(f"{g.name} ({g.memory_gib:.0f} GiB, {g.bf16_tflops:g} bf16 TFLOPS, {g.bandwidth_tbps:g} TB/s)"
+                        for g in gs)
+    return bad_value("gpu", gpu, f"names more than one card: {cards}. They differ in what fits or how fast it runs: "
+                     f"name one, e.g. gpu={names[-1]!r}")
+
 def gpu_spec(gpu:str|GPU, # name like "H100-SXM", "h100 sxm", "NVIDIA H200" or a `GPU`
             )->GPU:
-    "Look up a GPU by name (case and separators ignored)."
+    "Look up a GPU by name (case, separators and an 'NVIDIA' prefix ignored); a name of two cards asks which one."
     if isinstance(gpu, GPU): return gpu
     if not isinstance(gpu, str): raise bad_value("gpu", gpu, f"pass a GPU name ({', '.join(GPUS)}) or a GPU(...)")
-    k = _norm_name(gpu)
+    k = _norm_name(gpu).removeprefix("nvidia")
+    if k in _AMBIGUOUS_GPUS: raise _ambiguous_gpu(gpu, _AMBIGUOUS_GPUS[k])
     table = {_norm_name(n): n for n in GPUS} | {_norm_name(a): n for a, n in _GPU_ALIASES.items()}
     if k in table: return GPUS[table[k]]
-    if k.startswith("nvidia") and k[6:] in table: return GPUS[table[k[6:]]]
     close = difflib.get_close_matches(gpu.upper(), list(GPUS), n=3, cutoff=0.4)
     raise bad_value("gpu", gpu, f"unknown GPU; did you mean {close}? Known: {', '.join(GPUS)}; or pass GPU(...)")
 
 # %% ../nbs/03_catalog.ipynb #60455e1d
 DEFAULT_GPU = "A100-80GB" # the GPU assumed where none is named: the data-centre card most often rented
-COMMON_GPUS = ("T4", "L4", "RTX-4090", "A100-40GB", "A100-80GB", "H100-SXM", "H200", "B200") # the cards people own and rent: the row `compare_gpus`, the CLI and the widgets show
+COMMON_GPUS = ( # the cards people own and rent, less memory first: the row `compare_gpus`, the CLI and the widgets show
+    "T4", "A10G", "L4", "RTX-3090", "RTX-4090", "RTX-5090", "A100-40GB", "L40S", "A100-80GB", "H100-SXM", "H200",
+    "B200")
 
 # %% ../nbs/03_catalog.ipynb #mem00003
 IA3_TARGETS = { # model_type -> (target_modules, feedforward_modules); PEFT's defaults where PEFT has them (checked below)

@@ -32,7 +32,8 @@ def check_choice(arg:str, # the argument's name, as the user wrote it
                 ):
     "Return `value` if it is one of `choices`, else raise a `ValueError` naming the argument, the value and close matches."
     if isinstance(value, (str, int, float, bool, type(None))) and value in choices: return value
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=3, cutoff=0.5)
+    names = {str(c).lower(): str(c) for c in choices}   # close matches ignore case: 'LORRA' suggests 'lora'
+    close = [names[c] for c in difflib.get_close_matches(str(value).lower(), list(names), n=3, cutoff=0.5)]
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ''
     raise ValueError(f"{arg}={value!r} is not supported.{hint} Use one of: {', '.join(map(str, choices))}.{(' ' + fix) if fix else ''}")
 
@@ -104,9 +105,11 @@ METHOD_TABLE = {m.name: m for m in [
 ]}
 METHODS = tuple(METHOD_TABLE)
 
-def method_info(method:str, # one of `METHODS`
+def method_info(method:str, # one of `METHODS`, in any case: 'QLoRA' is 'qlora'
                )->Method:
-    "The `Method` called `method` (a `ValueError` with close matches for an unknown name)."
+    "The `Method` called `method`, case ignored (a `ValueError` with close matches for an unknown name)."
+    key = method.strip().lower() if isinstance(method, str) else None
+    if key in METHOD_TABLE: return METHOD_TABLE[key]
     return METHOD_TABLE[check_choice('method', method, METHODS)]
 
 # %% ../nbs/00_settings.ipynb #235f97f4
@@ -271,7 +274,7 @@ def _check_fields(s:RunSettings):
     for k in _BOOLS: check_bool(k, getattr(s, k))
     for k in _FRACTIONS: check_fraction(k, getattr(s, k))
     for k in _NONNEGATIVE: check_nonnegative(k, getattr(s, k))
-    if s.method is not None: method_info(s.method)
+    if s.method is not None: s.method = method_info(s.method).name   # 'QLoRA' is stored as 'qlora'
     check_choice('precision', s.precision, ('auto',) + PRECISIONS)
     check_choice('optim', s.optim, ('auto',) + TRAINER_OPTIMIZERS)
     check_choice('lr_scheduler_type', s.lr_scheduler_type, LR_SCHEDULERS)

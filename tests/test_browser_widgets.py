@@ -5,7 +5,7 @@ from browser import (chromium_page, cell_errors, jupyter_lab, open_notebook, req
 
 pytestmark = pytest.mark.browser
 GPU = "A100-80GB"
-NOTEBOOK = [f"from lmtune.ui.widgets import app\napp('llama-3.1-8b', gpu={GPU!r}, batch_size=8, seq_len=2048)"]
+NOTEBOOK = [f"from lmtune.ui.app import app\napp('llama-3.1-8b', gpu={GPU!r}, batch_size=8, seq_len=2048)"]
 
 
 def expected(model, **fields):

@@ -194,6 +194,24 @@ def test_stop_request_stops_at_a_checkpoint(model_dir, tmp_path):
     ck = tmp_path / f"checkpoint-{step}"
     assert ck.is_dir() and json.loads((ck / "trainer_state.json").read_text())["global_step"] == step
 
+def test_a_stop_belongs_to_the_run_it_was_pressed_in(model_dir, tmp_path):
+    "A Stop pressed after a run ended is refused (it returns False) and the next run trains to its end."
+    from lmtune.train.stages import sft
+    m = monitor(eval_every=2)
+    kw = dict(method="lora", learning_rate=5e-3, max_steps=4, callbacks=[m], **COMMON)
+    sft(model_dir, TRAIN, output_dir=str(tmp_path / "a"), **kw)
+    assert m.request_stop() is False
+    sft(model_dir, TRAIN, output_dir=str(tmp_path / "b"), **kw)
+    assert list(m.history.step) == [0, 2, 4] and m.status == "finished at step 4"
+
+def test_a_monitor_attached_twice_records_each_point_once(model_dir, tmp_path):
+    "`callbacks=[m], monitor=m` (and `attach` after `callbacks=[m]`) measures each point once."
+    from lmtune.train.stages import sft
+    m = monitor(eval_every=2)
+    sft(model_dir, TRAIN, method="lora", learning_rate=5e-3, max_steps=4, output_dir=str(tmp_path), callbacks=[m], monitor=m,
+        **COMMON)
+    assert list(m.history.step) == [0, 2, 4]
+
 def test_bad_input_fails_before_training():
     with pytest.raises(ValueError, match="nothing to measure"): ForgettingMonitor()
     with pytest.raises(TypeError, match="eval_evry.*eval_every"): ForgettingMonitor(general_texts=GENERAL, eval_evry=5)

@@ -15,11 +15,11 @@ from ..settings import bad_value, check_choice, check_positive, check_bool
 
 # %% auto #0
 __all__ = ['TASK_METRICS', 'FORGETTING_METRICS', 'DISPLAYS', 'HISTORY_COLUMNS', 'LOG_PREFIX', 'NOT_LOGGED', 'MITIGATIONS',
-           'VIEW_COLUMNS', 'load_multiple_choice', 'load_general_texts', 'load_task_examples', 'token_batches',
-           'predicted_logprobs', 'kl_rows', 'top_k_reference', 'kl_rows_top_k', 'encode_pair', 'choice_logprobs',
-           'token_f1', 'text_scores', 'greedy_answers', 'EvalSuite', 'is_peft_model', 'BaseReference', 'pareto_front',
-           'suggest', 'MonitorConfig', 'ForgettingMonitor', 'fewshot_prompt', 'TrainingHandle', 'builtin_inputs',
-           'plot_runs']
+           'VIEW_COLUMNS', 'PROGRESS_EVERY_S', 'load_multiple_choice', 'load_general_texts', 'load_task_examples',
+           'token_batches', 'predicted_logprobs', 'kl_rows', 'top_k_reference', 'kl_rows_top_k', 'encode_pair',
+           'choice_logprobs', 'token_f1', 'text_scores', 'greedy_answers', 'EvalSuite', 'is_peft_model',
+           'BaseReference', 'pareto_front', 'suggest', 'MonitorConfig', 'ForgettingMonitor', 'fewshot_prompt',
+           'TrainingHandle', 'builtin_inputs', 'plot_runs']
 
 # %% ../../nbs/train/07_monitor.ipynb #c4a34cc6
 def load_multiple_choice(mc, # a list of {question, choices, answer} dicts, or a JSONL file of them
@@ -29,28 +29,34 @@ def load_multiple_choice(mc, # a list of {question, choices, answer} dicts, or a
         p = Path(mc)
         if not p.is_file(): raise bad_value("mc", str(mc), "no such file: pass a JSONL file with one {question, choices, answer} "
                                             "object a line, or a list of dicts such as lmtune.corpus.multiple_choice_set(100).")
-        rows = []
+        rows, lines = [], []
         for i, line in enumerate(p.read_text().splitlines(), 1):
             if not line.strip(): continue
+            lines.append(i)
             try: rows.append(json.loads(line))
             except ValueError as e: raise ValueError(f"mc={str(mc)!r}: line {i} is not JSON ({e}); write one "
                                                      "{\"question\", \"choices\", \"answer\"} object a line.") from None
-        mc = rows
+        mc, where = rows, (lambda i: f"mc item {i} (line {lines[i]} of {p})")
+    else: where = lambda i: f"mc item {i}"
     if not isinstance(mc, (list, tuple)) or not mc:
         raise bad_value("mc", mc if not isinstance(mc, (list, tuple)) else list(mc), "pass a non-empty list of "
                         "{question, choices, answer} dicts (e.g. lmtune.corpus.multiple_choice_set(100)) or a JSONL path.")
     out = []
     for i, r in enumerate(mc):
         if not isinstance(r, dict) or not {"question", "choices", "answer"} <= set(r):
-            raise ValueError(f"mc item {i} is {str(r)[:80]!r}: each item needs 'question', 'choices' and 'answer'.")
+            raise ValueError(f"{where(i)} is {str(r)[:80]!r}: each item needs 'question', 'choices' and 'answer'.")
         q, ch, a = r["question"], r["choices"], r["answer"]
         if not isinstance(q, str) or not isinstance(ch, (list, tuple)) or len(ch) < 2 or not all(isinstance(c, str) for c in ch):
-            raise ValueError(f"mc item {i}: 'question' must be a string and 'choices' a list of at least 2 strings (got {str(r)[:80]!r}).")
+            raise ValueError(f"{where(i)}: 'question' must be a string and 'choices' a list of at least 2 strings "
+                             f"(got {str(r)[:80]!r}).")
+        if len(set(ch)) < 2:
+            raise ValueError(f"{where(i)}: its choices {list(ch)} are all the same, so any answer scores; "
+                             "give at least 2 different choices, or drop the item.")
         if isinstance(a, str):
-            if a not in ch: raise ValueError(f"mc item {i}: answer={a!r} is not one of its choices {list(ch)}; give the index or the exact text.")
+            if a not in ch: raise ValueError(f"{where(i)}: answer={a!r} is not one of its choices {list(ch)}; give the index or the exact text.")
             a = list(ch).index(a)
         if isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < len(ch):
-            raise ValueError(f"mc item {i}: answer={a!r} must be an index 0..{len(ch) - 1} into its choices (or the right choice's text).")
+            raise ValueError(f"{where(i)}: answer={a!r} must be an index 0..{len(ch) - 1} into its choices (or the right choice's text).")
         out.append(dict(question=q, choices=list(ch), answer=a))
     return out
 
@@ -585,6 +591,8 @@ class ForgettingMonitor:
         self.rows, self.samples, self.baseline, self.notes, self.alert = [], [], {}, [], None
         self.suite = self.base = self._trainer = self._view = self._progress = self._dir = self._args = None
         self.status, self._zero, self._stop = "waiting for training to start", True, threading.Event()
+        self._active = self._starting = False; self._handle = None # a run in progress; begun by `start`; its handle
+        self.views = [] # functions called with the monitor at every redraw (`add_view`)
         self._reset_clock()
         as_trainer_callback(self) # now also a transformers.TrainerCallback (transformers is imported only here)
 
@@ -593,17 +601,25 @@ class ForgettingMonitor:
         self._t0, self._monitor_s, self._last_eval_s, self._save_pending, self._next = None, 0.0, None, None, None
         self._spike_rule, self._spikes, self._log_points, self._last_log = _spike_rule(), [], [], {}
         self._last = dict(step=None, tokens=0, train_s=0.0)
-        self._max_steps, self._start_step, self._peak, self._progress_t = None, 0, 0, 0.0
+        self._max_steps, self._start_step, self._peak, self._progress_t, self._step = None, 0, 0, 0.0, 0
 
     def attach(self, trainer)->"ForgettingMonitor":
         "Add the monitor to `trainer`'s callbacks and log through `trainer.log`, so `report_to` trackers receive its metrics."
         self._trainer = trainer
-        trainer.add_callback(self)
+        if self not in trainer.callback_handler.callbacks: trainer.add_callback(self) # twice would measure every point twice
         return self
 
-    def request_stop(self):
-        "Ask training to stop after the current step, at a checkpoint (what the Stop button does; safe from any thread)."
+    def request_stop(self)->bool:
+        "Ask the running training to stop after the current step, at a checkpoint (the Stop button; safe from any thread)."
+        if not self._active: return False # nothing runs: a Stop kept until later would end the next run at step 1
         self._stop.set()
+        return True
+
+    def add_view(self, fn, # called as `fn(monitor)` from the training thread at every redraw
+                ):
+        "Follow the run in `fn` (a widget sets its values there) instead of display handles in the running cell."
+        if fn not in self.views: self.views.append(fn)
+        return self
 
     def __repr__(self): return f"ForgettingMonitor({len(self.rows)} evaluations, {self.status})"
 
@@ -686,6 +702,8 @@ def _prompting_baseline(self:ForgettingMonitor, model)->dict:
 def on_train_begin(self:ForgettingMonitor, args, state, control, model=None, processing_class=None, **kwargs):
     "Tokenize the inputs, choose the base reference, measure the base and the prompting baseline (or resume them)."
     cfg = self.config
+    if not self._starting: self._stop.clear() # a run not begun by `start`: a Stop from before it is not for it
+    self._starting, self._active = False, True
     self._reset_clock()
     self._t0, self._zero, self._args = time.perf_counter(), state.is_world_process_zero, args
     self._max_steps, self._start_step = state.max_steps, state.global_step
@@ -702,7 +720,7 @@ def on_train_begin(self:ForgettingMonitor, args, state, control, model=None, pro
     self._dir = Path(args.output_dir) / "monitor"
     if self._zero and self._mode() == "notebook" and self._progress is None:
         from IPython.display import display
-        self._progress = display(_HTML(self._progress_html(state)), display_id=True)
+        self._progress = display(_HTML(self.progress_html(state)), display_id=True)
     if not (state.global_step > 0 and self._load_state(state.global_step)):
         self.rows, self.samples, self.notes, self.alert = [], [], [], None
         self.base = BaseReference.for_model(model, self.suite, cfg.max_cache_bytes, cfg.kl_top_k)
@@ -744,7 +762,7 @@ def on_step_end(self:ForgettingMonitor, args, state, control, model=None, **kwar
             control.should_training_stop = True
             self.status = f"stopped by you at step {step}"
         self._evaluate(model, state, control, args)
-    elif self._zero and time.perf_counter() - self._progress_t > 2: self._show_progress(state)
+    elif self._zero and time.perf_counter() - self._progress_t > PROGRESS_EVERY_S: self._show_progress(state)
     return control
 
 @patch
@@ -773,7 +791,7 @@ def on_train_end(self:ForgettingMonitor, args, state, control, model=None, **kwa
             self.notes.append(f"Loaded the suggested checkpoint {Path(ck).name} (step {self.rows[i]['step']}) at the end of training.")
         else: self.notes.append(f"The suggested step {self.rows[i]['step']} has no checkpoint on disk, so the final weights were kept.")
     if self.status == "training": self.status = f"finished at step {state.global_step}"
-    self._stop.clear()
+    self._stop.clear(); self._active = False
     self._save_state(); self._show(final=True)
     return control
 
@@ -1130,6 +1148,8 @@ def summary(self:ForgettingMonitor)->dict:
     return json.loads(json.dumps(d, default=float))
 
 # %% ../../nbs/train/07_monitor.ipynb #bcdaa3d0
+PROGRESS_EVERY_S = 1.0 # seconds between progress redraws between evaluations (a redraw costs about a millisecond)
+
 class _HTML:
     "A display object that is only HTML, which a saved notebook keeps."
     def __init__(self, html:str, text:str="lmtune monitor"): self.html, self.text = html, text
@@ -1142,8 +1162,9 @@ def _mode(self:ForgettingMonitor)->str:
     return ("notebook" if _in_notebook() else "console") if d == "auto" else d
 
 @patch
-def _progress_html(self:ForgettingMonitor, state=None)->str:
-    step = state.global_step if state is not None else (self.rows[-1]["step"] if self.rows else 0)
+def progress_html(self:ForgettingMonitor, state=None)->str:
+    "One line: a progress bar, `step N/M`, the training loss and the status."
+    step = state.global_step if state is not None else max(self._step, self.rows[-1]["step"] if self.rows else 0)
     tot, loss = self._max_steps or 0, self._last_log.get("loss")
     return (f'<div style="font-family:system-ui,sans-serif;font-size:13px"><progress value="{step}" max="{max(tot, 1)}" '
             f'style="width:280px;vertical-align:middle"></progress> step {step}/{tot}' + (f" · training loss {loss:.3f}" if loss is not None else "")
@@ -1151,23 +1172,28 @@ def _progress_html(self:ForgettingMonitor, state=None)->str:
 
 @patch
 def _show(self:ForgettingMonitor, final:bool=False):
-    "Redraw the live view through its display handle (notebook mode; process zero)."
-    if not self._zero or self._mode() != "notebook": return
-    from IPython.display import display
+    "Redraw the live view: in its views (`add_view`), else through display handles (notebook mode; process zero)."
+    if not self._zero or (self._mode() != "notebook" and not self.views): return
     t = time.perf_counter()
+    if self.views:
+        for fn in self.views: fn(self)
+        if not final: self._monitor_s += time.perf_counter() - t
+        return
+    from IPython.display import display
     view = _HTML(self.to_html(), repr(self))
     if self._view is None: self._view = display(view, display_id=True)
     else: self._view.update(view)
-    if self._progress is not None: self._progress.update(_HTML(self._progress_html()))
+    if self._progress is not None: self._progress.update(_HTML(self.progress_html()))
     if not final: self._monitor_s += time.perf_counter() - t
 
 @patch
 def _show_progress(self:ForgettingMonitor, state):
-    "Update the one-line progress display between evaluations (at most every 2 s)."
-    self._progress_t = time.perf_counter()
-    if self._mode() == "notebook" and self._progress is not None:
-        self._progress.update(_HTML(self._progress_html(state)))
-        self._monitor_s += time.perf_counter() - self._progress_t
+    "Update the progress line between evaluations (at most every `PROGRESS_EVERY_S`)."
+    self._progress_t, self._step = time.perf_counter(), state.global_step
+    if self.views:
+        for fn in self.views: fn(self)
+    elif self._mode() == "notebook" and self._progress is not None: self._progress.update(_HTML(self.progress_html(state)))
+    self._monitor_s += time.perf_counter() - self._progress_t
 
 # %% ../../nbs/train/07_monitor.ipynb #98e8549e
 class TrainingHandle:
@@ -1184,6 +1210,7 @@ class TrainingHandle:
             self.error = e
             self.monitor.status = f"training failed: {type(e).__name__}: {e}"
             self.monitor._show(final=True)
+        finally: self.monitor._active = self.monitor._starting = False # a failed run may never reach on_train_end
 
     @property
     def running(self)->bool:
@@ -1208,9 +1235,12 @@ def start(self:ForgettingMonitor, train, # a function that trains with this moni
          )->TrainingHandle:
     "Run `train()` in a background thread; in Jupyter show the progress line, a Stop button and the live view. Returns at once."
     if not callable(train): raise bad_value("train", train, "pass a function that trains, e.g. lambda: sft(model, data, callbacks=[monitor]).")
-    self._stop.clear()
-    handle = TrainingHandle(self, train)
-    if self._mode() == "notebook":
+    if self._handle is not None and self._handle.running:
+        raise RuntimeError("this monitor is watching a run that has not ended: stop it (handle.stop()) "
+                           "and wait for it (handle.result()), or use another ForgettingMonitor.")
+    self._stop.clear(); self._active = self._starting = True # a Stop pressed while the model loads is for this run
+    self._handle = handle = TrainingHandle(self, train)
+    if self._mode() == "notebook" and not self.views:
         import ipywidgets as W
         from IPython.display import display
         button = W.Button(description="Stop at next step", button_style="danger", icon="stop",
@@ -1219,7 +1249,7 @@ def start(self:ForgettingMonitor, train, # a function that trains with this moni
             if not handle.running: b.description, b.disabled = "Training has ended", True; return
             self.request_stop(); b.description, b.disabled = "Stopping at the next step…", True
         button.on_click(click)
-        self._progress = display(_HTML(self._progress_html()), display_id=True)
+        self._progress = display(_HTML(self.progress_html()), display_id=True)
         display(button)
         self._view = display(_HTML(self.to_html(), repr(self)), display_id=True)
     handle.thread.start()

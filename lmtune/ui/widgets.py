@@ -1,4 +1,4 @@
-"""`lmtune.ui.widgets.app()`: change a control and see at once whether the run fits, what it costs, and what to change. Core ipywidgets only, so it runs in Jupyter, Colab and VS Code, and a saved notebook still shows the last view.
+"""`EstimatorWidget` and `AdvisorWidget` (the first two tabs of `lmtune.app()`): change a control and see at once whether the run fits, what it costs, and what to change. Core ipywidgets only, so it runs in Jupyter, Colab and VS Code, and a saved notebook still shows the last view.
 
 Docs: https://lmtune.github.io/lmtune/ui/widgets.html.md"""
 
@@ -29,7 +29,7 @@ __all__ = ['DETAILS_DELAY_S', 'MAX_FIXES', 'COLORS', 'VERDICT_COLORS', 'AUTO', '
            'fix_label', 'fixes_html', 'estimate_html', 'view_html', 'summary', 'field_docs', 'layout_sections',
            'to_control', 'from_control', 'make_control', 'LiveView', 'parse_amount', 'model_options', 'EstimatorWidget',
            'advise_docs', 'advisor_control', 'advisor_value', 'plan_to_estimate', 'AdvisorWidget', 'advice_card_html',
-           'advice_html', 'App', 'app']
+           'advice_html']
 
 # %% ../../nbs/ui/01_widgets.ipynb #1003c52e
 DETAILS_DELAY_S = 0.3  # after a change from the browser, wait this long for the next before searching limits and fixes
@@ -419,11 +419,15 @@ def _build(self:EstimatorWidget, W):
     self._code_pick.observe(lambda ch: self._show_code(), "value")
     self._setup = W.Accordion(children=[W.VBox([self._code_pick, self._code])], titles=("Setup as code",), selected_index=None)
     self._setup.observe(lambda ch: self._show_code(), "selected_index")
-    extra = []
+    self._train_btn = W.Button(description="Train this run", icon="play", layout=W.Layout(display="none"),
+                               tooltip="open the Training tab with this run's model and settings")
+    self._train_btn.add_class("lmtune-train-this"); self._train_listeners = []
+    self._train_btn.on_click(lambda b: [fn() for fn in self._train_listeners])
+    extra = [self._train_btn]
     if _has_cuda_device():  # a CUDA GPU here: run a few real steps and compare (lmtune.estimate.calibrate)
         self._measure_btn, self._measured = W.Button(description="measure on this GPU", icon="play"), H("lmtune-measured")
         self._measure_btn.add_class("lmtune-measure"); self._measure_btn.on_click(lambda b: self.measure())
-        extra = [W.HBox([self._measure_btn, self._measured])]
+        extra.append(W.HBox([self._measure_btn, self._measured]))
     c = self.controls
     sections = [W.VBox([W.HTML(f"<b>{t}</b>")] + [c[n] for n in names]) for t, names in layout_sections().items()]
     head = W.VBox([W.HBox([c["model"], self._model_info]), W.HBox([c["stage"], c["gpu"]]), W.HBox([c["data_tokens"], c["usd_per_hour"]])])
@@ -580,6 +584,12 @@ def __repr__(self:EstimatorWidget): return f"EstimatorWidget({self.spec.name!r},
 
 # %% ../../nbs/ui/01_widgets.ipynb #b6e81a91
 @patch
+def on_train(self:EstimatorWidget, fn):
+    "Show a \"Train this run\" button that calls `fn()` (the app opens its Training tab with this run)."
+    self._train_listeners.append(fn); self._train_btn.layout.display = None
+    return self
+
+@patch
 def _show_code(self:EstimatorWidget):
     "Fill the setup text box (only while its section is open: building it imports the trainer's libraries)."
     if self._setup.selected_index is None or self.result is None: return
@@ -716,65 +726,3 @@ def advice_html(**inputs, # `advise` arguments
                )->str:
     "The advisor's view for `advise(**inputs)` as self-contained HTML: what `AdvisorWidget` shows, for reports and docs."
     return advice_card_html(advise(**inputs))
-
-# %% ../../nbs/ui/01_widgets.ipynb #e523d18f
-class App(LiveView):
-    "lmtune's notebook app: one tab per tool (`pages`), the estimator first."
-    def __init__(self,
-                 model="llama-3.1-8b", # the estimator's model (catalog name, hub id, path)
-                 gpu=DEFAULT_GPU, # the GPU both tools start on
-                 settings:RunSettings|dict|None=None, # the estimator's run
-                 **overrides, # `RunSettings` fields
-                ):
-        import ipywidgets as W
-        self._init_live("lmtune-app")
-        self.estimator = EstimatorWidget(model, settings, gpu=gpu, **overrides)
-        self.advisor = AdvisorWidget(on_estimate=self._estimate_plan, gpu=gpu_spec(gpu).name,
-                                     model=self.estimator.spec.name if isinstance(model, ModelSpec) else str(model))
-        self.pages = {}
-        self.tabs = W.Tab()
-        self.view = W.VBox([self._hide_static, self.tabs]); self.view.add_class(self._css_class)
-        for title, page in (("Estimator", self.estimator), ("Advisor", self.advisor)): self.add_tab(title, page)
-
-    def add_tab(self, title:str, # the tab's title
-                page, # a `LiveView` (e.g. `EstimatorWidget`) or any ipywidget
-               ):
-        "Add a tab (e.g. the training dashboard); a `LiveView`'s static copy becomes part of the app's."
-        self.pages[title] = page
-        self.tabs.children = tuple(self.tabs.children) + (page.view if isinstance(page, LiveView) else page,)
-        self.tabs.titles = tuple(self.pages)
-        if isinstance(page, LiveView): page.on_change(self._publish)
-        return page
-
-    def _estimate_plan(self, plan:dict):
-        self.estimator.set(**plan)
-        self.tabs.selected_index = list(self.pages).index("Estimator")
-        return self.estimator
-
-    def watch(self, monitor, # a `lmtune.train.monitor.ForgettingMonitor`
-              train, # a function that trains with it, e.g. lambda: sft(model, data, monitor=monitor)
-             ):
-        "Start `train` in the background (`ForgettingMonitor.start`) with its live dashboard and Stop button in a 'Training' tab."
-        import ipywidgets as W
-        out = W.Output()
-        if "Training" in self.pages: self.tabs.children = tuple(c for t, c in zip(self.pages, self.tabs.children) if t != "Training"); del self.pages["Training"]
-        self.add_tab("Training", out)
-        self.monitor = monitor
-        def run():
-            try: return train()
-            finally: self._publish()   # the saved notebook keeps the dashboard's last state (display handles, any thread)
-        with out: handle = monitor.start(run)
-        self.tabs.selected_index = list(self.pages).index("Training")
-        return handle
-
-    def static_html(self)->str:
-        pages = "".join(f"<h3>{_e(t)}</h3>{p.static_html()}" for t, p in self.pages.items() if isinstance(p, LiveView))
-        return pages + (f"<h3>Training</h3>{self.monitor.to_html()}" if getattr(self, "monitor", None) is not None else "")
-
-def app(model="llama-3.1-8b", # the estimator's model (catalog name, hub id, path)
-        gpu=DEFAULT_GPU, # the GPU both tools start on
-        settings:RunSettings|dict|None=None, # the estimator's run
-        **overrides, # `RunSettings` fields
-       )->App:
-    "The estimator and the advisor in tabs (`App.watch` adds the training dashboard): `lmtune.ui.widgets.app()`."
-    return App(model, gpu, settings, **overrides)
