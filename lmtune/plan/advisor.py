@@ -17,10 +17,11 @@ __all__ = ['GOALS', 'APPROACHES', 'VERDICTS', 'KNOWLEDGE_LEVELS', 'PROMPTING_RES
            'SFT_EXAMPLES', 'CURATE_EXAMPLES', 'MANY_EXAMPLES', 'MIN_PREFERENCE_PAIRS', 'PREFERENCE_PAIRS',
            'MANY_PREFERENCE_PAIRS', 'MIN_CPT_TOKENS', 'CPT_TOKENS', 'DAPT_TOKENS', 'PRETRAIN_TOKENS', 'PRETRAIN_USD',
            'LARGE_MODEL_PARAMS', 'THRESHOLDS', 'AMOUNTS', 'RULES', 'BATCH_SIZES', 'STAGE_CACHE_SIZE', 'RECOMMEND_AT',
-           'POSSIBLE_AT', 'CAPABILITIES', 'Assumptions', 'NotGiven', 'Unknown', 'Situation', 'Rule', 'rules_table',
-           'Step', 'machines', 'estimate_training', 'embedding_cost', 'prompt_token_price', 'pretraining_model',
-           'largest_trainable_model', 'plan_options', 'Cost', 'Option', 'option_cost', 'feasibility', 'verdict_for',
-           'confidence_for', 'Recommendation', 'price_note', 'make_situation', 'data_needed', 'score_options', 'advise']
+           'POSSIBLE_AT', 'CAPABILITIES', 'VERDICT_COLORS', 'Assumptions', 'NotGiven', 'Unknown', 'Situation', 'Rule',
+           'rules_table', 'Step', 'machines', 'estimate_training', 'embedding_cost', 'prompt_token_price',
+           'pretraining_model', 'largest_trainable_model', 'plan_options', 'Cost', 'Option', 'option_cost',
+           'feasibility', 'verdict_for', 'confidence_for', 'long_run_caution', 'Recommendation', 'price_note',
+           'advice_chart', 'advice_chart_html', 'make_situation', 'data_needed', 'score_options', 'advise']
 
 # %% ../../nbs/plan/01_advisor.ipynb #16796ad7
 GOALS = {
@@ -89,6 +90,8 @@ class Assumptions:
     queries_per_day: float = 1_000      # production volume when you do not give `queries_per_day`
     few_shot_tokens: int = 1_500        # extra prompt tokens per query for few-shot prompting when you do not give `few_shot_tokens`
     base_knows_domain: str = "partial"  # how well the base model knows the domain when you do not say
+    long_run_days: float = 7.           # a plan longer than this on your GPUs gets a caution and what would shorten it (lmtune's judgement)
+    max_gpus_tried: int = 1_024         # the most GPUs the caution prices a shorter run on
 
 # %% ../../nbs/plan/01_advisor.ipynb #ef795771
 def _usd(x)->str:
@@ -137,7 +140,7 @@ class Situation:
     few_shot_tokens: int        # extra prompt tokens per query that few-shot prompting needs
     usd_per_mtok: float         # price of one million prompt tokens (input or derived)
     assumptions: Assumptions = field(default_factory=Assumptions)  # numbers the advisor assumes
-    fine_tune_usd: float = math.inf   # filled in once the fine-tuning plan is costed
+    fine_tune_usd: float = math.inf   # filled in once the fine-tuning plan is costed (NaN: not costed, too few labels or not given)
     assumed: dict = field(default_factory=dict)  # input name -> what the advisor assumed because it was not given
 
     @property
@@ -172,12 +175,17 @@ class Situation:
     def namespace(self)->dict:
         "The names rule conditions may use: the situation (an `Unknown` for each amount not given) and `THRESHOLDS`."
         ns = {k: getattr(self, k) for k in self._raw} | {k: Unknown(k) for k in self.not_given}
+        if self.labeled_examples is None:   # no labels given, no fine-tune price: what compares with it is undecided
+            ns["fine_tune_usd"] = Unknown("labeled_examples")
+            if self.few_shot_usd_per_year > self.assumptions.material_usd_per_year:
+                ns["volume_pays_for_fine_tuning"] = Unknown("labeled_examples")
         return ns | dict(gpu=self.gpu.name, model=self.model.name, gpu_memory_gib=self.gpu.memory_gib) | THRESHOLDS
 
     def pretty(self)->dict:
         "The same names, formatted for reason templates (`?` for an amount not given)."
         ns = {k: getattr(self, k) for k in self._raw} | dict(gpu=self.gpu.name, model=self.model.name) | THRESHOLDS
-        out = {k: (fmt_count(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)) for k, v in ns.items()}
+        def num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        out = {k: (fmt_count(v) if num(v) else str(v)) for k, v in ns.items()}
         for k in self.not_given: out[k] = "?"
         for k in ("budget_usd", "fine_tune_usd", "few_shot_usd_per_year", "PRETRAIN_USD"): out[k] = _usd(ns[k])
         out["usd_per_mtok"] = _usd(self.usd_per_mtok)
@@ -366,11 +374,22 @@ class Step:
     settings: RunSettings|None = field(default=None, repr=False)  # the run of the chosen setup, as the estimators and trainers take it
     missing: str = ""           # the stage cannot run: you have none of the data it needs (it has no cost)
     unknown: str = ""           # the amount of its data was not given, so it has no cost (no reason to rule it out)
+    short: str = ""             # you have less of its data than it trains on, so it has no cost until you collect it
     train_stage: str = ""       # the lmtune training stage it runs: pretrain, continue_pretraining, sft or dpo
     model: object = field(default=None, repr=False)  # the ModelSpec it is costed for (pretraining may size its own model)
+    kind: str = ""              # the setup list it was priced with (a key of `_SETUPS`), to price it again on more GPUs
+    time_factor: float = 1.     # what its compute time was multiplied by (DPO: `dpo_time_factor`)
+
+    def __post_init__(self):
+        if self.gap: self.hours = self.usd = math.nan   # a stage without a cost has none, not a zero one
+
+    @property
+    def gap(self)->str:
+        "Why the stage has no cost (no data, amount not given, too little data); empty when it is costed."
+        return self.missing or self.unknown or self.short
 
     def __str__(self):
-        gap = self.missing or self.unknown
+        gap = self.gap
         cost = f"not costed: {gap}" if gap else "does not fit" if not self.fits else (f"{fmt_hours(self.hours)}, {_usd(self.usd)}" if self.tokens else "no GPU training")
         extra = f" [{self.setup}]" if self.setup else ""
         return f"{self.name}: {self.data}{extra} ({cost})" + (f". {self.note}" if self.note else "")
@@ -409,7 +428,7 @@ def estimate_training(model, # a ModelSpec (or anything `model_spec` accepts)
     if key not in _STAGE_CACHE:
         if len(_STAGE_CACHE) >= STAGE_CACHE_SIZE: _STAGE_CACHE.clear()
         _STAGE_CACHE[key] = _estimate_training(model, gpu, num_gpus, tokens, kind, a, time_factor)
-    return replace(_STAGE_CACHE[key])   # a copy: callers rename it
+    return replace(_STAGE_CACHE[key], kind=kind, time_factor=time_factor)   # a copy: callers rename it
 
 def _estimate_training(model, gpu, num_gpus:int, tokens:float, kind:str, a:Assumptions, time_factor:float)->Step:
     from lmtune.estimate.memory import estimate_memory
@@ -457,6 +476,11 @@ def prompt_token_price(model, # ModelSpec
     tokens_per_second = gpu.bf16_tflops * 1e12 * a.inference_mfu / (2 * model.active_params_per_token())
     return gpu.usd_per_hour / 3600 / tokens_per_second * 1e6
 
+def _per_request(sit:Situation, tokens:float)->str:
+    "What `tokens` extra prompt tokens on every request cost: prompting and retrieval train nothing, they pay per request."
+    return (f"inference only: every request carries {fmt_count(tokens)} extra prompt tokens, "
+            f"{_usd(tokens * sit.usd_per_mtok / 1e3)} per 1,000 requests at {_usd(sit.usd_per_mtok)}/1M tokens")
+
 # %% ../../nbs/plan/01_advisor.ipynb #3493d275
 def pretraining_model(sit:Situation, # the situation (from `make_situation`)
                      )->tuple[object, float]:
@@ -495,6 +519,10 @@ def _enough(have, least)->bool:
     "A known amount of at least `least` (an amount not given is not enough to plan on)."
     return have is not None and have >= least
 
+def _uncosted(st:Step, unknown:str="", short:str="")->Step:
+    "`st` without a cost: its data amount was not given (`unknown`), or you have less than it trains on (`short`)."
+    return replace(st, unknown=unknown, short=short) if unknown or short else st   # `Step.__post_init__` drops its cost
+
 def _sft_stage(sit:Situation, name="SFT", examples=None)->Step:
     a = sit.assumptions
     have = sit.labeled_examples
@@ -503,21 +531,26 @@ def _sft_stage(sit:Situation, name="SFT", examples=None)->Step:
     if curated: n = min(n, CURATE_EXAMPLES)
     tokens = n * a.tokens_per_example * a.sft_epochs
     st = estimate_training(sit.model, sit.gpu, sit.num_gpus, tokens, "sft" if tokens < a.full_sft_tokens else "sft-large", a)
+    gap = {} if examples is not None or _enough(have, n) else dict(unknown="labeled_examples not given") if have is None \
+        else dict(short=f"you have {fmt_count(have)} of the ~{fmt_count(n)} labeled examples it trains on")
     data = (f"the best ~{fmt_count(n)} of your {fmt_count(have)} labeled examples (curate: quality beats quantity)" if curated
-            else f"{fmt_count(n)} labeled examples" + ("" if examples is not None or _enough(have, n) else
-                 " (assumed: labeled_examples not given)" if have is None else f" (have {fmt_count(have)}: collect or write the rest)"))
+            else f"{'~' if gap else ''}{fmt_count(n)} labeled examples" + ("" if not gap else
+                 " (assumed: labeled_examples not given)" if have is None else f" (you have {fmt_count(have)}: collect or write "
+                 f"~{fmt_count(n - have)} more)"))
     lora = ("" if not st.fits else "LoRA forgets less of the base model than full fine-tuning (Biderman et al. 2024); "
             if st.setup.startswith(("lora", "qlora")) else f"full fine-tuning: at {fmt_count(tokens)} training tokens LoRA would learn less (Biderman et al. 2024); ")
-    return replace(st, name=name, data=f"{data} × {a.sft_epochs} epochs", note=lora + st.note)
+    return _uncosted(replace(st, name=name, data=f"{data} × {a.sft_epochs} epochs", note=lora + st.note), **gap)
 
 def _dpo_stage(sit:Situation)->Step:
     a, have = sit.assumptions, sit.preference_pairs
     n = have if _enough(have, MIN_PREFERENCE_PAIRS) else a.dpo_pairs_if_none
     st = estimate_training(sit.model, sit.gpu, sit.num_gpus, 2 * n * a.tokens_per_example * a.dpo_epochs, "sft", a,
                            time_factor=a.dpo_time_factor)
-    data = f"{fmt_count(n)} preference pairs (chosen vs rejected)" + ("" if _enough(have, n) else
-            "; assumed: preference_pairs not given" if have is None else f"; have {fmt_count(have)}: collect them")
-    return replace(st, name="DPO", data=data, train_stage="dpo")
+    gap = {} if _enough(have, n) else dict(unknown="preference_pairs not given") if have is None \
+        else dict(short=f"you have {fmt_count(have)} of the ~{fmt_count(n)} preference pairs it trains on")
+    data = f"{'~' if gap else ''}{fmt_count(n)} preference pairs (chosen vs rejected)" + ("" if not gap else
+            "; assumed: preference_pairs not given" if have is None else f"; you have {fmt_count(have)}: collect ~{fmt_count(n - have)} more")
+    return _uncosted(replace(st, name="DPO", data=data, train_stage="dpo"), **gap)
 
 def _baseline_stage(sit:Situation)->Step:
     a = sit.assumptions
@@ -534,7 +567,8 @@ def plan_options(sit:Situation, # the situation (from `make_situation`)
     a, plans = sit.assumptions, {}
     k = min(sit.labeled_examples or 0, a.few_shot_examples)
     plans["prompting"] = [Step("write the prompt", f"instructions + {k} of your examples as few-shot demonstrations" if k
-                                else "instructions + a few hand-written examples"), _baseline_stage(sit)]
+                                else "instructions + a few hand-written examples", note=_per_request(sit, sit.few_shot_tokens)),
+                          _baseline_stage(sit)]
     docs, embed = sit.domain_tokens, f"embedding model {a.embed_params/1e6:.0f}M params"
     renew = "re-embed documents as they change" if sit.goal == "fresh-facts" else ""
     if docs is None: index = Step("build the retrieval index", "your documents (domain_tokens not given)", setup=embed,
@@ -544,7 +578,8 @@ def plan_options(sit:Situation, # the situation (from `make_situation`)
         index = Step("build the retrieval index", f"{fmt_count(docs)} document tokens in ~{fmt_count(round(docs / a.rag_chunk_tokens))} chunks"
                       if docs else "the documents to search (you have none yet)", setup=embed, tokens=docs, hours=hours, usd=usd, note=renew)
     plans["rag"] = [index,
-                    Step("retrieve + prompt", f"top passages (~{fmt_count(a.rag_context_tokens)} tokens) added to each query"),
+                    Step("retrieve + prompt", f"top passages (~{fmt_count(a.rag_context_tokens)} tokens) added to each query",
+                         note=_per_request(sit, a.rag_context_tokens)),
                     Step("evaluate", "questions with reference answers and their source passages")]
     sft = _sft_stage(sit)
     dpo = [_dpo_stage(sit)] if _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS) else []
@@ -553,10 +588,11 @@ def plan_options(sit:Situation, # the situation (from `make_situation`)
                                 f"{'of the same family ' if m.name.split('-')[0] == sit.model.name.split('-')[0] else ''}"
                                 f"whose QLoRA run fits {sit.num_gpus}×{sit.gpu.name}, or more/larger GPUs")
     plans["fine-tuning"] = [_baseline_stage(sit), sft] + dpo
-    pairs = sit.preference_pairs if _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS) else a.dpo_pairs_if_none
-    first = sft if _enough(sit.labeled_examples, MIN_SFT_EXAMPLES) else replace(_sft_stage(sit, examples=pairs),
-        name="SFT", data=f"the chosen answers of the {fmt_count(pairs)} preference pairs × {a.sft_epochs} epochs")
-    plans["preference-tuning"] = [_baseline_stage(sit), first, _dpo_stage(sit)]
+    pairs, dpo_st = sit.preference_pairs if _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS) else a.dpo_pairs_if_none, _dpo_stage(sit)
+    first = sft if _enough(sit.labeled_examples, MIN_SFT_EXAMPLES) else _uncosted(replace(_sft_stage(sit, examples=pairs),
+        name="SFT", data=f"the chosen answers of {'~' if dpo_st.gap else 'the '}{fmt_count(pairs)} preference pairs × {a.sft_epochs} epochs"),
+        unknown=dpo_st.unknown, short=dpo_st.short)   # trained on the pairs: costed only when they are
+    plans["preference-tuning"] = [_baseline_stage(sit), first, dpo_st]
     # after (continued) pretraining: SFT (+ DPO) to make it follow instructions; a new data type needs it only for a task
     then_sft = sit.goal != "new-modality" or _enough(sit.labeled_examples, MIN_SFT_EXAMPLES)
     tok = "extend the tokenizer with the new language's tokens first; " if not sit.language_supported else ""
@@ -602,20 +638,43 @@ CAPABILITIES = {  # (can, cannot): what each approach achieves, per the literatu
                     "be cheap or quick: ~20 tokens per parameter, usually beaten by adapting an open model on text"),
 }
 
+# %% ../../nbs/plan/01_advisor.ipynb #41aa4fcd
 @dataclass
 class Cost:
     "What an option's plan costs: one-off GPU time and money, and the recurring extra prompt cost."
-    usd: float            # one-off GPU cost of all stages
-    hours: float          # wall-clock hours on the GPUs, stages one after another
+    usd: float            # one-off GPU cost of the costed stages (a lower bound when `unknown` or `short` is set)
+    hours: float          # wall-clock hours of the costed stages on the GPUs, one after another
     usd_per_year: float   # extra prompt tokens per year (few-shot examples, retrieved passages) at the assumed price
     fits: bool            # every stage fits the GPUs
     missing: str = ""     # a stage lacks its data, so the plan has no cost (usd and hours are then NaN)
-    unknown: str = ""     # a stage's data amount was not given, so the plan has no cost (NaN), but nothing rules it out
+    unknown: str = ""     # a stage's data amount was not given: that stage has no cost (nothing rules the option out)
+    short: str = ""       # you have less data than a stage trains on: that stage has no cost until you collect it
+    gpu_work: bool = True # some stage trains or embeds on the GPUs; False: the option only runs inference
+    @property
+    def complete(self)->bool: return not (self.missing or self.unknown or self.short)
+    @property
+    def gap(self)->str: return self.missing or "; ".join(x for x in (self.unknown, self.short) if x)
+    def usd_text(self)->str:
+        "The one-off cost in a few characters, for tables and charts."
+        if self.missing: return "not costed"
+        if not self.fits: return _usd(math.inf)
+        if not self.complete: return f"≥ {_usd(self.usd)}" if self.usd > 0 else "not costed"
+        return _usd(self.usd) if self.gpu_work else "none"
+    def hours_text(self)->str:
+        "The GPU time in a few characters, for tables and charts."
+        if self.missing or not self.fits: return "n/a"
+        if not self.complete: return f"≥ {fmt_hours(self.hours)}" if self.hours > 0 else "not costed"
+        return fmt_hours(self.hours) if self.gpu_work else "no training"
     def __str__(self):
-        if self.missing or self.unknown: return f"not costed: {self.missing or self.unknown}"
-        s = f"{_usd(self.usd)} once, {fmt_hours(self.hours)}" if self.usd or self.hours else "no training"
-        return s + (f", +{_usd(self.usd_per_year)}/yr in prompt tokens" if self.usd_per_year >= 0.5 else "")
+        yearly = f", +{_usd(self.usd_per_year)}/yr in prompt tokens" if self.usd_per_year >= 0.5 else ""
+        if self.missing: return f"not costed: {self.missing}"
+        if not self.complete:
+            least = f"at least {_usd(self.usd)} once, {fmt_hours(self.hours)}; " if self.usd > 0 else ""
+            return f"{least}not costed: {self.gap}{yearly}"
+        once = f"{_usd(self.usd)} once, {fmt_hours(self.hours)}" if self.gpu_work else "no training: inference only"
+        return once + yearly
 
+# %% ../../nbs/plan/01_advisor.ipynb #b297db9a
 @dataclass
 class Option:
     "One approach with its verdict, the reasons that decided it, its cost and its plan."
@@ -632,6 +691,7 @@ class Option:
     undecided: list = field(default_factory=list)  # (Rule, input name): rules that need an input that was not given
     blocked: bool = False # made "not advised" by hardware, budget or deadline
     vetoed: bool = False  # a rule with blocks=True fired: the approach cannot reach the goal
+    caution: str = ""     # the plan runs for weeks on your GPUs: how long, what would shorten it (`long_run_caution`)
 
     def __str__(self): return f"{self.approach}: {self.verdict} ({self.confidence} confidence, score {self.score:+g}); {self.cost}"
 
@@ -644,10 +704,11 @@ def option_cost(sit:Situation, # the situation (from `make_situation`)
     per_year = {"prompting": sit.few_shot_usd_per_year, "rag": sit.rag_usd_per_year}.get(approach, 0.)
     missing = "; ".join(s.missing for s in plan if s.missing)
     if missing: return Cost(usd=math.nan, hours=math.nan, usd_per_year=per_year, fits=True, missing=missing)
-    unknown = "; ".join(dict.fromkeys(s.unknown for s in plan if s.unknown))
-    if unknown: return Cost(usd=math.nan, hours=math.nan, usd_per_year=per_year, fits=all(s.fits for s in plan), unknown=unknown)
-    return Cost(usd=sum(s.usd for s in plan), hours=sum(s.hours for s in plan), usd_per_year=per_year,
-                fits=all(s.fits for s in plan))
+    costed = [s for s in plan if not s.gap]   # a stage without its data has no cost: the sum is then a lower bound
+    return Cost(usd=sum(s.usd for s in costed), hours=sum(s.hours for s in costed), usd_per_year=per_year,
+                fits=all(s.fits for s in plan), unknown="; ".join(dict.fromkeys(s.unknown for s in plan if s.unknown)),
+                short="; ".join(dict.fromkeys(s.short for s in plan if s.short)),
+                gpu_work=any(s.tokens or s.gap for s in plan))
 
 def feasibility(sit:Situation, # the situation (from `make_situation`): its budget and deadline
                 cost:Cost, # the plan's cost (`option_cost`)
@@ -658,11 +719,14 @@ def feasibility(sit:Situation, # the situation (from `make_situation`): its budg
     for s in plan:
         if s.missing: out.append((f"{s.name}: {s.missing}, so there is nothing to train on", math.inf))
         if not s.fits: out.append((f"{s.name} does not fit: {s.note}", math.inf))
-    if not cost.fits or cost.missing or cost.unknown: return out
+    if not cost.fits or cost.missing: return out
+    least = "" if cost.complete else "at least "   # the costed stages alone already exceed the limit
     if sit.budget_usd is not None and cost.usd > sit.budget_usd:
-        out.append((f"estimated {_usd(cost.usd)} > budget_usd={_usd(sit.budget_usd)}", cost.usd / sit.budget_usd))
+        out.append((f"estimated {least}{_usd(cost.usd)} > budget_usd={_usd(sit.budget_usd)}",
+                    cost.usd / sit.budget_usd))
     if sit.deadline_days is not None and cost.hours / 24 > sit.deadline_days:
-        out.append((f"estimated {fmt_hours(cost.hours)} of training > deadline_days={fmt_count(sit.deadline_days)}",
+        out.append((f"estimated {least}{fmt_hours(cost.hours)} of training > "
+                    f"deadline_days={fmt_count(sit.deadline_days)}",
                      cost.hours / 24 / sit.deadline_days))
     return out
 
@@ -686,16 +750,59 @@ def confidence_for(score:float, # sum of the effects of the rules that fired
     if any(abs(e) >= 2 for e in undecided): level = max(level - 1, 0)
     return ("low", "medium", "high")[level]
 
+# %% ../../nbs/plan/01_advisor.ipynb #b5c53858
+def long_run_caution(sit:Situation, # the situation (from `make_situation`)
+                     plan:list, # the option's list of Step (from `plan_options`)
+                    )->str:
+    "How long `plan` trains and what would shorten it, when that is over `long_run_days` on `sit`'s GPUs; else ''."
+    a = sit.assumptions
+    days = sum(s.hours for s in plan if not s.gap and s.fits) / 24
+    stages = [s for s in plan if not s.gap and s.fits and s.kind]
+    if days <= a.long_run_days or not stages: return ""
+    st, ways, more, n = max(stages, key=lambda s: s.hours), [], None, 0
+    for n in (2**k for k in range(1, 31) if sit.num_gpus < 2**k <= a.max_gpus_tried):   # priced again on more GPUs
+        more = estimate_training(st.model, sit.gpu, n, st.tokens, st.kind, a, st.time_factor)
+        if more.fits and more.hours / 24 <= a.long_run_days: break
+    if more is not None and more.fits:
+        ways.append(f"{'even ' if more.hours / 24 > a.long_run_days else ''}on {fmt_count(n)}×{sit.gpu.name} "
+                    f"{st.name} takes {fmt_hours(more.hours)} ({_usd(more.usd)})")
+    if st.train_stage == "continue_pretraining" and st.hours / 24 > a.long_run_days:   # linear in tokens past overhead
+        fit = (a.long_run_days * 24 - a.stage_overhead_hours) / (st.hours - a.stage_overhead_hours) * st.tokens
+        ways.append(f"continued pretraining on ~{fmt_count(float(f'{fit:.1g}'))} of the {fmt_count(st.tokens)} tokens "
+                    f"fits in {fmt_count(a.long_run_days)} days")
+    part = f" ({st.name}: {fmt_hours(st.hours)})" if days * 24 > 1.01 * st.hours else f" ({st.name})"
+    return (f"{fmt_hours(days * 24)} of training on {sit.num_gpus}×{sit.gpu.name}{part}: a crash, a bug found late "
+            f"or a change of plan costs weeks" + (f". Shorter: {'; or '.join(ways)}" if ways else ""))
+
 # %% ../../nbs/plan/01_advisor.ipynb #062e7a13
 def _stage_cost(s:Step)->str:
-    if s.missing or s.unknown: return f"not costed: {s.missing or s.unknown}"
+    if s.gap: return f"not costed: {s.gap}"
     return f"{fmt_hours(s.hours)}, {_usd(s.usd)}" if s.tokens and s.fits else ("does not fit" if not s.fits else "")
+
+VERDICT_COLORS = {"recommended": "#1a7f37", "possible": "#9a6700", "not advised": "#cf222e"}
+
+def _reasons_html(reasons:list)->str:
+    "Reasons as list items, their `[+3]`/`[?-4, needs ...]`/`[not advised]` tag set off in colour."
+    out = []
+    for r in reasons:
+        tag, sep, text = r.partition("] ") if r.startswith("[") else ("", "", r)
+        c = ("#57606a" if tag.startswith("[?") else "#1a7f37" if tag.startswith("[+")
+             else "#9a6700" if tag in ("[caution", "[collect data") else "#cf222e")
+        badge = f"<code style='color:{c}'>{html.escape(tag)}]</code> " if sep else ""
+        out.append(f"<li>{badge}{html.escape(text)}</li>")
+    return "".join(out)
+
+def _plan_html(o)->str:
+    e = html.escape
+    return "".join(f"<li><b>{e(s.name)}</b>: {e(s.data)}" + (f" <code>{e(s.setup)}</code>" if s.setup else "")
+                   + (f" ({e(_stage_cost(s))})" if _stage_cost(s) else "")
+                   + (f"<br><small>{e(s.note)}</small>" if s.note else "") + "</li>" for s in o.plan)
 
 @dataclass
 class Recommendation:
     "Every option for a situation, ranked best first."
     situation: Situation   # the inputs and derived facts the options were scored on
-    ranked: list    # list of Option, best first
+    ranked: list    # list of Option: the best first, then by verdict and score
 
     @property
     def best(self)->Option: return self.ranked[0]
@@ -731,7 +838,8 @@ class Recommendation:
         "The options as a pandas DataFrame."
         import pandas as pd
         return pd.DataFrame([dict(approach=o.approach, verdict=o.verdict, confidence=o.confidence, score=o.score,
-                                  usd=o.cost.usd, hours=o.cost.hours, usd_per_year=o.cost.usd_per_year) for o in self.ranked])
+                                  usd=o.cost.usd, hours=o.cost.hours, usd_per_year=o.cost.usd_per_year,
+                                  costed=o.cost.complete, caution=bool(o.caution)) for o in self.ranked])
 
     def _headline(self)->str:
         s = self.situation
@@ -741,19 +849,21 @@ class Recommendation:
     def __str__(self):
         b, lines = self.best, [f"lmtune advice: {self._headline()}", ""]
         head = "BEST" if b.verdict != "not advised" else "LEAST BAD (no option is advised)"
-        lines += [f"{head}: {b.approach}: {b.verdict}, {b.confidence} confidence, score {b.score:+g}", "  why:"]
+        first = ", collect data first" if b.plan and b.plan[0].name == "collect data" else ""
+        lines += [f"{head}: {b.approach}: {b.verdict}, {b.confidence} confidence, score {b.score:+g}{first}", "  why:"]
         lines += [f"    {r}" for r in b.reasons]
         lines += [f"  can: {b.can}", f"  cannot: {b.cannot}", "  plan:"]
         lines += [f"    {i}. {st}" for i, st in enumerate(b.plan, 1)]
         lines += [f"  cost: {b.cost}"]
         if self.assumed: lines += ["", "ASSUMED (you did not say)"] + [f"  {k}: {v}" for k, v in self.assumed.items()]
         if self.needs: lines += ["", "WOULD NEED TO KNOW (rules left undecided)"] + [f"  {l}" for l in self.need_lines()]
-        lines += ["", "ALL OPTIONS"]
-        lines.append(f"  {'approach':<22}{'verdict':<13}{'confidence':<11}{'score':>6}  {'one-off':>9}  {'time':>10}  {'prompt $/yr':>11}")
+        lines += ["", "ALL OPTIONS (the best first, then by verdict and score)"]
+        lines.append(f"  {'approach':<22}{'verdict':<13}{'confidence':<11}{'score':>6}  {'one-off':>12}  "
+                     f"{'GPU time':>14}  {'prompt $/yr':>11}")
         for o in self.ranked:
             c = o.cost
-            lines.append(f"  {o.approach:<22}{o.verdict:<13}{o.confidence:<11}{o.score:>+6g}  {_usd(c.usd):>9}  "
-                         f"{fmt_hours(c.hours):>10}  {_usd(c.usd_per_year):>11}")
+            lines.append(f"  {o.approach:<22}{o.verdict:<13}{o.confidence:<11}{o.score:>+6g}  {c.usd_text():>12}  "
+                         f"{c.hours_text():>14}  {_usd(c.usd_per_year):>11}")
         lines += ["", "WHY NOT THE OTHERS"]
         for o in self.ranked[1:]:
             lines.append(f"  {o.approach} ({o.verdict}):")
@@ -764,33 +874,47 @@ class Recommendation:
 
     def __repr__(self): return f"Recommendation(best={self.best.approach!r}, ranked={[o.approach for o in self.ranked]})"
 
-    def _repr_html_(self):
+    def _repr_html_(self): return self.card_html()
+
+    def card_html(self, chart:bool=True, # include `advice_chart_html` (score, cost and time of every option)
+                 )->str:
+        "The recommendation as an HTML card: the best option, a chart of all of them, its plan; the details folded."
         e, b = html.escape, self.best
-        color = {"recommended": "#1a7f37", "possible": "#9a6700", "not advised": "#cf222e"}
-        def reasons(o): return "".join(f"<li>{e(r)}</li>" for r in o.reasons)
-        def plan(o): return "".join(f"<li><b>{e(s.name)}</b>: {e(s.data)}"
-                                    + (f" <code>{e(s.setup)}</code>" if s.setup else "")
-                                    + (f" ({e(_stage_cost(s))})" if _stage_cost(s) else "")
-                                    + (f"<br><small>{e(s.note)}</small>" if s.note else "") + "</li>" for s in o.plan)
-        rows = "".join(f"<tr><td><b>{e(o.approach)}</b></td><td style='color:{color[o.verdict]}'>{e(o.verdict)}</td>"
-                       f"<td>{e(o.confidence)}</td><td>{o.score:+g}</td><td>{e(_usd(o.cost.usd))}</td>"
-                       f"<td>{e(fmt_hours(o.cost.hours))}</td><td>{e(_usd(o.cost.usd_per_year))}</td></tr>" for o in self.ranked)
-        others = "".join(f"<details><summary><b>{e(o.approach)}</b>: <span style='color:{color[o.verdict]}'>{e(o.verdict)}</span>"
-                         f" ({e(o.confidence)} confidence)</summary><ul>{reasons(o)}</ul><p><i>Plan:</i></p><ol>{plan(o)}</ol></details>"
-                         for o in self.ranked[1:])
-        return (f"<div class='lmtune-advice' style='border:1px solid #d0d7de;border-radius:8px;padding:12px;max-width:900px'>"
-                f"<div style='color:#57606a'>{e(self._headline())}</div>"
-                f"<h3 style='margin:6px 0'><span class='lmtune-best'>{e(b.approach)}</span> <span style='color:{color[b.verdict]};font-size:80%'>"
-                f"{e(b.verdict)}, {e(b.confidence)} confidence</span></h3>"
-                f"<ul>{reasons(b)}</ul><p><b>Can:</b> {e(b.can)}<br><b>Cannot:</b> {e(b.cannot)}</p>"
-                f"<p><b>Plan</b> ({e(str(b.cost))}):</p><ol>{plan(b)}</ol>"
-                + ("<p><b>Assumed</b> (you did not say):</p><ul>"
-                   + "".join(f"<li><code>{e(k)}</code>: {e(v)}</li>" for k, v in self.assumed.items()) + "</ul>" if self.assumed else "")
-                + ("<p><b>Would need to know</b> (rules left undecided):</p><ul class='lmtune-needs'>"
-                   + "".join(f"<li>{e(l)}</li>" for l in self.need_lines()) + "</ul>" if self.needs else "")
-                + f"<table><tr><th>approach</th><th>verdict</th><th>confidence</th><th>score</th><th>one-off</th>"
-                f"<th>time</th><th>extra prompt $/yr</th></tr>{rows}</table>{others}"
-                f"<p style='color:#57606a;font-size:85%'>Scores: rules in <code>lmtune.plan.advisor.RULES</code>; costs: "
+        def fold(title, body): return f"<details><summary>{title}</summary>{body}</details>"
+        def verdict(o): return f"<span style='color:{VERDICT_COLORS[o.verdict]}'>{e(o.verdict)}</span>"
+        rows = "".join(f"<tr><td><b>{e(o.approach)}</b></td><td>{verdict(o)}</td><td>{e(o.confidence)}</td>"
+                       f"<td>{o.score:+g}</td><td>{e(o.cost.usd_text())}</td><td>{e(o.cost.hours_text())}</td>"
+                       f"<td>{e(_usd(o.cost.usd_per_year))}</td></tr>" for o in self.ranked)
+        table = ("<table><tr><th>approach</th><th>verdict</th><th>confidence</th><th>score</th><th>one-off</th>"
+                 f"<th>GPU time</th><th>extra prompt $/yr</th></tr>{rows}</table>")
+        others = "".join(fold(f"<b>{e(o.approach)}</b>: {verdict(o)} ({e(o.confidence)} confidence, "
+                              f"score {o.score:+g})",
+                              f"<ul>{_reasons_html(o.reasons)}</ul><p><i>Plan</i> ({e(str(o.cost))}):</p>"
+                              f"<ol>{_plan_html(o)}</ol>") for o in self.ranked[1:])
+        assumed = "".join(f"<li><code>{e(k)}</code>: {e(v)}</li>" for k, v in self.assumed.items())
+        needs = "".join(f"<li>{e(l)}</li>" for l in self.need_lines())
+        first = ", collect data first" if b.plan and b.plan[0].name == "collect data" else ""
+        caution = (f"<div class='lmtune-caution' style='background:#fff8c5;border-left:3px solid #9a6700;"
+                   f"padding:4px 8px;margin:6px 0'><b>Caution:</b> {e(b.caution)}</div>" if b.caution else "")
+        return ("<div class='lmtune-advice' style='border:1px solid #d0d7de;border-radius:8px;padding:12px;"
+                "max-width:900px'>"
+                f"<div style='color:#57606a'>{e(self._headline())}</div><h3 style='margin:6px 0'>"
+                f"{'' if b.verdict != 'not advised' else 'least bad: '}"
+                f"<span class='lmtune-best'>{e(b.approach)}</span> "
+                f"<span style='color:{VERDICT_COLORS[b.verdict]};font-size:80%'>{e(b.verdict)}, {e(b.confidence)} "
+                f"confidence, score {b.score:+g}{first}</span></h3>{caution}"
+                + (advice_chart_html(self) if chart else "")
+                + f"<p><b>Why</b></p><ul>{_reasons_html([r for r in b.reasons if not r.startswith('[caution]')])}</ul>"
+                f"<p><b>Plan</b> ({e(str(b.cost))}):</p><ol>{_plan_html(b)}</ol>"
+                f"<p><b>Can:</b> {e(b.can)}<br><b>Cannot:</b> {e(b.cannot)}</p>"
+                + fold("<b>All options</b> (the best first, then by verdict and score)", table)
+                + (fold(f"<b>Assumed</b> (you did not say): {e(', '.join(self.assumed))}", f"<ul>{assumed}</ul>")
+                   if self.assumed else "")
+                + (fold(f"<b>Would need to know</b>: {e(', '.join(self.needs))}",
+                        f"<ul class='lmtune-needs'>{needs}</ul>") if self.needs else "")
+                + f"<p style='margin:8px 0 2px'><b>Why not the others</b></p>{others}"
+                "<p style='color:#57606a;font-size:85%'>Scores: rules in <code>lmtune.plan.advisor.RULES</code>; "
+                "costs: "
                 f"lmtune.estimate.memory + lmtune.estimate.time estimates ({e(price_note(self.situation))}).</p></div>")
 
 def price_note(sit:Situation, # the situation (from `make_situation`)
@@ -798,6 +922,73 @@ def price_note(sit:Situation, # the situation (from `make_situation`)
     "The price assumptions behind the costs, in words."
     return (f"{sit.gpu.name} at {_usd(sit.gpu.usd_per_hour)}/GPU-hour ({sit.gpu.price_date}); prompt tokens at "
             f"{_usd(sit.usd_per_mtok)}/1M")
+
+# %% ../../nbs/plan/01_advisor.ipynb #bdc6c146
+def advice_chart(rec:Recommendation, # what `advise` returned
+                ):
+    "Every option's score, one-off cost and GPU time, the best on top: a matplotlib `Figure` (cost, time: log scales)."
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+    opts, a = rec.ranked[::-1], rec.situation.assumptions   # barh draws bottom-up: the best on top
+    y, colors = list(range(len(opts))), [VERDICT_COLORS[o.verdict] for o in opts]
+    h = 0.27 * len(opts) + 1.0   # inches: a row per option, plus titles, ticks and the legend
+    fig = Figure(figsize=(7.6, h), dpi=96)   # fixed margins: a layout engine would double the drawing time
+    fig.subplots_adjust(left=0.2, right=0.99, wspace=0.06, top=1 - 0.3 / h, bottom=0.62 / h)
+    axs = fig.subplots(1, 3, sharey=True)
+    scores = [o.score for o in opts]
+    axs[0].barh(y, scores, color=colors, height=0.6); axs[0].axvline(0, color="#57606a", lw=0.8)
+    for yi, v in zip(y, scores): axs[0].text(v + (0.3 if v >= 0 else -0.3), yi, f"{v:+g}", va="center", fontsize=7,
+                                             ha="left" if v >= 0 else "right")
+    axs[0].set_xlim(min(scores + [0]) - 2, max(scores + [0]) + 2)
+    axs[0].set_yticks(y, [o.approach for o in opts], fontsize=8)
+    for lab, c in zip(axs[0].get_yticklabels(), colors): lab.set_color(c)
+    panels = ((axs[1], "one-off cost", lambda c: c.usd, Cost.usd_text, _USD_TICKS),
+              (axs[2], "GPU time", lambda c: c.hours, Cost.hours_text, _TIME_TICKS))
+    for ax, title, value, text, ticks in panels:
+        vals = [value(o.cost) if o.cost.fits and not o.cost.missing and o.cost.gpu_work else math.nan for o in opts]
+        shown = [v for v in vals if v > 0 and math.isfinite(v)] or [1.]
+        lo = min(shown) / 10   # the largest point at 55% of the width: room for its label on the right
+        hi = max(lo * (max(shown) / lo) ** (1 / 0.55), max(shown) * 40)
+        ax.set_xscale("log"); ax.set_xlim(lo, hi)
+        for yi, v, o, c in zip(y, vals, opts, colors):
+            if v > 0 and math.isfinite(v): ax.hlines(yi, lo, v, color=c, lw=2.5); ax.plot([v], [yi], "o", color=c, ms=4)
+            ax.text(v * 1.4 if v > 0 and math.isfinite(v) else lo * 1.3, yi, text(o.cost), va="center", fontsize=7,
+                    color="#24292f" if v > 0 and math.isfinite(v) else "#57606a",
+                    bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=0.5))
+        keep = []   # ticks in range, at least an eighth of the (log) width apart
+        for t, l in ticks:
+            if lo <= t <= hi and (not keep or math.log(t / keep[-1][0]) >= 0.12 * math.log(hi / lo)):
+                keep.append((t, l))
+        ax.set_xticks([t for t, _ in keep], [l for _, l in keep], fontsize=7)
+        ax.minorticks_off(); ax.set_title(title, fontsize=9)
+    week = a.long_run_days * 24   # past this line a plan gets a caution
+    if axs[2].get_xlim()[0] < week < axs[2].get_xlim()[1]:
+        axs[2].axvline(week, color="#9a6700", lw=0.8, ls="--", zorder=0)
+        axs[2].set_title(f"GPU time (dashed: {fmt_count(a.long_run_days)} days)", fontsize=9)
+    axs[0].set_title("score (rules)", fontsize=9); axs[0].tick_params(axis="x", labelsize=7)
+    fig.legend(handles=[Patch(color=VERDICT_COLORS[v], label=v) for v in VERDICTS], loc="lower center", ncols=3,
+               fontsize=7, frameon=False, borderaxespad=0.1)
+    return fig
+
+# %% ../../nbs/plan/01_advisor.ipynb #89f943a6
+_USD_TICKS = ((1, "$1"), (100, "$100"), (1e4, "$10k"), (1e6, "$1M"), (1e8, "$100M"))
+_TIME_TICKS = ((1/60, "1 min"), (1, "1 h"), (24, "1 day"), (24*365, "1 year"), (24*365*30, "30 years"))
+_CHART_CACHE = {}   # PNG by the chart's inputs: the advisor widget redraws the card on every change
+
+def advice_chart_html(rec:Recommendation, # what `advise` returned
+                     )->str:
+    "`advice_chart` as an inline PNG `<img>`: static HTML that needs no kernel (the card embeds it)."
+    import base64, io
+    key = repr([(o.approach, o.verdict, o.score, o.cost.usd_text(), o.cost.hours_text(), o.cost.usd, o.cost.hours)
+                for o in rec.ranked] + [rec.situation.assumptions.long_run_days])
+    if key not in _CHART_CACHE:
+        if len(_CHART_CACHE) >= 64: _CHART_CACHE.clear()
+        buf = io.BytesIO()
+        advice_chart(rec).savefig(buf, format="png", metadata={"Software": None})
+        _CHART_CACHE[key] = base64.b64encode(buf.getvalue()).decode()
+    alt = "; ".join(f"{o.approach}: score {o.score:+g}, {o.cost.usd_text()}, {o.cost.hours_text()}" for o in rec.ranked)
+    return (f"<img class='lmtune-advice-chart' alt='{html.escape(alt)}' style='max-width:100%' "
+            f"src='data:image/png;base64,{_CHART_CACHE[key]}'>")
 
 # %% ../../nbs/plan/01_advisor.ipynb #06f8980d
 def _count(arg:str, value, none_ok:bool=False, positive:bool=False):
@@ -834,7 +1025,7 @@ def make_situation(goal:str, # behavior, task, knowledge, fresh-facts, new-langu
                    prompting_works="untested", # have you tried prompting a good model? untested, no, partly, yes
                    data_quality="unknown", # quality of the labeled examples: unknown, mixed, high
                    few_shot_tokens=None, # extra prompt tokens per query that few-shot prompting needs; None: Assumptions.few_shot_tokens
-                   usd_per_million_tokens=None, # your prompt-token price; None: self-hosted on `gpu` (see Assumptions)
+                   usd_per_million_tokens=None, # your prompt-token price; None: self-hosted prefill on `gpu`
                    assumptions=None, # numbers the advisor assumes
                   )->Situation:
     "Check the inputs of `advise` and build the `Situation` (see `advise` for the arguments)."
@@ -855,9 +1046,11 @@ def make_situation(goal:str, # behavior, task, knowledge, fresh-facts, new-langu
             raise ValueError(f"{k}={v!r} must be True or False" + (" (or None: False when goal='new-language')." if k == "language_supported" else "."))
     g, m = _lookup("gpu", gpu, gpu_spec), _lookup("model", model, model_spec)
     a = assumptions or Assumptions()
+    price = prompt_token_price(m, g, a) if usd_per_million_tokens is None else usd_per_million_tokens
     assumed = _assumed(goal, a, labeled_examples=labeled_examples, preference_pairs=preference_pairs, domain_tokens=domain_tokens,
                        queries_per_day=queries_per_day, few_shot_tokens=few_shot_tokens, base_knows_domain=base_knows_domain,
-                       language_supported=language_supported, usd_per_million_tokens=usd_per_million_tokens)
+                       language_supported=language_supported, usd_per_million_tokens=usd_per_million_tokens,
+                       price=f"{_usd(price)}/1M tokens, the prefill of {m.name} self-hosted on {g.name}")
     def amount(v, kind): return None if v is None else kind(v)
     return Situation(goal=goal, labeled_examples=amount(labeled_examples, int), preference_pairs=amount(preference_pairs, int),
                      domain_tokens=amount(domain_tokens, float), budget_usd=budget_usd, deadline_days=deadline_days, gpu=g,
@@ -866,7 +1059,7 @@ def make_situation(goal:str, # behavior, task, knowledge, fresh-facts, new-langu
                      queries_per_day=a.queries_per_day if queries_per_day is None else queries_per_day, on_prem=on_prem, model=m,
                      prompting_works=prompting_works, data_quality=data_quality,
                      few_shot_tokens=int(a.few_shot_tokens if few_shot_tokens is None else few_shot_tokens),
-                     usd_per_mtok=prompt_token_price(m, g, a) if usd_per_million_tokens is None else usd_per_million_tokens,
+                     usd_per_mtok=price,
                      assumptions=a, assumed=assumed)
 
 # %% ../../nbs/plan/01_advisor.ipynb #073ebb80
@@ -875,14 +1068,16 @@ def _assumed(goal:str, a:Assumptions, **given)->dict:
     out = {}
     for k in AMOUNTS:
         if given[k] is None: out[k] = "not given: the rules that need it are undecided" + {
-            "labeled_examples": f"; a plan that trains on labels is costed on {fmt_count(a.sft_examples_if_none)} examples",
-            "preference_pairs": f"; a DPO stage is costed on {fmt_count(a.dpo_pairs_if_none)} pairs",
+            "labeled_examples": f"; a stage that trains on labels is sized for ~{fmt_count(a.sft_examples_if_none)} "
+                                "examples, not costed",
+            "preference_pairs": f"; a DPO stage is sized for ~{fmt_count(a.dpo_pairs_if_none)} pairs, not costed",
             "domain_tokens": "; indexing and continued pretraining are not costed"}[k]
     if given["queries_per_day"] is None: out["queries_per_day"] = f"{fmt_count(a.queries_per_day)} queries a day (Assumptions.queries_per_day)"
     if given["few_shot_tokens"] is None: out["few_shot_tokens"] = f"{fmt_count(a.few_shot_tokens)} extra prompt tokens per query for few-shot examples (Assumptions.few_shot_tokens)"
     if given["base_knows_domain"] is None: out["base_knows_domain"] = f"'{a.base_knows_domain}' (Assumptions.base_knows_domain)"
     if given["language_supported"] is None: out["language_supported"] = f"{goal != 'new-language'} (False only when goal='new-language')"
-    if given["usd_per_million_tokens"] is None: out["usd_per_million_tokens"] = "prompt tokens priced as self-hosted prefill on your GPU (see the inference price above)"
+    if given["usd_per_million_tokens"] is None: out["usd_per_million_tokens"] = (f"{given['price']} at "
+        f"{a.inference_mfu:.0%} utilisation (Assumptions.inference_mfu)")
     return out
 
 # %% ../../nbs/plan/01_advisor.ipynb #6db17a84
@@ -893,15 +1088,17 @@ def data_needed(sit:Situation, # the situation (from `make_situation`)
     "What data `approach` lacks in `sit`, as an instruction (\"collect at least ...\"), or None if it has enough."
     what = {"new-language": "text in the language", "new-modality": "sequences of the new data type"}.get(sit.goal, "raw domain text")
     docs, have = sit.domain_tokens, f"(you have {fmt_count(sit.domain_tokens)})"
-    def tell(name, least, purpose): return f"say how many {name.replace('_', ' ')} you have ({name}=...): {purpose} needs at least {fmt_count(least)}"
+    def tell(name, least, purpose, typical): return (f"say how many {name.replace('_', ' ')} you have ({name}=...) or collect "
+                                                     f"~{fmt_count(typical)}: {purpose} needs at least {fmt_count(least)}")
+    a = sit.assumptions
     if approach == "fine-tuning" and not _enough(sit.labeled_examples, MIN_SFT_EXAMPLES):
-        if sit.labeled_examples is None: return tell("labeled_examples", MIN_SFT_EXAMPLES, "supervised fine-tuning")
+        if sit.labeled_examples is None: return tell("labeled_examples", MIN_SFT_EXAMPLES, "supervised fine-tuning", a.sft_examples_if_none)
         return f"collect at least {MIN_SFT_EXAMPLES} labeled examples (you have {fmt_count(sit.labeled_examples)}) for supervised fine-tuning"
     if approach == "preference-tuning" and not _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS):
-        if sit.preference_pairs is None: return tell("preference_pairs", MIN_PREFERENCE_PAIRS, "preference tuning")
+        if sit.preference_pairs is None: return tell("preference_pairs", MIN_PREFERENCE_PAIRS, "preference tuning", a.dpo_pairs_if_none)
         return f"collect at least {MIN_PREFERENCE_PAIRS} preference pairs (you have {fmt_count(sit.preference_pairs)}) for preference tuning"
     if approach == "continued-pretraining" and not _enough(docs, MIN_CPT_TOKENS):
-        if docs is None: return tell("domain_tokens", MIN_CPT_TOKENS, "continued pretraining")
+        if docs is None: return tell("domain_tokens", MIN_CPT_TOKENS, "continued pretraining", CPT_TOKENS)
         return f"collect at least {fmt_count(MIN_CPT_TOKENS)} tokens of {what} {have} for continued pretraining"
     if approach == "rag" and docs == 0: return "collect the documents to retrieve from"
     if approach == "pretraining" and plan and not _enough(docs, plan[0].tokens):
@@ -913,7 +1110,7 @@ def score_options(sit:Situation, # the situation (from `make_situation`)
                   plans:dict, # approach -> list of Step (from `plan_options`)
                   rules:list, # the rule table (`RULES` or your own)
                  )->list[Option]:
-    "Apply `rules`, then feasibility, to every approach; return the options ranked best first."
+    "Apply `rules`, then feasibility, to every approach; return the options: the best, then by verdict and score."
     ns, pretty, options = sit.namespace(), sit.pretty(), []
     for ap in APPROACHES:
         fired, undecided = [], []
@@ -931,16 +1128,22 @@ def score_options(sit:Situation, # the situation (from `make_situation`)
         reasons += [f"[not advised] {why}" for why, _ in blocks]
         over = [x for _, x in blocks] + ([math.inf] if vetoed else [])
         conf = confidence_for(score, [r.effect for r in fired], over, [r.effect for r, _ in undecided])
-        options.append(Option(ap, verdict, conf, score, reasons, cost, plans[ap], *CAPABILITIES[ap], fired=fired,
-                              undecided=undecided, blocked=bool(blocks), vetoed=vetoed))
-    ranked = sorted(options, key=lambda o: (VERDICTS.index(o.verdict), o.vetoed, -o.score,
-                                            math.inf if o.cost.missing or o.cost.unknown else o.cost.usd))
-    least = ranked[0]
-    if least.verdict == "not advised" and not least.vetoed and (need := data_needed(sit, least.approach, least.plan)):
-        least.reasons.append(f"[collect data] nothing is advised; the least bad option needs data first: {need}")
-        least.plan.insert(0, Step("collect data", need))
+        caution = long_run_caution(sit, plans[ap])
+        options.append(Option(ap, verdict, conf, score, reasons + ([f"[caution] {caution}"] if caution else []), cost,
+                              plans[ap], *CAPABILITIES[ap], fired=fired, undecided=undecided, blocked=bool(blocks),
+                              vetoed=vetoed, caution=caution))
+    ranked = sorted(options, key=lambda o: (VERDICTS.index(o.verdict), -o.score, o.cost.usd if o.cost.complete else math.inf))
+    best = next((o for o in ranked if not o.vetoed), ranked[0])   # nothing advised: the least bad option no veto rules out
+    ranked.remove(best); ranked.insert(0, best)
+    need = None if best.vetoed else data_needed(sit, best.approach, best.plan)
+    if need and (best.verdict == "not advised" or any(s.unknown or s.short for s in best.plan)):
+        why = ("nothing is advised; the least bad option needs data first" if best.verdict == "not advised"
+               else "its plan trains on data you have not said you have")
+        best.reasons.append(f"[collect data] {why}: {need}")
+        best.plan.insert(0, Step("collect data", need))
     return ranked
 
+# %% ../../nbs/plan/01_advisor.ipynb #213e8ab9
 def advise(goal:str, # behavior, task, knowledge, fresh-facts, new-language, new-modality or alignment
            labeled_examples:int|None=None, # input->output examples you have (or can write); None: not given (unknown, not zero)
            preference_pairs:int|None=None, # (prompt, chosen, rejected) triples; None: not given
@@ -957,7 +1160,7 @@ def advise(goal:str, # behavior, task, knowledge, fresh-facts, new-language, new
            prompting_works:str="untested", # have you tried prompting a good model? untested, no, partly, yes
            data_quality:str="unknown", # quality of the labeled examples: unknown, mixed, high
            few_shot_tokens:int|None=None, # extra prompt tokens per query that few-shot prompting needs; None: Assumptions.few_shot_tokens
-           usd_per_million_tokens:float|None=None, # your prompt-token price; None: self-hosted on `gpu` (see Assumptions)
+           usd_per_million_tokens:float|None=None, # your prompt-token price; None: self-hosted prefill on `gpu`
            assumptions:Assumptions|None=None, # numbers the advisor assumes
            rules:list|None=None, # the rule table; defaults to `RULES`
           )->Recommendation:
@@ -969,5 +1172,5 @@ def advise(goal:str, # behavior, task, knowledge, fresh-facts, new-language, new
     for r in rules: check_choice("Rule.approach", r.approach, APPROACHES)
     plans = plan_options(sit)
     ft = option_cost(sit, "fine-tuning", plans["fine-tuning"])
-    sit.fine_tune_usd = ft.usd if ft.fits else math.inf
+    sit.fine_tune_usd = math.inf if not ft.fits else ft.usd if ft.complete else math.nan   # NaN: no labels to price on
     return Recommendation(sit, score_options(sit, plans, rules))
