@@ -13,7 +13,7 @@ from .memory import liger_chunk_size
 from .run import (has_backward, lowest_trainable_layer, ResolvedRun, resolve_run, count_trainable,
                                  NF4_BLOCK, attention_kernel, sliding, weights_train)
 from ..report import fmt_seconds, fmt_usd, html_table
-from ..settings import check_choice, check_positive, RunSettings
+from ..settings import bad_value, check_choice, check_positive, RunSettings
 
 # %% auto #0
 __all__ = ['FIRST_BLOCK', 'ADAPTER_BYTES', 'GEMMA_TYPES', 'DROPOUT_MASK_BYTES', 'NF4_DEQUANT_BYTES', 'FLASH_BACKWARD_MATMULS',
@@ -983,7 +983,8 @@ def estimate_time(model, # catalog name, hub id, config dict/path/object or Mode
     if s.precision in ('bf16', 'mixed') and not getattr(g, 'bf16_supported', True):
         raise ValueError(f"precision={s.precision!r} on gpu={g.name!r}: this GPU has no bf16 support; use precision='fp16' (or 'fp32').")
     if tokens is not None and steps is not None: raise ValueError(f"tokens={tokens!r} and steps={steps!r}: give one of them, not both.")
-    if tokens is not None: tokens = check_positive('tokens', tokens, integer=False)
+    if tokens is not None and not math.isfinite(check_positive('tokens', tokens, integer=False)):
+        raise bad_value('tokens', tokens, "must be a finite number of training tokens, e.g. 1e9 or 5e8 (or give steps=)")
     if steps is not None: steps = check_positive('steps', steps)
     head = resolve_loss_head(r, loss_head)
     b = step_breakdown(r, g, throughput, interconnect_gbps, head, example_tokens)

@@ -7,7 +7,7 @@ Docs: https://lmtune.github.io/lmtune/plan/fit.html.md"""
 # %% ../../nbs/plan/00_fit.ipynb #f12886b8
 from __future__ import annotations
 from dataclasses import dataclass, field
-from ..catalog import gpu_spec, model_spec, DEFAULT_GPU, COMMON_GPUS
+from ..catalog import gpu_spec, model_spec, DEFAULT_GPU, COMMON_GPUS, GPUS
 from ..estimate.memory import estimate_memory
 from ..estimate.run import ResolvedRun, resolve_run, LIGER_MODEL_TYPES
 from ..estimate.time import TimeEstimate, estimate_time
@@ -15,8 +15,9 @@ from ..report import fmt_seconds, fmt_usd, html_table
 from ..settings import check_positive, bad_value, RunSettings, run_settings, gpu_layout, changed_fields
 
 # %% auto #0
-__all__ = ['PRETRAINING_DEFAULTS', 'FIX_HEADROOM', 'chinchilla_tokens', 'PretrainingPlan', 'pretraining_plan', 'fits_in_memory',
-           'max_batch_size', 'max_seq_len', 'Setup', 'cheapest_setup', 'GpuComparison', 'compare_gpus', 'Fix', 'fixes']
+__all__ = ['PRETRAINING_DEFAULTS', 'MAX_SUGGESTED_GPUS', 'FIX_HEADROOM', 'chinchilla_tokens', 'PretrainingPlan',
+           'pretraining_plan', 'fits_in_memory', 'max_batch_size', 'max_seq_len', 'Setup', 'cheapest_setup',
+           'GpuComparison', 'compare_gpus', 'usd_per_token', 'Fix', 'Fixes', 'fixes']
 
 # %% ../../nbs/plan/00_fit.ipynb #0db1f62a
 def chinchilla_tokens(params, # parameter count, or any config `model_spec` accepts (MoE: active parameters)
@@ -138,7 +139,6 @@ def cheapest_setup(model, # model to train
                   )->Setup:
     "Cheapest GPU type x count that fits in memory and finishes `tokens` by the deadline, with the ranked alternatives."
     import pandas as pd
-    from lmtune.catalog import GPUS
     if 'num_gpus' in overrides or 'num_machines' in overrides:
         raise bad_value('num_gpus', overrides.get('num_gpus', overrides.get('num_machines')), "cheapest_setup chooses the GPU count; pass max_gpus= instead")
     spec, s = model_spec(model), run_settings(settings, **overrides)
@@ -210,88 +210,212 @@ def compare_gpus(model, # anything `estimate_memory` accepts
     return GpuComparison(memory=estimate_memory(model, s, stage), tokens=tokens,
                          times=[estimate_time(model, s, stage, gpu=g, tokens=tokens) for g in gpus])
 
-# %% ../../nbs/plan/00_fit.ipynb #cost0002
-FIX_HEADROOM = 0.05 # fraction of the GPU a proposed fix leaves free (reserved-memory error on the H200 rows: up to ~10%)
+# %% ../../nbs/plan/00_fit.ipynb #fix00001
+MAX_SUGGESTED_GPUS = 64 # the most GPUs of one kind `fixes` looks at when nothing fits the run's own (8 machines of 8)
+FIX_HEADROOM = 0.05 # GPU share the widget's "fits" and the out-of-memory advice keep free (`fixes` asks the verdict)
+
+def usd_per_token(t:TimeEstimate, # a time estimate
+                 )->float:
+    "Dollars per training token: GPU-hours per token at the estimate's price per GPU-hour."
+    return t.step_seconds * t.num_gpus * t.usd_per_hour / 3600 / t.tokens_per_step
 
 @dataclass
 class Fix:
     "One way to change a run so that it fits: the changes, the run they give, and its memory, time and cost."
-    label:str # what changes, in words
-    changes:dict # the `RunSettings` fields that change
+    label:str # what changes, in words (' + ' between combined changes)
+    changes:dict # the `RunSettings` fields that change, with their new values
     settings:RunSettings # the changed run
     memory:object # its `MemoryEstimate`
-    time:TimeEstimate|None # its `TimeEstimate`
-    fits:bool # fits the GPU with `FIX_HEADROOM` to spare
+    time:TimeEstimate|None # its `TimeEstimate` on the GPU
+    fits:bool # the estimate's verdict on the GPU is 'fits'
     changes_task:bool = False # it changes what the model learns (a shorter context)
 
-    def __repr__(self):
-        t = f", {fmt_seconds(self.time.step_seconds)}/step" if self.time else ""
-        c = f", {fmt_usd(self.time.cost_usd)}" if self.time and self.time.cost_usd is not None else ""
-        return f"Fix({self.label}: {self.memory.device_total/2**30:.1f} GiB{t}{c}, {'fits' if self.fits else 'does not fit'})"
+    def details(self)->str:
+        "The memory that must fit (its range; paged optimizer states apart), then time and cost on the GPUs."
+        m, t = self.memory, self.time
+        paged = m.breakdown.get('optimizer states (paged)', 0)
+        mem = (f"{m.must_fit/2**30:.1f} GiB ({m.low/2**30:.1f} to {m.high/2**30:.1f})"
+               + (f" + {paged/2**30:.1f} GiB paged states" if paged else ""))
+        if t is None: return f"{mem}, no time estimate"
+        when = (f"{fmt_seconds(t.total_seconds)}, {fmt_usd(t.cost_usd)}" if t.total_seconds is not None else
+                f"{fmt_seconds(t.step_seconds)}/step, {fmt_usd(usd_per_token(t)*1e6)} per M tokens")
+        return f"{mem}, {when} on {t.num_gpus}x {t.gpu}" + ("" if self.fits else " (does not fit)")
+    def line(self)->str: return f"{self.label}: {self.details()}"
+    def __repr__(self): return f"Fix({self.line()})"
 
-def _fix_candidates(r:ResolvedRun, stage:str)->list[tuple[str, dict, bool]]:
-    "(label, changes, changes_task) for every lever that can lower this run's memory."
-    s, m, out = r.settings, r.method, []
-    if not s.gradient_checkpointing: out.append(("gradient checkpointing", dict(gradient_checkpointing=True), False))
-    b, ga = s.batch_size, s.gradient_accumulation_steps
-    for nb in sorted({b // 2**k for k in range(1, b.bit_length())} - {0}, reverse=True):
-        if b % nb == 0: out.append((f"micro-batch {nb} x {ga*b//nb} accumulation steps (same effective batch)",
-                                    dict(batch_size=nb, gradient_accumulation_steps=ga*(b//nb)), False))
-    if stage != 'pretrain':
-        if m.base_weights_train: out.append(("LoRA instead of training the weights", dict(method='lora'), False))
-        if not m.quantized_base and (m.lora or m.base_weights_train): out.append(("QLoRA: LoRA on a 4-bit base", dict(method='qlora'), False))
-    if m.base_weights_train and not r.optim.low_bit: out.append(("8-bit AdamW states", dict(optim='adamw_8bit'), False))
-    if not s.use_liger_kernel and r.spec.model_type in LIGER_MODEL_TYPES:
-        out.append(("Liger's fused cross-entropy (no full logits)", dict(use_liger_kernel=True), False))
-    if r.world_size > 1:
-        for st in ('zero3', 'fsdp'):
-            if s.strategy != st: out.append((f"shard weights, gradients and states over the GPUs ({st})", dict(strategy=st), False))
-        if not s.offload_optimizer:
-            st = s.strategy if s.strategy != 'ddp' else 'zero3'
-            out.append((f"optimizer states on the CPU ({st} offload)", dict(strategy=st, offload_optimizer=True), False))
-    for n in (2, 4, 8, 16, 32, 64):
-        if n > r.world_size: out.append((f"{n} GPUs, sharded (fsdp)", dict(**gpu_layout(n), strategy='fsdp'), False))
-    if s.seq_len >= 256: out.append((f"shorter sequences: seq_len {s.seq_len // 2} (less context)", dict(seq_len=s.seq_len // 2), True))
+# %% ../../nbs/plan/00_fit.ipynb #fix00003
+def _parallel_levers(s:RunSettings, allow_offload:bool, max_gpus:int)->list[tuple[str, str, dict, bool]]:
+    "Sharding and CPU offload (several GPUs, or `allow_offload`); more GPUs of this kind, sharded, up to `max_gpus`."
+    n, ga, out = s.world_size, s.gradient_accumulation_steps, []
+    if n > 1: out += [('sharding', f"{st} over the {n} GPUs", dict(strategy=st), False)
+                      for st in ('zero2', 'zero3', 'fsdp') if st != s.strategy]
+    if (n > 1 or allow_offload) and not s.offload_optimizer:
+        st = s.strategy if s.strategy in ('zero2', 'zero3', 'fsdp') else 'zero2'
+        both = st == 'fsdp'   # FSDP offloads parameters and optimizer states together
+        out.append(('offload', f"optimizer states{' and parameters' if both else ''} on the CPU ({st} offload)",
+                    dict(strategy=st, offload_optimizer=True, offload_params=both), False))
+    if (n > 1 or allow_offload) and s.strategy == 'zero3' and s.offload_optimizer and not s.offload_params:
+        out.append(('offload parameters', "parameters on the CPU too (zero3 offload)", dict(offload_params=True),
+                    False))
+    for k in sorted({2**i for i in range(1, MAX_SUGGESTED_GPUS.bit_length())} | {max_gpus}):
+        if not n < k <= max_gpus: continue
+        kga = ga*n//k if (ga*n) % k == 0 else ga   # the same sequences per step where the accumulation divides
+        more = '' if kga != ga else f" ({k//n}x the sequences per step)"
+        out += [('sharding', f"{k} GPUs with {st}{more}",
+                 dict(**gpu_layout(k), strategy=st, gradient_accumulation_steps=kga), False)
+                for st in (('zero2', 'zero3', 'fsdp') if s.strategy == 'ddp' else (s.strategy,))]
     return out
 
-def _evaluate_fix(model, s:RunSettings, stage:str, gpu, tokens, label:str, changes:dict, changes_task:bool)->Fix|None:
-    "The `Fix` that applies `changes` to `s`, or None when the changed run is not valid for this model."
-    try:
-        new = s.replace(**changes)
-        mem = estimate_memory(model, new, stage)
-        t = estimate_time(model, new, stage, gpu=gpu, tokens=tokens, steps=None if tokens else 1)
-    except ValueError: return None
-    return Fix(label, changes, new, mem, t, mem.fits(gpu, headroom=FIX_HEADROOM), changes_task)
+# %% ../../nbs/plan/00_fit.ipynb #fix00004
+def _levers(r:ResolvedRun, allow_offload:bool, max_gpus:int, allow_shorter_seq:bool)->list[tuple[str, str, dict, bool]]:
+    "(kind, label, changes, changes_task) for each change that may lower this run's memory."
+    s, m, out = r.settings, r.method, []
+    if not s.gradient_checkpointing:
+        out.append(('checkpointing', "gradient checkpointing", dict(gradient_checkpointing=True), False))
+    b, ga = s.batch_size, s.gradient_accumulation_steps
+    out += [('micro-batch', f"micro-batch {nb} x {ga*b//nb} accumulation (same {b*ga} sequences per step)",
+             dict(batch_size=nb, gradient_accumulation_steps=ga*b//nb), False)
+            for nb in range(b - 1, 0, -1) if b % nb == 0]
+    if r.stage != 'pretrain':
+        if m.base_weights_train:
+            out.append(('method', "LoRA instead of training the weights", dict(method='lora'), False))
+        if not m.quantized_base and (m.lora or m.base_weights_train):
+            out.append(('method', "QLoRA: LoRA on a 4-bit base", dict(method='qlora'), False))
+    if m.base_weights_train and not r.optim.paged:
+        if not r.optim.low_bit: out.append(('optimizer', "8-bit AdamW states", dict(optim='adamw_8bit'), False))
+        out.append(('optimizer', "paged 8-bit AdamW (states spill to CPU RAM)", dict(optim='paged_adamw_8bit'), False))
+    if not s.use_liger_kernel and r.spec.model_type in LIGER_MODEL_TYPES:
+        out.append(('liger', "Liger's fused cross-entropy (no full logits)", dict(use_liger_kernel=True), False))
+    out += _parallel_levers(s, allow_offload, max_gpus)
+    if allow_shorter_seq:
+        out += [('seq_len', f"seq_len {s.seq_len//q} (less context)", dict(seq_len=s.seq_len//q), True)
+                for q in (2, 4) if s.seq_len//q >= 64]
+    return out
 
-def _combined_fix(spec, s:RunSettings, stage:str, gpu, tokens, max_combined:int)->Fix|None:
-    "Task-preserving changes applied one after another, the biggest saving first, until the run fits (None if it never does)."
-    cur, labels, changes = s, [], {}
+# %% ../../nbs/plan/00_fit.ipynb #fix00006
+def _diverse(nodes:list, beam:int, per_kinds:int=2)->list:
+    "The `beam` nodes closest to fitting (lowest `high`), at most `per_kinds` of one set of kinds (64, 32 GPUs: one)."
+    out, count = [], {}
+    for node in sorted(nodes, key=lambda n: n[2].high):
+        k = frozenset(kind for kind, *_ in node[0])
+        if count.get(k, 0) < per_kinds: out.append(node); count[k] = count.get(k, 0) + 1
+    return out[:beam]
+
+def _search(spec, s:RunSettings, stage:str, gpu, levers, max_combined:int, beam:int)->tuple[list, tuple]:
+    "Nodes `(levers applied, settings, MemoryEstimate)` that fit `gpu`, and the node that came closest."
+    root = ((), s, estimate_memory(spec, s, stage))
+    frontier, seen, found, closest = [root], {repr(s)}, [], root
     for _ in range(max_combined):
-        step = [f for c in _fix_candidates(resolve_run(spec, cur, stage), stage) if not c[2]
-                if (f := _evaluate_fix(spec, cur, stage, gpu, tokens, *c))]
-        if not step: return None
-        best = min(step, key=lambda f: f.memory.device_total)
-        if best.memory.device_total >= estimate_memory(spec, cur, stage).device_total: return None
-        cur, labels, changes = best.settings, labels + [best.label], {**changes, **best.changes}
-        if best.fits: return Fix(' + '.join(labels), changes, cur, best.memory, best.time, True)
-    return None
+        grown = []
+        for steps, cur, mem in frontier:
+            used = {k for k, *_ in steps}
+            for lever in levers(resolve_run(spec, cur, stage)):
+                try: new = cur.replace(**lever[2]); m = estimate_memory(spec, new, stage)
+                except ValueError: continue   # not a valid run for this model
+                if lever[0] in used or repr(new) in seen: continue
+                if m.must_fit >= mem.must_fit or m.high >= mem.high: continue   # it must lower the estimate and its top
+                seen.add(repr(new)); node = (steps + (lever,), new, m)
+                if m.high < closest[2].high: closest = node
+                (found if m.verdict(gpu) == 'fits' else grown).append(node)
+        frontier = _diverse(grown, beam)
+    return found, closest
 
+# %% ../../nbs/plan/00_fit.ipynb #fix00008
+_KIND_ORDER = ('method', 'checkpointing', 'micro-batch', 'optimizer', 'liger', 'sharding', 'offload',
+               'offload parameters', 'seq_len') # the order of a combination's label
+
+def _as_fix(spec, s:RunSettings, stage:str, gpu, tokens, node:tuple)->Fix|None:
+    "The `Fix` of one search node, with its time and cost on `gpu` (None where the time model refuses the run there)."
+    steps, new, m = node
+    steps = sorted(steps, key=lambda st: _KIND_ORDER.index(st[0]))
+    try: t = estimate_time(spec, new, stage, gpu=gpu, tokens=tokens)
+    except ValueError: return None
+    changes = {k: v for k, (v, _) in changed_fields(new, s).items()}
+    label = ' + '.join(l for _, l, *_ in steps)
+    return Fix(label, changes, new, m, t, m.verdict(gpu) == 'fits', any(task for *_, task in steps))
+
+def _minimal(found:list)->list:
+    "The fitting nodes that contain no smaller fitting node."
+    labels = lambda n: {l for _, l, *_ in n[0]}
+    return [n for n in found if not any(o is not n and labels(o) < labels(n) for o in found)]
+
+def _rank(s:RunSettings, tokens):
+    "Sort key of a `Fix`: its own GPUs first, the task kept, then money, then wall time per token."
+    def key(f):
+        t = f.time
+        money = t.cost_usd if tokens else usd_per_token(t)
+        more_gpus, per_token = f.settings.world_size > s.world_size, t.step_seconds / t.tokens_per_step
+        return (more_gpus, f.changes_task, money, per_token, f.label.count(' + '))
+    return key
+
+# %% ../../nbs/plan/00_fit.ipynb #fix00010
+class Fixes(list):
+    "The `Fix`es that make a run fit a GPU, best first; `summary` says what would hold the run when none does."
+    def __init__(self, items=(), gpu=None, memory=None, closest:Fix|None=None, fits_on:str|None=None,
+                 closest_fits_on:str|None=None, more_gpus:Fix|None=None):
+        super().__init__(items)
+        self.gpu, self.memory, self.closest = gpu, memory, closest   # the `GPU`, the run's estimate, the closest `Fix`
+        self.fits_on, self.closest_fits_on = fits_on, closest_fits_on  # smallest catalog GPUs for the run, that fix
+        self.more_gpus = more_gpus   # the cheapest fix on up to `MAX_SUGGESTED_GPUS` GPUs of this kind
+
+    @property
+    def summary(self)->str:
+        "One paragraph: how many fixes, or that the run fits already, or what would hold it."
+        m, g = self.memory, self.gpu
+        if m is None: return f"{len(self)} change(s)"
+        n = f"{m.settings.world_size}x {g.name}"
+        if self: return f"{len(self)} change(s) make it fit {n}, cheapest first:"
+        if m.verdict(g) == 'fits': return f"It fits {n} as it is."
+        out = f"Nothing lmtune can change makes it fit {n} (it needs {m.must_fit/2**30:.1f} GiB)"
+        c, more = self.closest, self.more_gpus
+        if c: out += f"; the closest, {c.label}, needs up to {c.memory.high/2**30:.1f} GiB"
+        if self.fits_on: out += f". It fits as it is on one {self.fits_on}, the smallest catalog GPU that does"
+        out += "."
+        if c and self.closest_fits_on: out += f" With {c.label} it fits on one {self.closest_fits_on}."
+        if more: out += f" On more {g.name}s (max_gpus={more.settings.world_size}): {more.line()}."
+        if not (self.fits_on or self.closest_fits_on or self.more_gpus):
+            out += f" No catalog GPU holds it, nor {MAX_SUGGESTED_GPUS}x {g.name}."
+        return out
+
+    def text(self, n:int|None=None)->str:
+        "The summary and the best `n` fixes (all: None), one a line."
+        more = f"\n  ... and {len(self) - n} more" if n is not None and len(self) > n else ""
+        return self.summary + ''.join(f"\n  {i}. {f.line()}" for i, f in enumerate(self[:n], 1)) + more
+    def __repr__(self): return self.text()
+    def _repr_html_(self):
+        rows = [(f.label, f.details()) for f in self]
+        return html_table(self.summary, rows, header=('change', 'memory (range), time, cost'))
+
+# %% ../../nbs/plan/00_fit.ipynb #fix00011
+def _nothing_fits(spec, s:RunSettings, stage:str, gpu, tokens, mem, closest:tuple, max_gpus:int, **options)->Fixes:
+    "The empty answer: the smallest catalog GPUs for the run or its closest fix, and a fix on more GPUs of this kind."
+    by_size = sorted(GPUS.values(), key=lambda x: (x.memory_bytes, x.usd_per_hour))
+    smallest = lambda m: next((x.name for x in by_size if m.verdict(x) == 'fits'), None)
+    near = _as_fix(spec, s, stage, gpu, tokens, closest) if closest[0] else None
+    more = [] if max_gpus >= MAX_SUGGESTED_GPUS else fixes(spec, s, gpu, stage, tokens, MAX_SUGGESTED_GPUS, **options)
+    return Fixes([], gpu, mem, closest=near, fits_on=smallest(mem), more_gpus=more[0] if more else None,
+                 closest_fits_on=smallest(near.memory) if near else None)
+
+# %% ../../nbs/plan/00_fit.ipynb #cost0002
 def fixes(model, # anything `estimate_memory` accepts
           settings:RunSettings|dict|None=None, # the run that does not fit
           gpu=DEFAULT_GPU, # catalog GPU name or `GPU` (a `GPU(...)` with your card's memory works too)
           stage:str='sft', # decides what method=None and precision='auto' mean
-          tokens:float|None=None, # training tokens, to rank fitting fixes by cost (default: by step time per token)
-          max_combined:int=4, # changes combined at most when no single one fits
-         )->list[Fix]:
-    "Ranked changes that make the run fit `gpu` (empty when it already fits): fitting ones first, cheapest or fastest first."
-    spec, s = model_spec(model), run_settings(settings)
-    if estimate_memory(spec, s, stage).fits(gpu, headroom=FIX_HEADROOM): return []
-    found = [f for c in _fix_candidates(resolve_run(spec, s, stage), stage) if (f := _evaluate_fix(spec, s, stage, gpu, tokens, *c))]
-    if not any(f.fits and not f.changes_task for f in found):
-        combo = _combined_fix(spec, s, stage, gpu, tokens, max_combined)
-        if combo: found.append(combo)
-    def rank(f):
-        t = f.time
-        speed = t.cost_usd if (tokens and t.cost_usd is not None) else t.step_seconds / t.tokens_per_step
-        return (not f.fits, f.changes_task, speed if f.fits else f.memory.device_total)
-    return sorted(found, key=rank)
+          tokens:float|None=None, # training tokens, to price each fix (default: ranked by dollars per token)
+          max_gpus:int|None=None, # GPUs of this kind the run may use; None: the run's own count (no more GPUs proposed)
+          allow_offload:bool=False, # propose CPU offload (ZeRO-Offload) on one GPU too (on several: always considered)
+          allow_shorter_seq:bool=False, # propose shorter sequences too (they change what the model learns)
+          max_combined:int=4, # changes combined at most
+          beam:int=8, # combinations kept per round of the search (those closest to fitting)
+         )->Fixes:
+    "Changes, alone or combined, whose estimate fits `gpu`, cheapest first (none: `Fixes.summary` says why)."
+    spec, s, g = model_spec(model), run_settings(settings), gpu_spec(gpu)
+    n = max(s.world_size, s.world_size if max_gpus is None else check_positive('max_gpus', max_gpus))
+    mem, _ = estimate_memory(spec, s, stage), estimate_time(spec, s, stage, gpu=g, tokens=tokens)   # bad input: its error
+    if mem.verdict(g) == 'fits': return Fixes([], g, mem)
+    opts = dict(allow_offload=allow_offload, allow_shorter_seq=allow_shorter_seq,
+                max_combined=check_positive('max_combined', max_combined), beam=check_positive('beam', beam))
+    levers = lambda r: _levers(r, allow_offload, n, allow_shorter_seq)
+    found, closest = _search(spec, s, stage, g, levers, max_combined, beam)
+    out = sorted(filter(None, (_as_fix(spec, s, stage, g, tokens, nd) for nd in _minimal(found))), key=_rank(s, tokens))
+    return Fixes(out, g, mem) if out else _nothing_fits(spec, s, stage, g, tokens, mem, closest, n, **opts)
