@@ -6,7 +6,7 @@ Docs: https://lmtune.github.io/lmtune/corpus.html.md"""
 
 # %% ../nbs/01_corpus.ipynb #5310832d
 from __future__ import annotations
-import difflib, json, random
+import difflib, json, random, re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,10 +14,10 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['ADJECTIVES', 'AGENTS', 'OBJECTS', 'VERBS_T', 'VERBS_I', 'ADVERBS', 'PREPOSITIONS', 'PLACES', 'TIMES', 'PRODUCTS',
            'JOBS', 'HERBS', 'AILMENT_KINDS', 'AILMENTS', 'SYMPTOMS', 'FORMS', 'GENERAL_MIX', 'REVERSE_WORDS', 'TASKS',
-           'GENERAL_TASKS', 'DOMAIN_TASKS', 'FACT_TASKS', 'CORPUS_KINDS', 'City', 'Person', 'Remedy', 'World',
-           'make_world', 'general_corpus', 'domain_corpus', 'Question', 'questions', 'instruction_set',
-           'preference_set', 'multiple_choice_set', 'normalize_answer', 'exact_match', 'to_messages', 'make_corpus',
-           'write_corpus']
+           'GENERAL_TASKS', 'DOMAIN_TASKS', 'FACT_TASKS', 'IF_KINDS', 'CORPUS_KINDS', 'City', 'Person', 'Remedy',
+           'World', 'make_world', 'general_corpus', 'domain_corpus', 'Question', 'questions', 'instruction_set',
+           'preference_set', 'multiple_choice_set', 'instruction_following_set', 'follows', 'normalize_answer',
+           'exact_match', 'to_messages', 'make_corpus', 'write_corpus']
 
 # %% ../nbs/01_corpus.ipynb #8d264d4c
 ADJECTIVES = ("quiet old young bright dark heavy small tall narrow wide gentle clever tired busy cold warm silver golden "
@@ -354,6 +354,49 @@ def multiple_choice_set(n:int=200, # number of questions
         choices = [q.answer] + q.wrong[:n_choices - 1]; rng.shuffle(choices)
         out.append(dict(question=q.prompt, choices=choices, answer=choices.index(q.answer)))
     return out
+
+# %% ../nbs/01_corpus.ipynb #a693523b
+IF_KINDS = { # kind -> (the instruction added to the prompt, with {value}; how `follows` checks it)
+    "max_words": ("Answer in at most {value} words.", "the answer has at most `value` words"),
+    "keyword": ("Use the word \"{value}\" in your answer.", "the word appears (case-insensitive, whole word)"),
+    "uppercase": ("Write your answer in capital letters only.", "letters present, none lower-case"),
+    "lowercase": ("Write your answer in lower-case letters only.", "letters present, none upper-case"),
+    "prefix": ("Start your answer with \"{value}\".", "the answer starts with `value`"),
+    "json": ("Reply with a JSON object whose key \"{value}\" holds the answer.", "a JSON object with that key"),
+}
+
+def instruction_following_set(n:int=40, # number of probes
+                              seed:int=0, # which questions and constraints
+                              tasks=GENERAL_TASKS, # the questions' tasks
+                              world:World|int=0, # the world (or its seed)
+                             )->list[dict]:
+    "Questions with one checkable constraint each: `{prompt, kind, value}`, kinds dealt round-robin (`IF_KINDS`)."
+    rng, kinds = random.Random(f"if-{seed}"), list(IF_KINDS)
+    values = dict(max_words=lambda: rng.choice((3, 5, 8)), keyword=lambda: rng.choice(OBJECTS), uppercase=lambda: None,
+                  lowercase=lambda: None, prefix=lambda: rng.choice(("Answer:", "Sure.", "Well,")), json=lambda: "answer")
+    out = []
+    for i, q in enumerate(questions(n, seed, tasks, world)):
+        kind = kinds[i % len(kinds)]; value = values[kind]()
+        out.append(dict(prompt=f"{q.prompt.rstrip()} {IF_KINDS[kind][0].format(value=value)}", kind=kind, value=value))
+    return out
+
+# %% ../nbs/01_corpus.ipynb #5a374015
+def follows(answer:str, # the model's answer
+            probe:dict, # an item of `instruction_following_set`: kind and value
+           )->bool:
+    "Does `answer` keep the probe's constraint?"
+    a, kind, v = answer.strip(), probe["kind"], probe.get("value")
+    letters = [c for c in a if c.isalpha()]
+    if kind == "max_words": return 0 < len(a.split()) <= v
+    if kind == "keyword": return re.search(rf"\b{re.escape(str(v))}\b", a, re.I) is not None
+    if kind == "uppercase": return bool(letters) and not any(c.islower() for c in letters)
+    if kind == "lowercase": return bool(letters) and not any(c.isupper() for c in letters)
+    if kind == "prefix": return a.startswith(v)
+    if kind == "json":
+        try: obj = json.loads(a)
+        except ValueError: return False
+        return isinstance(obj, dict) and v in obj
+    raise ValueError(f"probe kind={kind!r}: use one of {list(IF_KINDS)}")
 
 # %% ../nbs/01_corpus.ipynb #a255aaf5
 def normalize_answer(text:str, # a model's answer or a reference

@@ -12,12 +12,13 @@ from fastcore.basics import patch
 from pathlib import Path
 from ..estimate.memory import KL_CHUNK, monitor_memory_bytes
 from ..settings import bad_value, check_choice, check_positive, check_bool
+from ..corpus import IF_KINDS, follows
 
 # %% auto #0
 __all__ = ['TASK_METRICS', 'FORGETTING_METRICS', 'DISPLAYS', 'HISTORY_COLUMNS', 'LOG_PREFIX', 'NOT_LOGGED', 'MITIGATIONS',
-           'VIEW_COLUMNS', 'PROGRESS_EVERY_S', 'load_multiple_choice', 'load_general_texts', 'load_task_examples',
-           'token_batches', 'predicted_logprobs', 'kl_rows', 'top_k_reference', 'kl_rows_top_k', 'encode_pair',
-           'choice_logprobs', 'token_f1', 'text_scores', 'greedy_answers', 'EvalSuite', 'is_peft_model',
+           'VIEW_COLUMNS', 'PROGRESS_EVERY_S', 'load_multiple_choice', 'load_instruction_probes', 'load_general_texts',
+           'load_task_examples', 'token_batches', 'predicted_logprobs', 'kl_rows', 'top_k_reference', 'kl_rows_top_k',
+           'encode_pair', 'choice_logprobs', 'token_f1', 'text_scores', 'greedy_answers', 'EvalSuite', 'is_peft_model',
            'BaseReference', 'pareto_front', 'suggest', 'MonitorConfig', 'ForgettingMonitor', 'fewshot_prompt',
            'TrainingHandle', 'builtin_inputs', 'plot_runs']
 
@@ -59,6 +60,23 @@ def load_multiple_choice(mc, # a list of {question, choices, answer} dicts, or a
             raise ValueError(f"{where(i)}: answer={a!r} must be an index 0..{len(ch) - 1} into its choices (or the right choice's text).")
         out.append(dict(question=q, choices=list(ch), answer=a))
     return out
+
+# %% ../../nbs/train/07_monitor.ipynb #4cd38590
+def load_instruction_probes(probes, # a list of {prompt, kind, value} dicts, or a JSONL file of them
+                           )->list[dict]:
+    "Checked instruction-following probes: `prompt` (str), `kind` (one of `lmtune.corpus.IF_KINDS`), `value`."
+    if isinstance(probes, (str, Path)):
+        p = Path(probes)
+        if not p.is_file(): raise bad_value("instructions", str(probes), "no such file: pass a JSONL file of {prompt, kind, "
+                                            "value} objects, or lmtune.corpus.instruction_following_set(40).")
+        probes = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    if not isinstance(probes, (list, tuple)) or not probes:
+        raise bad_value("instructions", probes, "pass a non-empty list such as lmtune.corpus.instruction_following_set(40).")
+    for i, r in enumerate(probes):
+        if not isinstance(r, dict) or not isinstance(r.get("prompt"), str) or r.get("kind") not in IF_KINDS:
+            raise ValueError(f"instructions item {i} is {str(r)[:80]!r}: each needs a 'prompt' string and a 'kind' "
+                             f"among {list(IF_KINDS)} (with its 'value').")
+    return [dict(prompt=r["prompt"], kind=r["kind"], value=r.get("value")) for r in probes]
 
 # %% ../../nbs/train/07_monitor.ipynb #ddd006a5
 def load_general_texts(texts, # held-out general text: a list of strings, a .txt file (one text a line) or anything `load_data` reads as text
@@ -276,6 +294,7 @@ class EvalSuite:
                  general_texts=None, # held-out general text (see `load_general_texts`)
                  mc=None, # multiple-choice items (see `load_multiple_choice`)
                  task_examples=None, # held-out task rows (see `load_task_examples`)
+                 instructions=None, # instruction-following probes (see `load_instruction_probes`)
                  seq_len:int=512, # longest general-text sequence, in tokens
                  batch_size:int=8, # sequences of `seq_len` tokens per forward pass: batches hold up to batch_size x seq_len tokens
                  max_new_tokens:int=32, # greedy generation length for task answers
@@ -296,7 +315,11 @@ class EvalSuite:
         self.scored = [i for i, t in enumerate(self.task) if t["reference"] is not None and 1 in t["completion_mask"]] # rows with an answer to generate
         self.prompts = [self.task[i]["input_ids"][:self.task[i]["completion_mask"].index(1)] for i in self.scored]
         self.references = [self.task[i]["reference"] for i in self.scored]
-        if not (self.general or self.mc or self.task):
+        self.probes = [] if instructions is None else load_instruction_probes(instructions)
+        asked = _task_tokens(tokenizer, load_task_examples([dict(prompt=p["prompt"], response="-") for p in self.probes])
+                             ) if self.probes else [] # rendered as the task rows are: the chat template's prompt
+        self.probe_prompts = [t["input_ids"][:t["completion_mask"].index(1)] for t in asked]
+        if not (self.general or self.mc or self.task or self.probes):
             raise ValueError("ForgettingMonitor has nothing to measure: pass general_texts, mc or task_examples "
                              "(e.g. lmtune.train.monitor.builtin_inputs()).")
 
@@ -342,6 +365,10 @@ class EvalSuite:
             if generate and self.prompts:
                 answers = greedy_answers(model, self.tok, self.prompts, self.max_new_tokens, self.gen_batch_size)
                 row.update(text_scores(answers, self.references), answers=answers)
+        if self.probes and generate:
+            said = greedy_answers(model, self.tok, self.probe_prompts, self.max_new_tokens, self.gen_batch_size)
+            row["if_followed"] = [int(follows(a, p)) for a, p in zip(said, self.probes)]
+            row["if_accuracy"] = sum(row["if_followed"]) / len(self.probes)
         return row
 
     def task_loss(self, model)->float:
@@ -511,6 +538,9 @@ HISTORY_COLUMNS = {
     "mc_accuracy": "multiple-choice accuracy, log-likelihood scoring",
     "mc_accuracy_delta": "mc_accuracy minus the base's",
     "mc_flips": "multiple-choice items the base got right and the model now gets wrong",
+    "if_accuracy": "instruction-following probes whose constraint the greedy answer keeps",
+    "if_accuracy_delta": "if_accuracy minus the base's",
+    "if_flips": "probes the base followed and the model now does not",
     "task_loss": "loss on the held-out task answers",
     "exact_match": "greedy answers equal to the reference (first line, normalised)",
     "token_f1": "SQuAD-style word-overlap F1",
@@ -564,6 +594,7 @@ class ForgettingMonitor:
     def __init__(self, general_texts=None, # held-out general text: general_loss and kl_to_base
                  mc=None, # multiple-choice items (list or JSONL path): mc_accuracy and mc_flips
                  task_examples=None, # held-out task rows: task_loss, generations and their scores
+                 instructions=None, # instruction-following probes (list or JSONL path): if_accuracy and if_flips
                  config:MonitorConfig|dict|None=None, # the monitor's settings; keyword arguments override it
                  tokenizer=None, # default: the trainer's processing_class
                  settings=None, # the run's `RunSettings`: lmtune's memory estimate next to the measured peak (CUDA)
@@ -580,13 +611,14 @@ class ForgettingMonitor:
                                 + " The settings are the fields of MonitorConfig.")
         cfg = config if isinstance(config, MonitorConfig) else MonitorConfig(**(config or {}))
         self.config = replace(cfg, **overrides)
-        if general_texts is None and mc is None and task_examples is None:
-            raise ValueError("ForgettingMonitor has nothing to measure: pass general_texts, mc or task_examples "
+        if general_texts is None and mc is None and task_examples is None and instructions is None:
+            raise ValueError("ForgettingMonitor has nothing to measure: pass general_texts, mc, task_examples or instructions "
                              "(e.g. ForgettingMonitor(**lmtune.train.monitor.builtin_inputs())).")
         if general_texts is not None: load_general_texts(general_texts) # bad input fails now, before a model loads
         if mc is not None: load_multiple_choice(mc)
         if task_examples is not None: load_task_examples(task_examples)
-        self.inputs = dict(general_texts=general_texts, mc=mc, task_examples=task_examples)
+        if instructions is not None: load_instruction_probes(instructions)
+        self.inputs = dict(general_texts=general_texts, mc=mc, task_examples=task_examples, instructions=instructions)
         self.tokenizer, self.settings, self.stage = tokenizer, settings, stage
         self.rows, self.samples, self.baseline, self.notes, self.alert = [], [], {}, [], None
         self.suite = self.base = self._trainer = self._view = self._progress = self._dir = self._args = None
@@ -648,6 +680,11 @@ def _measure(self:ForgettingMonitor, model, state, base_model:bool=False)->dict:
         if base_model: self._base_mc = m["mc_correct"]
         row["mc_accuracy_delta"] = m["mc_accuracy"] - (b or row)["mc_accuracy"]
         row["mc_flips"] = sum(1 for was, now in zip(self._base_mc, m["mc_correct"]) if was and not now)
+    if "if_followed" in m:
+        if base_model: self._base_if = m["if_followed"]
+        row["if_accuracy"] = m["if_accuracy"]
+        row["if_accuracy_delta"] = m["if_accuracy"] - (b or row)["if_accuracy"]
+        row["if_flips"] = sum(1 for was, now in zip(self._base_if, m["if_followed"]) if was and not now)
     if "answers" in m:
         if base_model: self._base_answers = m["answers"]
         self.samples = [dict(prompt=self._prompt_text(i), reference=self.suite.references[i], base=self._base_answers[i],
@@ -1014,6 +1051,7 @@ def figure(self:ForgettingMonitor):
     a.axhline(0, color="k", lw=0.5); a.set(title="Forgetting (nats/token)", xlabel="step")
     a = ax[1, 1] # general ability
     line(a, "mc_accuracy", "multiple-choice accuracy", color="C5")
+    line(a, "if_accuracy", "instructions followed", color="C6")
     if rows and rows[0].get("mc_accuracy") is not None:
         a.axhline(rows[0]["mc_accuracy"], color="k", ls="--", lw=1, label="base")
         for r in rows[1:]:
@@ -1053,7 +1091,7 @@ _CSS = ("<style>.lmt-mon{font-family:system-ui,sans-serif;font-size:13px;color:#
         ".lmt-mon table{border-collapse:collapse;margin:.4rem 0}.lmt-mon th,.lmt-mon td{border:1px solid #ccc;padding:2px 7px;text-align:left}"
         ".lmt-mon th{background:#f4f4f4}.lmt-alert{border:2px solid #c0392b;background:#fdecea;padding:.4rem .8rem;margin:.4rem 0}"
         ".lmt-status{font-weight:600;margin:.3rem 0}.lmt-mon img{max-width:100%}</style>")
-VIEW_COLUMNS = ("general_loss", "kl_to_base", "mc_accuracy", "mc_flips", "task_loss") + TASK_METRICS[:-1] + (
+VIEW_COLUMNS = ("general_loss", "kl_to_base", "mc_accuracy", "mc_flips", "if_accuracy", "if_flips", "task_loss") + TASK_METRICS[:-1] + (
     "train_loss", "grad_norm", "loss_spikes", "tokens_per_second", "monitor_overhead", "peak_memory_bytes")
 
 @patch
@@ -1123,6 +1161,7 @@ def console_line(self:ForgettingMonitor, row:dict)->str:
     if row.get("general_loss") is not None: out.append(f"general loss {row['general_loss']:.3f} ({row['general_loss_delta']:+.3f})")
     if row.get("kl_to_base") is not None: out.append(f"KL {row['kl_to_base']:.4f}")
     if row.get("mc_accuracy") is not None: out.append(f"MC {row['mc_accuracy']:.3f} ({row['mc_flips']} flips)")
+    if row.get("if_accuracy") is not None: out.append(f"IF {row['if_accuracy']:.3f} ({row['if_flips']} lost)")
     if row.get("tokens_per_second"): out.append(f"{row['tokens_per_second']:,.0f} tok/s")
     if row.get("monitor_overhead") is not None: out.append(f"monitor {row['monitor_overhead']:.1%}")
     if row.get("over_budget"): out.append("OVER BUDGET")
@@ -1260,12 +1299,14 @@ def builtin_inputs(n_general:int=64, # general-corpus lines
                    n_mc:int=40, # multiple-choice questions (world facts and arithmetic)
                    n_task:int=40, # task examples (instruction pairs)
                    tasks=None, # task names of `lmtune.corpus.TASKS`; None: the general tasks
-                   seed:int=1000, # the held-out seeds are seed, seed + 1, seed + 2
+                   seed:int=1000, # the held-out seeds are seed, seed + 1, seed + 2, seed + 3
+                   n_if:int=12, # instruction-following probes (0: none)
                   )->dict:
-    "`general_texts`, `mc` and `task_examples` from the built-in corpora, for `ForgettingMonitor(**builtin_inputs())`."
-    from lmtune.corpus import general_corpus, multiple_choice_set, instruction_set, GENERAL_TASKS
+    "`general_texts`, `mc`, `task_examples` and `instructions` from the built-in corpora: `ForgettingMonitor(**builtin_inputs())`."
+    from lmtune.corpus import general_corpus, multiple_choice_set, instruction_set, instruction_following_set, GENERAL_TASKS
     return dict(general_texts=general_corpus(n_general, seed=seed), mc=multiple_choice_set(n_mc, seed=seed + 1),
-                task_examples=instruction_set(n_task, seed=seed + 2, tasks=tasks or GENERAL_TASKS))
+                task_examples=instruction_set(n_task, seed=seed + 2, tasks=tasks or GENERAL_TASKS),
+                instructions=instruction_following_set(n_if, seed=seed + 3) if n_if else None)
 
 # %% ../../nbs/train/07_monitor.ipynb #f8b15e71
 def plot_runs(runs:dict, # {label: ForgettingMonitor, or its summary() dict}
