@@ -35,7 +35,9 @@ myst_heading_slug_func = 'heading_ids.pandoc_slug'   # the ids Quarto gives head
 html_theme = 'sphinx_book_theme'
 html_theme_options = dict(repository_url=cfg.git_url, repository_branch=cfg.branch, use_repository_button=True,
                           use_download_button=False, home_page_in_toc=True, show_toc_level=2)
-html_static_path = [str(ROOT/cfg.nbs_path.name/'styles.css')]   # the same stylesheet Quarto uses
+html_static_path = [str(ROOT/cfg.nbs_path.name/'styles.css'),   # the same stylesheet Quarto uses
+                    str(Path(__file__).parent/'contents_button.js')]
 html_css_files = ['styles.css']
+html_js_files = ['contents_button.js']
 html_show_sourcelink = False
 html_copy_source = False

@@ -197,6 +197,9 @@ class RunSettings:
     completion_only_loss:bool = True # SFT: loss on the responses only
     beta:float = 0.1 # DPO: strength of the pull toward the reference model
     replay_fraction:float = 0.0 # fraction of training rows drawn from general `replay_data`, against forgetting
+    kl_to_base_weight:float = 0.0 # adds w x KL(p_base || p_model) on the training batch, against forgetting (lmtune.train.mitigate)
+    anchor_weight:float = 0.0 # L2-SP: adds w/2 x ||theta - theta_start||^2 over the trained parameters, against forgetting
+    ewc_weight:float = 0.0 # EWC: that anchor weighted by a diagonal Fisher on general text, against forgetting
     early_stopping:int|None = None # patience: stop after this many evaluations without a lower eval loss (needs eval data)
     early_stopping_threshold:float = 0.0 # an eval loss must drop by more than this to count as better
     eval_fraction:float = 0.0 # hold out this fraction of `data` for evaluation when no `eval_data` is given
@@ -258,7 +261,7 @@ _OPTIONAL_POSITIVE_INTS = ('eval_steps', 'early_stopping', 'save_total_limit')
 _BOOLS = ('gradient_checkpointing', 'use_dora', 'double_quant', 'use_liger_kernel', 'offload_optimizer', 'offload_params',
           'padding_free', 'completion_only_loss', 'trust_remote_code', 'progress_bar')
 _FRACTIONS = ('lora_dropout', 'warmup_ratio', 'replay_fraction', 'eval_fraction')
-_NONNEGATIVE = ('weight_decay', 'max_grad_norm', 'early_stopping_threshold')
+_NONNEGATIVE = ('weight_decay', 'max_grad_norm', 'early_stopping_threshold', 'kl_to_base_weight', 'anchor_weight', 'ewc_weight')
 
 def _check_names(arg:str, value)->str|list:
     "'all-linear', a module name, or a non-empty list of module names (a tuple becomes a list)."

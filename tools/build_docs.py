@@ -9,17 +9,20 @@
    (text/html or an image) gives way to it, since no page has a kernel behind it.
 2. **process** -- nbdev's processing of the executed copies into `_proc/`: the step `nbdev_proc_nbs` runs for each
    notebook (a `show_doc` for every exported symbol, hidden cells removed, frontmatter), then `proc_nbs` itself for
-   everything else in nbs/.
+   everything else in nbs/. The pages document the public API only: a `show_doc` of a `_private` name, or of a name
+   outside its module's `__all__`, is dropped (`public_api_only`), and a backticked private name is not linked
+   (`unlink_private`). A copy is processed again when its executed copy or this file changes.
 3. **render** -- where Quarto is installed, `nbdev-docs` renders `_proc/` into `_docs/` (what the GitHub Pages
    workflow publishes). Always, Sphinx + MyST-NB (docs/conf.py) renders the same processed notebooks into `_build/html/`,
    with the sidebar read from nbs/_quarto.yml (`sidebar_sections`). Quarto-only markup is translated first
    (`sphinx_notebook`).
 
 Run `python tools/build_docs.py --help` for the options."""
-import argparse, hashlib, json, os, re, shutil, subprocess, sys, time, traceback
+import argparse, hashlib, importlib, json, os, re, shutil, subprocess, sys, time, traceback
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
+from nbdev.process import Processor
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = ROOT/'docs'
@@ -140,12 +143,57 @@ def _run_notebook(src:Path, nb, skip_flags:list, cfg):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+def is_public(name:str, public=None)->bool:
+    """Whether `show_doc(name)` documents public API: no part of the dotted name is `_private` (dunders such as
+    `__call__` are public) and, where the module's `__all__` is given as `public`, the name's first part is in it."""
+    parts = name.split('.')
+    if any(p.startswith('_') and not (p.startswith('__') and p.endswith('__')) for p in parts): return False
+    return public is None or parts[0] in public
+
+_SHOW_DOC = re.compile(r'^\s*show_doc\(\s*([\w.]+)', re.MULTILINE)
+
+def module_public(nb)->set|None:
+    "The `__all__` of the module notebook `nb` exports to (`#| default_exp`), or None for a notebook that exports nothing."
+    from nbdev.processors import _default_exp
+    if not (mod := _default_exp(nb)): return None
+    return set(getattr(importlib.import_module(f"{config().lib_name}.{mod}"), '__all__', []))
+
+class public_api_only(Processor):
+    """An nbdev processor: drop the `show_doc` cells of names that are not public (`is_public`). A notebook may show a
+    helper's documentation to its readers in Jupyter; the API pages list what users import."""
+    def begin(self): self.public = module_public(self.nb)
+    def __call__(self, cell):
+        if cell.cell_type == 'code' and (m := _SHOW_DOC.search(cell.source or '')) and not is_public(m.group(1), self.public):
+            del cell['source']
+
+_SYMBOL_LINK = re.compile(r'\[`([\w.]+)`\]\(([^)\s]+)\)')
+
+def unlink_private(cell):
+    """An nbdev processor, after `add_links`: a backticked `_private` name stays code, not a link, since its page has no
+    section for it (`public_api_only`)."""
+    def sub(md): return _SYMBOL_LINK.sub(lambda m: m.group(0) if is_public(m.group(1)) else f"`{m.group(1)}`", md)
+    if cell.cell_type == 'markdown' and cell.source: cell.source = sub(cell.source)
+    for o in cell.get('outputs', []):
+        if 'text/markdown' in o.get('data', {}):
+            md = o['data']['text/markdown']
+            o['data']['text/markdown'] = sub(''.join(md) if isinstance(md, list) else md)
+
+def filters():
+    "nbdev's processors, with `public_api_only` right after `add_show_docs` (before any show_doc runs) and `unlink_private` after `add_links`."
+    from nbdev.processors import FilterDefaults, add_show_docs, add_links
+    class PublicDocs(FilterDefaults):
+        def base_procs(self):
+            procs = list(super().base_procs())
+            procs.insert(procs.index(add_show_docs) + 1, public_api_only)
+            procs.insert(procs.index(add_links) + 1, unlink_private)
+            return procs
+    return PublicDocs
+
 def process(src:Path, dst:Path):
-    "nbdev's processing of one notebook: the step `nbdev_proc_nbs` runs for each file."
+    "nbdev's processing of one notebook (the step `nbdev_proc_nbs` runs for each file), with the public API only."
     import nbdev.serve_drv
-    from nbdev.processors import FilterDefaults
     dst.parent.mkdir(parents=True, exist_ok=True)
-    try: nbdev.serve_drv.main((src, dst, FilterDefaults))
+    try: nbdev.serve_drv.main((src, dst, filters()))
     finally: os.environ.pop('IN_TEST', None)
 
 def build_notebook(rel:Path, digest:str, layout:Layout, execute:bool=True)->dict:
@@ -168,7 +216,7 @@ def build_notebook(rel:Path, digest:str, layout:Layout, execute:bool=True)->dict
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_nb(nb, dst); dst.touch()
     res['no_static_view'] = read_nb(dst).metadata['lmtune_docs'].get('no_static_view', [])
-    if not out.exists() or out.stat().st_mtime < dst.stat().st_mtime:
+    if not out.exists() or out.stat().st_mtime < max(dst.stat().st_mtime, Path(__file__).stat().st_mtime):   # processing changed
         try: process(dst, out)
         except Exception as e: res['error'] = (res['error'] or '') + f"\nnbdev's processing failed:\n{e}"
     print(_status_line(res), flush=True)

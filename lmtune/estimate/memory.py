@@ -518,7 +518,7 @@ def monitor_memory_bytes(model, # anything `lmtune.catalog.model_spec` accepts, 
 
 # %% ../../nbs/estimate/01_memory.ipynb #mem00017
 BREAKDOWN_ORDER = ("weights", "adapters", "quantization state", "gradients", "optimizer states", "optimizer states (paged)",
-                   "activations", "logits and loss", "monitor", "buffers", "overhead")
+                   "activations", "logits and loss", "mitigation", "monitor", "buffers", "overhead")
 
 def _monitor_bytes(run:ResolvedRun, monitor)->float:
     "Extra bytes of a forgetting-monitor evaluation (`lmtune.estimate.memory.monitor_memory_bytes`), 0 without a monitor."
@@ -537,6 +537,8 @@ def _estimate(run:ResolvedRun, monitor=None)->MemoryEstimate:
         Ms, M0 = _moments(run, g, h, d, d["states"]), _moments(run, g, h, d, 0.)   # with optimizer states, and the first step without
         views.append((max(Ms.values()), stage, g, h, d, Ms, M0))
     _, stage, g, h, d, Ms, M0 = max(views, key=lambda v: v[0])
+    mit, mit_loss = _mitigation_bytes(run, p, d)
+    if mit or mit_loss: Ms = {k: v + mit + (mit_loss if k == "forward: loss" else 0.) for k, v in Ms.items()}
     mon = _monitor_bytes(run, monitor)
     if mon:   # a monitor evaluation runs after an optimizer step, on top of what stays resident (gradients are freed)
         Ms = {**Ms, "monitor evaluation": d["weights"] + d["quant"] + d["adapters"] + d["buffers"] + d["states"] + mon}
@@ -548,6 +550,7 @@ def _estimate(run:ResolvedRun, monitor=None)->MemoryEstimate:
           "buffers": d["buffers"],
           "logits and loss": {"forward: loss": h["loss_fwd"], "backward: loss": h["loss_bwd"]}.get(at, 0.)}
     if mon: bd["monitor"] = mon if at == "monitor evaluation" else 0.
+    if mit or mit_loss: bd["mitigation"] = mit + (mit_loss if at == "forward: loss" else 0.)
     bd["activations"] = peak - sum(bd.values())                      # what is left at the peak is saved activations
     frag = FRAG_CONST + FRAG_LOGITS*h["frag_block"]                  # cached-but-free allocator blocks
     bd["overhead"] = frag + run.context_bytes + (NCCL_BYTES if run.world_size > 1 else 0)
@@ -572,3 +575,13 @@ def estimate_memory(model, # catalog name, hub id, path to a model folder or con
                    )->MemoryEstimate:
     "Predict the per-GPU peak memory of a Hugging Face `Trainer` run from the model's shapes alone (no torch needed)."
     return _estimate(resolve_run(model, settings, stage, context_bytes, **overrides), monitor)
+
+# %% ../../nbs/estimate/01_memory.ipynb #4ce7e3dc
+def _mitigation_bytes(run:ResolvedRun, p:dict, d:dict)->tuple[float, float]:
+    "(bytes held all run, bytes added at the loss) of the active mitigations, on this GPU."
+    s, share = run.settings, (d["weights"] / p["weights"] if p["weights"] else 1.)
+    peft = run.method.peft
+    held = (p["weights"] if s.kl_to_base_weight and not peft else 0.) + 4. * p["trainable"] * (
+        (1 if (s.anchor_weight or s.ewc_weight) else 0) + (1 if s.ewc_weight else 0))
+    loss = s.kl_to_base_weight and s.batch_size * s.seq_len * run.spec.vocab_size * (run.fbytes + 12) / s.tensor_parallel
+    return held * share, float(loss or 0.)

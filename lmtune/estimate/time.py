@@ -30,8 +30,8 @@ __all__ = ['FIRST_BLOCK', 'ADAPTER_BYTES', 'GEMMA_TYPES', 'DROPOUT_MASK_BYTES', 
            'resolve_loss_head', 'logits_loss', 'liger_loss', 'trl_loss', 'head_work', 'MicroBatchWork',
            'micro_batch_work', 'trainable_tensors', 'optimizer_kind', 'optimizer_work', 'Throughput', 'gpu_parts',
            'gpu_seconds', 'overlapped', 'StepWork', 'step_work', 'step_phases', 'step_seconds', 'gradient_bytes',
-           'comm_seconds', 'parallel_share', 'tensor_parallel_seconds', 'step_breakdown', 'offload_seconds',
-           'TimeEstimate', 'gpu_price', 'real_tokens_per_row', 'estimate_time']
+           'comm_seconds', 'parallel_share', 'tensor_parallel_seconds', 'step_breakdown', 'mitigation_seconds',
+           'offload_seconds', 'TimeEstimate', 'gpu_price', 'real_tokens_per_row', 'estimate_time']
 
 # %% ../../nbs/estimate/02_time.ipynb #64caf859
 @dataclass
@@ -857,12 +857,25 @@ def step_breakdown(run:ResolvedRun, # the resolved run
     last_bucket = min(comm, 2 * BUCKET_BYTES / (gbps * 1e9) + COLLECTIVE_LATENCY_S)   # starts only when backward ends
     exposed = max(last_bucket, comm - COMM_OVERLAP * slots * ph['gpu_backward_s']) if comm else 0.0
     gpu_s, cpu_s = slots * (ph['gpu_forward_s'] + ph['gpu_backward_s']), slots * (ph['cpu_forward_s'] + ph['cpu_backward_s'])
-    step = ph['step_s'] + (pp - 1) * ph['micro_batch_s'] + tp_comm + exposed
-    return dict(matmul_s=parts['matmul_s'], attention_s=parts['attention_s'], elementwise_s=parts['memory_s'],
+    mit = slots * mitigation_seconds(run, ph, bw, thr)
+    step = ph['step_s'] + (pp - 1) * ph['micro_batch_s'] + tp_comm + exposed + mit
+    return dict(mitigation_s=mit, matmul_s=parts['matmul_s'], attention_s=parts['attention_s'], elementwise_s=parts['memory_s'],
                 kernel_latency_s=parts['launch_s'], gpu_s=gpu_s, cpu_dispatch_s=cpu_s, cpu_bound=slots * ph['micro_batch_s'] > gpu_s * 1.02,
                 optimizer_s=max(ph['cpu_optimizer_s'], ph['gpu_optimizer_s']), comm_s=comm, comm_exposed_s=exposed,
                 tensor_parallel_comm_s=tp_comm, overhead_s=thr.step_overhead_ms * 1e-3, step_s=step, trainable_params=count_trainable(run),
                 loss_head=resolve_loss_head(run, head), **{k: v for k, v in ph.items() if k != 'step_s'})
+
+# %% ../../nbs/estimate/02_time.ipynb #db720407
+def mitigation_seconds(run:ResolvedRun, # the resolved run
+                       ph:dict, # `step_phases` of its step
+                       bw:float, # the GPU's memory bandwidth, bytes/s
+                       thr:Throughput, # the time model's constants
+                      )->float:
+    "Seconds the active forgetting mitigations add to one micro-batch."
+    s = run.settings
+    kl = max(ph['gpu_forward_s'], ph['cpu_forward_s']) if s.kl_to_base_weight else 0.0
+    anchor = 16 * count_trainable(run) / (bw * thr.bandwidth_efficiency) if (s.anchor_weight or s.ewc_weight) else 0.0
+    return kl + anchor
 
 # %% ../../nbs/estimate/02_time.ipynb #e597c956
 CALIBRATED = Throughput(matmul_efficiency=0.8431, bandwidth_efficiency=0.5785, kernel_latency_us=3.0431, cpu_op_us=20.9244,
