@@ -1,5 +1,6 @@
 "The estimator in a real browser: JupyterLab on 127.0.0.1, driven by Playwright in Debian's Chromium (marker `browser`)."
 import pytest
+import time
 from browser import (chromium_page, cell_errors, jupyter_lab, open_notebook, require_browser, run_all_cells, screenshot,
                      set_text, wait_until, write_notebook)
 
@@ -76,6 +77,63 @@ def test_advisor_tab_estimates_its_plan(tmp_path):
         code = est.locator("textarea")
         wait_until(lambda: "from lmtune.train import sft" in code.input_value(), 90, "the lmtune.train call")
         est.locator(".widget-toggle-button", has_text="TRL / transformers + PEFT").click()
-        wait_until(lambda: "SFTConfig(" in code.input_value() and "LoraConfig(" in code.input_value(), 30, "the TRL + PEFT code")
+        wait_until(lambda: "SFTConfig(" in code.input_value() and "LoraConfig(" in code.input_value(), 90,
+                   "the TRL + PEFT code (torch and PEFT load in the background the first time)")
         screenshot(page, "estimator-setup-code", ".lmtune-estimator")
+        assert cell_errors(page) == [], cell_errors(page)
+
+
+# an estimator whose hub lookups take 3 s (a stand-in for a slow hub: the kernel must stay live meanwhile)
+SLOW_HUB = ["import time\nfrom lmtune.catalog import model_spec\nfrom lmtune.ui.widgets import EstimatorWidget\n"
+            f"w = EstimatorWidget('llama-3.1-8b', gpu={GPU!r}, batch_size=8, seq_len=2048)\n"
+            "w._lookup_fn = lambda text: (time.sleep(3), model_spec('qwen2.5-0.5b'))[1]\nw"]
+LABELS = ".lmtune-estimator .widget-label, .lmtune-estimator .widget-label-basic, .lmtune-estimator .widget-label-basic span"
+TRUNCATED = "els => els.filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"
+
+
+def test_estimator_reads_as_a_form_for_people(tmp_path):
+    require_browser()
+    write_notebook(tmp_path / "est.ipynb", SLOW_HUB)
+    with jupyter_lab(tmp_path) as lab, chromium_page() as page:
+        open_notebook(page, lab, "est.ipynb")
+        run_all_cells(page)
+        est = page.locator(".lmtune-estimator")
+        est.locator(".lmtune-fit").wait_for(timeout=60_000)
+        labels = est.locator(".widget-label")
+        assert "Micro-batch size" in labels.all_inner_texts() and "batch_size" not in labels.all_inner_texts()
+        assert page.eval_on_selector_all(LABELS, TRUNCATED) == [], "labels cut off with '…'"
+        for title in ("Run", "Method", "GPUs", "Time and cost"): assert est.get_by_text(title, exact=True).count() == 1, title
+        screenshot(page, "estimator-form", ".lmtune-estimator")
+
+        hidden = lambda cls: est.locator(f".lmtune-{cls}").first.is_hidden()   # only what matters for the method shows
+        assert not hidden("lora_r") and hidden("trainable_layers") and hidden("num_virtual_tokens") and hidden("double_quant")
+        est.locator(".lmtune-method select").select_option("qlora")
+        wait_until(lambda: not hidden("double_quant"), 30, "double quantization shown for QLoRA")
+        est.locator(".lmtune-method select").select_option("full")
+        wait_until(lambda: hidden("lora_r") and hidden("double_quant"), 30, "the LoRA controls hidden for a full fine-tune")
+        assert hidden("offload_optimizer")
+        est.locator(".lmtune-strategy select").select_option("zero3")
+        wait_until(lambda: not hidden("offload_optimizer") and not hidden("offload_params"), 30, "offload shown under ZeRO-3")
+        assert page.eval_on_selector_all(LABELS, TRUNCATED) == [], "labels cut off with '…'"   # the longest checkboxes
+
+        optim = est.locator(".lmtune-optim select")                                  # a short list, then all of them
+        short = optim.locator("option").count()
+        assert short <= 8, short
+        optim.select_option("more…")
+        wait_until(lambda: optim.locator("option").count() > 30, 30, "every optimizer after 'more…'")
+
+        t0 = time.time()                                                              # Setup as code opens at once
+        est.get_by_text("Setup as code").click()
+        wait_until(lambda: "from lmtune.train import sft" in est.locator("textarea").input_value(), 30, "the lmtune.train call")
+        opened = time.time() - t0
+        assert opened < 3, f"'Setup as code' took {opened:.1f} s to show (click, kernel, browser)"
+
+        set_text(page, ".lmtune-estimator .lmtune-model", "someone/slow-model")      # a slow hub: busy at once, kernel free
+        busy = est.locator(".lmtune-busy")
+        wait_until(lambda: busy.is_visible() and "looking up" in busy.inner_text(), 2.5, "the busy sign")
+        screenshot(page, "estimator-looking-up", ".lmtune-estimator")
+        set_text(page, ".lmtune-estimator .lmtune-batch_size", 2)                    # the widget still answers meanwhile
+        wait_until(lambda: est.locator(".lmtune-batch_size input").input_value() == "2", 10, "the batch size box")
+        wait_until(lambda: "qwen2.5-0.5b" in est.locator(".lmtune-model-info").inner_text() and busy.is_hidden(), 30,
+                   "the looked-up model drawn")
         assert cell_errors(page) == [], cell_errors(page)

@@ -6,13 +6,14 @@ Docs: https://lmtune.github.io/lmtune/ui/code.html.md"""
 
 # %% ../../nbs/ui/00_code.ipynb #36c413df
 from __future__ import annotations
+import sys
 from dataclasses import fields
 from ..catalog import ARCHITECTURES, HUB_IDS, ModelSpec, gpu_spec, DEFAULT_GPU
-from ..settings import RunSettings, changed_fields, method_info, resolve_defaults, stage_info
+from ..settings import RunSettings, changed_fields, check_choice, method_info, resolve_defaults, stage_info
 
 # %% auto #0
-__all__ = ['TRAIN_FUNCTIONS', 'SETUP_FORMATS', 'model_id', 'train_call_code', 'trainer_kwargs', 'peft_code', 'quantization_code',
-           'trainer_code', 'launch_code', 'run_file_code', 'setup_code']
+__all__ = ['TRAIN_FUNCTIONS', 'SETUP_FORMATS', 'SETUP_IMPORTS', 'model_id', 'train_call_code', 'trainer_kwargs', 'peft_code',
+           'quantization_code', 'trainer_code', 'launch_code', 'run_file_code', 'setup_ready', 'setup_code']
 
 # %% ../../nbs/ui/00_code.ipynb #1dd0589d
 TRAIN_FUNCTIONS = {"pretrain": "pretrain", "continue_pretraining": "continue_pretraining", "sft": "sft", "dpo": "dpo"} # lmtune.train
@@ -123,16 +124,27 @@ def run_file_code(model, # catalog name, hub id, path or ModelSpec (written as i
     from lmtune.train.launch import config_yaml
     return config_yaml(stage_info(stage).name, model_id(model), data, settings)
 
-SETUP_FORMATS = ("lmtune.train", "TRL / transformers + PEFT", "launch", "run.yaml") # what `setup_code` writes, in this order
+# %% ../../nbs/ui/00_code.ipynb #c0de0002
+SETUP_FORMATS = ("lmtune.train", "TRL / transformers + PEFT", "launch", "run.yaml") # what `setup_code` writes, in order
+SETUP_IMPORTS = {"TRL / transformers + PEFT": ("torch", "peft")} # the ML libraries a format imports (`trainer_code`)
+
+def setup_ready(fmt:str, # one of `SETUP_FORMATS`
+               )->bool:
+    "Writing `fmt` takes no slow import now: it needs no ML library, or the ones it needs are loaded."
+    return all(m in sys.modules for m in SETUP_IMPORTS.get(check_choice("fmt", fmt, SETUP_FORMATS), ()))
 
 def setup_code(model, # catalog name, hub id, path or ModelSpec (written as its `model_id`)
                settings:RunSettings, # the run
                stage:str="sft", # pretrain, continue_pretraining, sft or dpo
                gpu=DEFAULT_GPU, # catalog GPU name or `GPU`: decides the precision
                data:str="data.jsonl", # the training data the code names
+               formats=SETUP_FORMATS, # the `SETUP_FORMATS` to write (the estimator writes only the one on display)
               )->dict:
-    "The run as code to copy, one entry per `SETUP_FORMATS`: the `lmtune.train` call, TRL/PEFT configs, launch files and lines, run file."
-    g = gpu_spec(gpu)
-    code = (train_call_code(model, settings, stage, data), trainer_code(settings, stage, g, model), launch_code(settings, stage, g),
-            run_file_code(model, settings, stage, data))
-    return dict(zip(SETUP_FORMATS, code))
+    "The run as code to copy, one entry per format: the `lmtune.train` call, TRL/PEFT configs, launch lines, run file."
+    g, formats = gpu_spec(gpu), (formats,) if isinstance(formats, str) else tuple(formats)
+    write = dict(zip(SETUP_FORMATS, (lambda: train_call_code(model, settings, stage, data),
+                                     lambda: trainer_code(settings, stage, g, model),
+                                     lambda: launch_code(settings, stage, g),
+                                     lambda: run_file_code(model, settings, stage, data))))
+    return {f: write[check_choice("formats", f, SETUP_FORMATS)]() for f in formats}
+

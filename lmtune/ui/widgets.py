@@ -6,11 +6,12 @@ Docs: https://lmtune.github.io/lmtune/ui/widgets.html.md"""
 
 # %% ../../nbs/ui/01_widgets.ipynb #20af4076
 from __future__ import annotations
-import asyncio, html, inspect, os, shutil, uuid
+import asyncio, html, importlib, inspect, os, shutil, threading, time, uuid
 from dataclasses import dataclass
 from fastcore.basics import patch
 from functools import cache
-from ..catalog import ARCHITECTURES, GPUS, HUB_IDS, ModelSpec, gpu_spec, model_spec, DEFAULT_GPU, COMMON_GPUS
+from ..catalog import (ARCHITECTURES, GPUS, HUB_IDS, ModelSpec, gpu_spec, model_spec, catalog_name, nearest_models,
+                            DEFAULT_GPU, COMMON_GPUS)
 from ..estimate.memory import BREAKDOWN_ORDER, MemoryEstimate, estimate_memory
 from ..estimate.run import OPTIMIZERS
 from ..estimate.time import TimeEstimate, estimate_time
@@ -19,17 +20,19 @@ from ..plan.advisor import (Assumptions, DATA_QUALITIES, GOALS, KNOWLEDGE_LEVELS
 from ..plan.fit import FIX_HEADROOM, fixes, max_batch_size, max_seq_len
 from ..report import fmt_count, fmt_gib, fmt_seconds, fmt_usd, html_table
 from ..settings import (ATTN_IMPLEMENTATIONS, ESTIMATOR_FIELDS, METHODS, PRECISIONS, STAGES, STRATEGIES,
-                             RunSettings, changed_fields, run_settings, stage_info)
-from .code import SETUP_FORMATS, setup_code
+                             RunSettings, bad_value, changed_fields, method_info, run_settings, stage_info)
+from .code import SETUP_FORMATS, SETUP_IMPORTS, setup_code, setup_ready
 
 # %% auto #0
-__all__ = ['DETAILS_DELAY_S', 'MAX_FIXES', 'COLORS', 'VERDICT_COLORS', 'AUTO', 'CHOICES', 'ESTIMATOR_CONTROLS', 'SECTIONS',
-           'WIDGET_VIEW', 'ADVISOR_CHOICES', 'NOT_GIVEN', 'ADVISOR_SKIP', 'verdict', 'EstimateView', 'evaluate',
-           'add_details', 'memory_bar_html', 'gpu_row_html', 'peak_html', 'fit_detail_html', 'time_html', 'limits_html',
-           'fix_label', 'fixes_html', 'estimate_html', 'view_html', 'summary', 'field_docs', 'layout_sections',
-           'to_control', 'from_control', 'make_control', 'LiveView', 'parse_amount', 'model_options', 'EstimatorWidget',
-           'advise_docs', 'advisor_control', 'advisor_value', 'plan_to_estimate', 'AdvisorWidget', 'advice_card_html',
-           'advice_html']
+__all__ = ['DETAILS_DELAY_S', 'MAX_FIXES', 'COLORS', 'VERDICT_COLORS', 'AUTO', 'CHOICES', 'ESTIMATOR_CONTROLS', 'WIDGET_INPUTS',
+           'LABELS', 'SECTIONS', 'COMMON_OPTIMIZERS', 'MORE', 'DESCRIPTION_WIDTH', 'CONTROL_WIDTH', 'SHOWN_WHEN',
+           'WIDGET_VIEW', 'HUB_TIMEOUT_S', 'QUICK_S', 'ADVISOR_CHOICES', 'NOT_GIVEN', 'ADVISOR_SKIP', 'verdict',
+           'EstimateView', 'evaluate', 'add_details', 'memory_bar_html', 'gpu_row_html', 'peak_html', 'fit_detail_html',
+           'time_html', 'limits_html', 'fix_label', 'fixes_html', 'estimate_html', 'view_html', 'summary',
+           'control_label', 'layout_sections', 'field_docs', 'to_control', 'from_control', 'optimizer_options',
+           'make_control', 'shown_controls', 'LiveView', 'parse_amount', 'model_options', 'BackgroundCall',
+           'hub_miss_offline', 'lookup_model', 'EstimatorWidget', 'advise_docs', 'advisor_control', 'advisor_value',
+           'plan_to_estimate', 'AdvisorWidget', 'advice_card_html', 'advice_html']
 
 # %% ../../nbs/ui/01_widgets.ipynb #1003c52e
 DETAILS_DELAY_S = 0.3  # after a change from the browser, wait this long for the next before searching limits and fixes
@@ -129,7 +132,7 @@ def gpu_row_html(memory:MemoryEstimate, # the estimate (per-GPU memory is the sa
         bar = (f"<div style='height:6px;background:#eaeef2;margin-top:2px'><div style='height:6px;width:{min(frac, 1)*100:.1f}%;"
                f"background:{VERDICT_COLORS[v.split(' (')[0]]}'></div></div>")
         border = "2px solid #24292f" if g.name == chosen else "1px solid #d0d7de"
-        cells.append(f"<div style='display:inline-block;width:104px;margin:0 6px 6px 0;padding:4px;border:{border};"
+        cells.append(f"<div style='display:inline-block;vertical-align:top;width:96px;margin:0 6px 6px 0;padding:4px;border:{border};"
                      f"border-radius:4px;font-size:12px'><b>{_e(g.name)}</b><br>{g.memory_gib:.0f} GiB: "
                      f"{f'{frac:.0%}' if frac < 10 else f'{frac:.0f}×'}"
                      f"<br><span style='color:{VERDICT_COLORS[v.split(' (')[0]]}'>{v}</span>{bar}</div>")
@@ -230,24 +233,47 @@ CHOICES = { # the values each dropdown offers
     "method": (None,) + METHODS, "precision": ("auto",) + PRECISIONS, "optim": ("auto",) + tuple(OPTIMIZERS),
     "attn_implementation": (None,) + ATTN_IMPLEMENTATIONS, "strategy": STRATEGIES}
 ESTIMATOR_CONTROLS = ESTIMATOR_FIELDS + ("num_epochs",) # the RunSettings fields the estimator shows
-SECTIONS = { # how the estimator lays them out (a field in no section goes to "More": a new field gets a control by itself)
-    "Run": ("method", "precision", "optim", "batch_size", "seq_len", "gradient_accumulation_steps", "gradient_checkpointing",
+WIDGET_INPUTS = ("model", "stage", "gpu", "data_tokens", "usd_per_hour") # the estimator's inputs besides RunSettings
+LABELS = { # each control's name on screen (its tooltip is the field's comment: `field_docs`)
+    "model": "Model", "batch_size": "Micro-batch size", "seq_len": "Sequence length",
+    "gradient_accumulation_steps": "Gradient accumulation", "precision": "Precision", "optim": "Optimizer",
+    "gradient_checkpointing": "Gradient checkpointing", "attn_implementation": "Attention kernel",
+    "use_liger_kernel": "Liger kernels", "stage": "Training stage", "method": "Training method", "lora_r": "LoRA rank",
+    "lora_target_modules": "LoRA targets",
+    "lora_dropout": "LoRA dropout", "use_dora": "DoRA (learned magnitude)", "double_quant": "Double quantization",
+    "trainable_layers": "Trainable layers", "num_virtual_tokens": "Virtual tokens",
+    "gpu": "GPU", "num_gpus": "GPUs per machine", "num_machines": "Machines", "strategy": "Multi-GPU strategy",
+    "offload_optimizer": "Offload optimizer to CPU", "offload_params": "Offload weights to CPU",
+    "tensor_parallel": "Tensor-parallel GPUs", "pipeline_parallel": "Pipeline stages",
+    "data_tokens": "Data size (tokens)", "num_epochs": "Epochs", "usd_per_hour": "$ per GPU-hour"}
+SECTIONS = { # the estimator's groups, top to bottom (a RunSettings control in none goes to "More": a new field shows)
+    "Model": ("model",),
+    "Run": ("batch_size", "seq_len", "gradient_accumulation_steps", "precision", "optim", "gradient_checkpointing",
             "attn_implementation", "use_liger_kernel"),
-    "Adapters": ("lora_r", "lora_target_modules", "lora_dropout", "use_dora", "double_quant", "trainable_layers", "num_virtual_tokens"),
-    "GPUs": ("num_gpus", "num_machines", "strategy", "tensor_parallel", "pipeline_parallel", "offload_optimizer", "offload_params"),
-    "Time and cost": ("num_epochs",)}
+    "Method": ("stage", "method", "lora_r", "lora_target_modules", "lora_dropout", "use_dora", "double_quant",
+               "trainable_layers", "num_virtual_tokens"),
+    "GPUs": ("gpu", "num_gpus", "num_machines", "strategy", "offload_optimizer", "offload_params", "tensor_parallel",
+             "pipeline_parallel"),
+    "Time and cost": ("data_tokens", "num_epochs", "usd_per_hour")}
 
+def control_label(name:str, # a control: a `RunSettings` field or one of `WIDGET_INPUTS`
+         )->str:
+    "The control's label: its `LABELS` entry, else the field's name in words (a field added after this table)."
+    return LABELS.get(name) or name.replace("_", " ").capitalize()
+
+def layout_sections()->dict:
+    "`SECTIONS` restricted to the estimator's controls, and any `ESTIMATOR_CONTROLS` field they leave out under 'More'."
+    known = WIDGET_INPUTS + ESTIMATOR_CONTROLS
+    out = {t: tuple(f for f in names if f in known) for t, names in SECTIONS.items()}
+    more = tuple(f for f in ESTIMATOR_CONTROLS if not any(f in names for names in out.values()))
+    return out | ({"More": more} if more else {})
+
+# %% ../../nbs/ui/01_widgets.ipynb #w1d90001
 @cache
 def field_docs()->dict:
     "Each `RunSettings` field's description (its comment in the class): the controls' tooltips."
     from fastcore.docments import docments
     return docments(RunSettings)
-
-def layout_sections()->dict:
-    "`SECTIONS` restricted to `ESTIMATOR_CONTROLS`, with any control no section names under 'More'."
-    out = {t: tuple(f for f in names if f in ESTIMATOR_CONTROLS) for t, names in SECTIONS.items()}
-    more = tuple(f for f in ESTIMATOR_CONTROLS if not any(f in names for names in out.values()))
-    return out | ({"More": more} if more else {})
 
 def to_control(name:str, # a `RunSettings` field
                value, # its value in `RunSettings`
@@ -267,24 +293,70 @@ def from_control(name:str, # a `RunSettings` field
         return names[0] if len(names) == 1 else names
     return value
 
-def _box_style(width:str="350px")->dict:
+# %% ../../nbs/ui/01_widgets.ipynb #w1d90003
+COMMON_OPTIMIZERS = ( # the optimizer dropdown's short list; "more…" shows every optimizer in `OPTIMIZERS`
+    "adamw_torch_fused", # AdamW in PyTorch's fused kernel: what 'auto' picks (`lmtune.settings.DEFAULT_OPTIM`)
+    "adamw_torch",       # AdamW, PyTorch's foreach kernel: the reference; one more temporary copy during the step
+    "adamw_8bit",        # bitsandbytes 8-bit AdamW: states in a quarter of the memory; common in LoRA and QLoRA recipes
+    "paged_adamw_8bit",  # the same in paged (CUDA unified) memory, as QLoRA introduced: spikes spill to the CPU
+    "adafactor",         # factored second moments: a matrix's optimizer state is rows + columns, not 2 x its size
+    "sgd")               # no state at all: the floor of optimizer memory, to compare against
+MORE = "more…" # the optimizer dropdown's entry that swaps in every optimizer
+
+def optimizer_options(value:str, # the optimizer on display: always among the options
+                      full:bool=False, # every optimizer in `OPTIMIZERS`, not the short list
+                     )->list:
+    "The optimizer dropdown's values: 'auto', `COMMON_OPTIMIZERS` (and `value` if not one of them), `MORE`; or all."
+    if full: return list(CHOICES["optim"])
+    short = [AUTO, *COMMON_OPTIMIZERS]
+    return short + ([value] if value not in short else []) + [MORE]
+
+# %% ../../nbs/ui/01_widgets.ipynb #w1d90005
+DESCRIPTION_WIDTH = "180px" # the estimator's label column: wide enough for every label (the browser test measures them)
+CONTROL_WIDTH = "360px" # an estimator control, label included
+
+def _box_style(width:str="350px", # the control's width, label included
+               description:str="190px", # the label's width (longer labels are cut with '…')
+              )->dict:
     import ipywidgets as W
-    return dict(style={"description_width": "190px"}, layout=W.Layout(width=width, flex="0 0 auto"))
+    return dict(style={"description_width": description}, layout=W.Layout(width=width, flex="0 0 auto"))
 
 def make_control(name:str, # a `RunSettings` field
                  value, # its value
                 ):
-    "The ipywidget that edits one `RunSettings` field, with CSS class `lmtune-<name>` and the field's comment as tooltip."
+    "The ipywidget for a `RunSettings` field: its `control_label`, the field's comment as tooltip, `lmtune-<name>`."
     import ipywidgets as W
-    kw = dict(description=name, tooltip=field_docs().get(name) or name, **_box_style())
+    kw = dict(description=control_label(name), tooltip=f"{name}: {field_docs().get(name) or ''}",
+              **_box_style(CONTROL_WIDTH, DESCRIPTION_WIDTH))
     default, v = getattr(RunSettings(), name), to_control(name, value)
-    if name in CHOICES: w = W.Dropdown(options=[(AUTO if c is None else c, to_control(name, c)) for c in CHOICES[name]], value=v, **kw)
-    elif isinstance(default, bool): w = W.Checkbox(value=v, indent=False, **(kw | _box_style("auto")))
+    if name == "optim": w = W.Dropdown(options=optimizer_options(v), value=v, **kw)
+    elif name in CHOICES:
+        w = W.Dropdown(options=[(AUTO if c is None else c, to_control(name, c)) for c in CHOICES[name]], value=v, **kw)
+    elif isinstance(default, bool):   # indented: the box lines up with the inputs
+        w = W.Checkbox(value=v, indent=True, **(kw | _box_style("auto", DESCRIPTION_WIDTH)))
     elif isinstance(default, int): w = W.IntText(value=v, **kw)
     elif isinstance(default, float): w = W.FloatText(value=v, **kw)
     else: w = W.Text(value=v, continuous_update=False, **kw)
     w.add_class(f"lmtune-{name}")
     return w
+
+# %% ../../nbs/ui/01_widgets.ipynb #w1d90007
+SHOWN_WHEN = { # the controls that matter only for some runs: field -> when, from the run's `Method` and the values
+    "lora_r": lambda m, v: m.lora, "lora_target_modules": lambda m, v: m.lora, "lora_dropout": lambda m, v: m.lora,
+    "use_dora": lambda m, v: (m.lora and not m.dora) or v["use_dora"],   # method='dora' sets it; on elsewhere: shown
+    "double_quant": lambda m, v: m.quantized_base,
+    "trainable_layers": lambda m, v: m.name == "freeze",
+    "num_virtual_tokens": lambda m, v: m.peft_config == "PrefixTuningConfig",
+    "offload_optimizer": lambda m, v: v["strategy"] != "ddp" or v["offload_optimizer"],   # DDP cannot offload
+    "offload_params": lambda m, v: v["strategy"] in ("zero3", "fsdp") or v["offload_params"],   # needs sharded weights
+    "tensor_parallel": lambda m, v: v["num_gpus"] > 1 or v["tensor_parallel"] != 1,   # a machine's GPUs split layers
+    "pipeline_parallel": lambda m, v: v["num_gpus"] * v["num_machines"] > 1 or v["pipeline_parallel"] != 1}
+
+def shown_controls(values:dict, # the controls' values as `RunSettings` takes them (`from_control`), and 'stage'
+                  )->set:
+    "The controls that matter for this run: all of `values` but those `SHOWN_WHEN` hides for its method and GPUs."
+    m = method_info(values.get("method") or stage_info(values["stage"]).default_method)
+    return {n for n in values if n not in SHOWN_WHEN or SHOWN_WHEN[n](m, values)}
 
 # %% ../../nbs/ui/01_widgets.ipynb #62282fe3
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -354,6 +426,53 @@ def _running_loop():
     try: return asyncio.get_running_loop()
     except RuntimeError: return None
 
+# %% ../../nbs/ui/01_widgets.ipynb #w1d90011
+HUB_TIMEOUT_S = 5.0 # the estimator waits this long for the Hugging Face hub, then says so (the lookup goes on behind)
+QUICK_S = 0.1 # a model lookup that answers this fast (catalog names, local paths) is applied at once, with no busy sign
+
+class BackgroundCall:
+    "`fn()` in a daemon thread, so that a slow call (the hub, a first import of torch) never freezes the kernel."
+    def __init__(self,
+                 fn, # called with no arguments, in the thread
+                 then=None, # called as `then(self)` on `loop` once `fn` has returned or raised
+                 loop=None, # the kernel's event loop; None: no `then`
+                ):
+        self.result, self.error, self.done, self.started = None, None, threading.Event(), time.monotonic()
+        threading.Thread(target=self._run, args=(fn, then, loop), daemon=True, name="lmtune-background").start()
+
+    def _run(self, fn, then, loop):
+        try: self.result = fn()
+        except Exception as e: self.error = e
+        self.done.set()
+        if then is not None and loop is not None:
+            try: loop.call_soon_threadsafe(then, self)
+            except RuntimeError: pass   # the loop has closed: nobody is waiting
+    @property
+    def elapsed(self)->float: return time.monotonic() - self.started
+
+# %% ../../nbs/ui/01_widgets.ipynb #w1d90012
+def hub_miss_offline(text:str, # what the model box holds
+                    )->bool:
+    "`text` is a hub id that cannot be read: no catalog name or path, the hub offline (`HF_HUB_OFFLINE`), not cached."
+    if text.count("/") != 1 or text.endswith(".json") or os.path.exists(text) or catalog_name(text): return False
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.utils import validate_repo_id
+    if not constants.HF_HUB_OFFLINE: return False
+    try: validate_repo_id(text)
+    except ValueError: return False                     # not a hub id: `model_spec` says what is wrong with it
+    return not isinstance(try_to_load_from_cache(text, "config.json"), str)
+
+def lookup_model(model, # catalog name, hub id, path, config dict or ModelSpec
+                )->ModelSpec:
+    "`model_spec(model)`, except that a hub id offline mode cannot read fails at once, before transformers loads."
+    if isinstance(model, str) and hub_miss_offline(model.strip()):
+        near = nearest_models(model)
+        raise bad_value("model", model, "not in lmtune's catalog, and the Hugging Face hub is offline "
+                        "(HF_HUB_OFFLINE is set) with no copy in the local cache; pass a local path to config.json or "
+                        "a model folder, or a catalog name of the same shapes"
+                        + (f" (the nearest: {', '.join(near)})" if near else ""))
+    return model_spec(model)
+
 # %% ../../nbs/ui/01_widgets.ipynb #16334a3f
 class EstimatorWidget(LiveView):
     "Edit one `RunSettings` and see its memory against the GPU, its time and cost, its limits, and the changes that make it fit."
@@ -369,9 +488,11 @@ class EstimatorWidget(LiveView):
                 ):
         import ipywidgets as W
         self._init_live("lmtune-estimator")
-        self.settings, self.model, self.spec = run_settings(settings, **overrides), model, model_spec(model)
+        self.settings, self.model, self.spec = run_settings(settings, **overrides), model, lookup_model(model)
         self.stage, self.gpu, self.data_tokens, self.usd_per_hour = stage_info(stage).name, gpu_spec(gpu).name, data_tokens, usd_per_hour
         self.defer, self.error, self.result, self._holding, self._pending, self._generation = defer, None, None, False, None, 0
+        self.hub_timeout_s, self.looking_up = HUB_TIMEOUT_S, None   # the model box's text while it is looked up
+        self._lookup_fn, self._lookup, self._specs, self._code_job = lookup_model, None, {}, None
         self._build(W)
         self.update(details_now=True)
 
@@ -391,52 +512,77 @@ class EstimatorWidget(LiveView):
 
 # %% ../../nbs/ui/01_widgets.ipynb #3c701218
 @patch
+def _inputs(self:EstimatorWidget, W)->dict:
+    "The controls besides the `RunSettings` fields (model, stage, GPU, data size, price), CSS classes `lmtune-<name>`."
+    def kw(name, tip, width=CONTROL_WIDTH, label_width=DESCRIPTION_WIDTH):
+        return dict(description=control_label(name), tooltip=tip, **_box_style(width, label_width))
+    text = lambda value, **k: W.Text(value=_amount_text(value), continuous_update=False, **k)
+    c = dict(model=W.Combobox(value=self._model_text(), options=model_options(), ensure_option=False,
+                              continuous_update=False, placeholder="catalog name, hub id, or path to a config.json",
+                              **kw("model", "search the catalog, or give a hub id or a local path", "520px", "60px")),
+             stage=W.Dropdown(options=STAGES, value=self.stage, **kw("stage", "what the run trains; sets the method")),
+             gpu=W.Dropdown(options=list(GPUS), value=self.gpu, **kw("gpu", "the GPU type (lmtune.catalog.GPUS)")),
+             data_tokens=text(self.data_tokens, placeholder="e.g. 1e8 or 500M",
+                              **kw("data_tokens", "tokens in the data, one epoch (x epochs = training tokens)")),
+             usd_per_hour=text(self.usd_per_hour, placeholder="catalog price",
+                               **kw("usd_per_hour", "your price per GPU-hour (empty: the catalog's dated price)")))
+    for name, w in c.items(): w.add_class(f"lmtune-{name}")
+    return c
+
+@patch
+def _model_text(self:EstimatorWidget)->str:
+    "What the model box shows for the model on display."
+    return self.spec.name if isinstance(self.model, ModelSpec) else str(self.model)
+
+# %% ../../nbs/ui/01_widgets.ipynb #w1d90020
+_FIX_CSS = ("<style>.lmtune-estimator .lmtune-fix{white-space:normal!important;height:auto!important;text-align:left;"
+           "line-height:1.35;padding:4px 8px}</style>") # a fix's button shows its whole label, wrapped
+
+@patch
 def _build(self:EstimatorWidget, W):
-    "Create the controls and the output widgets, and lay them out."
-    top = _box_style("480px")
-    self.controls = dict(
-        model=W.Combobox(value=self.spec.name if isinstance(self.model, ModelSpec) else str(self.model), options=model_options(),
-                         ensure_option=False, continuous_update=False, description="model",
-                         placeholder="catalog name, hub id, or path to config.json / a model folder",
-                         tooltip="search the catalog, or give a hub id or a local path", **top),
-        stage=W.Dropdown(options=STAGES, value=self.stage, description="stage", tooltip="what the run trains: decides the default method", **_box_style()),
-        gpu=W.Dropdown(options=list(GPUS), value=self.gpu, description="gpu", tooltip="the GPU type (lmtune.catalog.GPUS)", **_box_style()),
-        data_tokens=W.Text(value=_amount_text(self.data_tokens), continuous_update=False, description="data_tokens",
-                           placeholder="e.g. 1e8 or 500M", tooltip="tokens in the training data (one epoch); x num_epochs = training tokens", **_box_style()),
-        usd_per_hour=W.Text(value=_amount_text(self.usd_per_hour), continuous_update=False, description="usd_per_hour",
-                            placeholder="catalog price", tooltip="your price per GPU-hour (empty: the catalog's dated price)", **_box_style()))
-    for name in ESTIMATOR_CONTROLS: self.controls[name] = make_control(name, getattr(self.settings, name))
-    for name, c in self.controls.items():
-        if name in ("model", "stage", "gpu", "data_tokens", "usd_per_hour"): c.add_class(f"lmtune-{name}")
-        c.observe(self._changed, "value")
+    "Create the controls and the output widgets; lay them out: the model on top, `SECTIONS` left, the results right."
+    c = self.controls = self._inputs(W)
+    for name in ESTIMATOR_CONTROLS: c[name] = make_control(name, getattr(self.settings, name))
+    for w in c.values(): w.observe(self._changed, "value")
     H = lambda cls, **kw: _html(W, cls, **kw)
     self._model_info, self._error = H("lmtune-model-info"), H("lmtune-error")
+    self._busy = H("lmtune-busy", layout=W.Layout(display="none"))
     self._peak, self._fit, self._fit_detail = H("lmtune-peak"), H("lmtune-fit"), H("lmtune-fit-detail")
-    self._chart, self._gpus, self._limits, self._time = H("lmtune-chart-box"), H("lmtune-gpus-box"), H("lmtune-limits"), H("lmtune-time")
+    self._chart, self._gpus = H("lmtune-chart-box"), H("lmtune-gpus-box")
+    self._limits, self._time = H("lmtune-limits"), H("lmtune-time")
     self._fixes_head, self._fix_box = H("lmtune-fixes-head"), W.VBox([])
+    self._build_setup(W)
+    sections = [W.VBox([W.HTML(f"<b>{t}</b>")] + [c[n] for n in names], layout=W.Layout(margin="0 0 6px 0"))
+                for t, names in layout_sections().items() if t != "Model"]
+    head = W.VBox([W.HBox([c[n] for n in layout_sections()["Model"]] + [self._model_info]), self._busy])
+    for w in (self._peak, self._fit): w.layout = W.Layout(flex="0 0 auto")
+    verdict_row = W.HBox([self._peak, self._fit, self._fit_detail], layout=W.Layout(align_items="center"))
+    results = W.VBox([self._error, verdict_row, self._chart, self._gpus, self._limits, self._time, self._fixes_head,
+                      self._fix_box, self._setup] + self._extra,
+                     layout=W.Layout(flex="1 1 auto", min_width="420px", max_width="700px", padding="0 0 0 12px"))
+    self.view = W.VBox([self._hide_static, W.HTML(_FIX_CSS, layout=W.Layout(height="0px")), head,
+                        W.HBox([W.VBox(sections, layout=W.Layout(width="400px", flex="0 0 auto")), results])])
+    self.view.add_class(self._css_class)
+
+@patch
+def _build_setup(self:EstimatorWidget, W):
+    "The 'Setup as code' section, the 'Train this run' button and (with a CUDA GPU) 'measure on this GPU'."
     self._code = W.Textarea(layout=W.Layout(width="100%", height="320px"))
     self._code_pick = W.ToggleButtons(options=SETUP_FORMATS, style={"button_width": "auto"})
     self._code_pick.observe(lambda ch: self._show_code(), "value")
-    self._setup = W.Accordion(children=[W.VBox([self._code_pick, self._code])], titles=("Setup as code",), selected_index=None)
+    self._setup = W.Accordion(children=[W.VBox([self._code_pick, self._code])], titles=("Setup as code",),
+                              selected_index=None)
     self._setup.observe(lambda ch: self._show_code(), "selected_index")
     self._train_btn = W.Button(description="Train this run", icon="play", layout=W.Layout(display="none"),
                                tooltip="open the Training tab with this run's model and settings")
     self._train_btn.add_class("lmtune-train-this"); self._train_listeners = []
     self._train_btn.on_click(lambda b: [fn() for fn in self._train_listeners])
-    extra = [self._train_btn]
+    self._extra = [self._train_btn]
     if _has_cuda_device():  # a CUDA GPU here: run a few real steps and compare (lmtune.estimate.calibrate)
-        self._measure_btn, self._measured = W.Button(description="measure on this GPU", icon="play"), H("lmtune-measured")
+        self._measure_btn = W.Button(description="measure on this GPU", icon="play")
+        self._measured = _html(W, "lmtune-measured")
         self._measure_btn.add_class("lmtune-measure"); self._measure_btn.on_click(lambda b: self.measure())
-        extra.append(W.HBox([self._measure_btn, self._measured]))
-    c = self.controls
-    sections = [W.VBox([W.HTML(f"<b>{t}</b>")] + [c[n] for n in names]) for t, names in layout_sections().items()]
-    head = W.VBox([W.HBox([c["model"], self._model_info]), W.HBox([c["stage"], c["gpu"]]), W.HBox([c["data_tokens"], c["usd_per_hour"]])])
-    for w in (self._peak, self._fit): w.layout = W.Layout(flex="0 0 auto")
-    results = W.VBox([self._error, W.HBox([self._peak, self._fit, self._fit_detail], layout=W.Layout(align_items="center")),
-                      self._chart, self._gpus, self._limits, self._time, self._fixes_head, self._fix_box, self._setup] + extra,
-                     layout=W.Layout(flex="1 1 auto", min_width="420px", max_width="700px", padding="0 0 0 12px"))
-    self.view = W.VBox([self._hide_static, head, W.HBox([W.VBox(sections, layout=W.Layout(width="360px", flex="0 0 auto")), results])])
-    self.view.add_class(self._css_class)
+        self._extra.append(W.HBox([self._measure_btn, self._measured]))
 
 def _html(W, css_class:str, **kw):
     "An HTML output widget with a CSS class."
@@ -444,37 +590,88 @@ def _html(W, css_class:str, **kw):
     return w
 
 # %% ../../nbs/ui/01_widgets.ipynb #268821ae
-@patch
-def _changed(self:EstimatorWidget, change=None):
-    if not self._holding: self.update()
+class _LookingUp(Exception): "The model box holds a name still being looked up (its text is the argument)."
 
 @patch
+def _changed(self:EstimatorWidget, change=None):
+    if self._holding: return
+    if change is not None and change["new"] == MORE: return self._more_optimizers(change["old"])
+    self.update()
+
+@patch
+def _more_optimizers(self:EstimatorWidget, value:str):
+    "Swap every optimizer into the dropdown, `value` still selected (nothing to recompute)."
+    c, self._holding = self.controls["optim"], True
+    try: c.options, c.value = optimizer_options(value, full=True), value
+    finally: self._holding = False
+
+@patch
+def _show_relevant(self:EstimatorWidget):
+    "Show the controls that matter for the run the controls describe (`shown_controls`), hide the others."
+    c = self.controls
+    shown = shown_controls({n: from_control(n, c[n].value) for n in ESTIMATOR_CONTROLS} | {"stage": c["stage"].value})
+    for n in ESTIMATOR_CONTROLS: c[n].layout.display = None if n in shown else "none"
+
+# %% ../../nbs/ui/01_widgets.ipynb #w1d90023
+@patch
 def _read(self:EstimatorWidget)->dict:
-    "The controls' values as `evaluate`'s arguments (raises a ValueError that names the control)."
+    "The controls' values as `evaluate`'s arguments (a ValueError names the control; `_LookingUp` while busy)."
     c = self.controls
     text = c["model"].value.strip()
-    if not text: raise ValueError("model='': type a catalog name (e.g. llama-3.1-8b), a hub id, or a path to config.json or a model folder")
-    same = text == (self.spec.name if isinstance(self.model, ModelSpec) else str(self.model))
-    model, spec = (self.model, self.spec) if same else (text, None)
-    if spec is None:
-        try: spec = model_spec(text)
-        except ValueError as e: raise ValueError(str(e).replace("config=", "model=", 1)) from None
+    if not text: raise bad_value("model", text, "type a catalog name (e.g. llama-3.1-8b), a hub id, or a path to "
+                                 "config.json or a model folder")
+    model, spec = (self.model, self.spec) if text == self._model_text() else (text, self._resolve(text))
     data = parse_amount("data_tokens", c["data_tokens"].value)
     s = run_settings(self.settings, **{n: from_control(n, c[n].value) for n in ESTIMATOR_CONTROLS})
     return dict(model=model, spec=spec, settings=s, stage=c["stage"].value, gpu=c["gpu"].value, data_tokens=data,
                 usd_per_hour=parse_amount("usd_per_hour", c["usd_per_hour"].value))
 
+# %% ../../nbs/ui/01_widgets.ipynb #w1d90021
+@patch
+def _resolve(self:EstimatorWidget, text:str)->ModelSpec:
+    "The spec of the model in the box: at once if known or quick, else from a `BackgroundCall` (`_LookingUp` until)."
+    if text in self._specs: return self._specs[text]
+    job, loop = self._lookup, _running_loop()
+    if job is None or job.text != text:
+        job = self._lookup = BackgroundCall(lambda: self._lookup_fn(text), self._lookup_done, loop)
+        job.text = text
+        job.done.wait(QUICK_S if loop else self.hub_timeout_s)     # with no event loop (a script, a test) wait for it
+        if loop and not job.done.is_set():
+            loop.call_later(self.hub_timeout_s - job.elapsed + 0.05, self._lookup_done, job)   # then say it timed out
+    if not job.done.is_set():
+        if job.elapsed < self.hub_timeout_s: raise _LookingUp(text)
+        raise bad_value("model", text, f"no answer from the Hugging Face hub in {self.hub_timeout_s:g} s (offline, "
+                        "or slow); give a catalog name of the same shapes, or a local path to config.json or a model "
+                        "folder (the lookup goes on: the estimate follows if the hub answers)")
+    if isinstance(job.error, ValueError): raise ValueError(str(job.error).replace("config=", "model=", 1)) from None
+    if job.error is not None: raise job.error
+    if not os.path.exists(text): self._specs[text] = job.result   # a hub id is read once; a local file may change
+    return job.result
+
+@patch
+def _lookup_done(self:EstimatorWidget, job):
+    "On the event loop, when a lookup has answered or run out of time: redraw if the box still holds its text."
+    current = job is self._lookup and self.controls["model"].value.strip() == job.text
+    if current and (job.done.is_set() or self.looking_up): self.update()
+
+# %% ../../nbs/ui/01_widgets.ipynb #w1d90022
+_SPINNER = ("<style>@keyframes lmtune-spin{to{transform:rotate(360deg)}}</style><span style='display:inline-block;"
+           "animation:lmtune-spin 1s linear infinite'>&#9696;</span>") # the busy sign (CSS only: no script)
+
 @patch
 def update(self:EstimatorWidget, details_now:bool=False):
     "Re-read the controls and redraw; on bad input show the message in place and keep the last valid run."
+    self._show_relevant()
     try:
         r = self._read()
         tokens = None if r["data_tokens"] is None else r["data_tokens"] * r["settings"].num_epochs
         ev = evaluate(r["model"], r["settings"], r["stage"], r["gpu"], tokens, r["usd_per_hour"], details=False, spec=r["spec"])
+    except _LookingUp as e: return self._show_busy(e.args[0])
     except Exception as e: return self._show_error(e)
     self.model, self.spec, self.settings, self.stage, self.gpu = r["model"], r["spec"], r["settings"], ev.stage, ev.gpu.name
     self.data_tokens, self.usd_per_hour, self.result, self.error = r["data_tokens"], r["usd_per_hour"], ev, None
     self._error.value, self._error.layout.display = "", "none"
+    self._show_busy(None)
     self._draw()
     self._schedule_details(now=details_now or not self.defer)
 
@@ -484,6 +681,17 @@ def _show_error(self:EstimatorWidget, e:Exception):
     last = " <span style='color:#57606a'>(showing the last valid run)</span>" if self.result else ""
     self._error.value = f"<div style='color:#cf222e;border-left:3px solid #cf222e;padding:2px 8px'>{_e(self.error)}{last}</div>"
     self._error.layout.display = None
+    self._show_busy(None)
+
+@patch
+def _show_busy(self:EstimatorWidget, text:str|None):
+    "Show that the model `text` is being looked up (None: hide the sign); the view keeps the last valid run meanwhile."
+    self.looking_up = text
+    if text is None: self._busy.layout.display = "none"; return
+    self.error, self._error.value, self._error.layout.display = None, "", "none"
+    self._busy.value = (f"<span style='color:#57606a'>{_SPINNER} looking up <code>{_e(text)}</code> on the Hugging "
+                        f"Face hub (at most {self.hub_timeout_s:g} s); the view shows the last model till it answers</span>")
+    self._busy.layout.display = None
 
 # %% ../../nbs/ui/01_widgets.ipynb #227921f2
 @patch
@@ -511,7 +719,7 @@ def _draw_details(self:EstimatorWidget):
     else:
         head, buttons = "<b>Changes that make it fit</b> (ranked: fitting ones first; click to apply)", []
         for f in ev.fixes[:MAX_FIXES]:
-            b = W.Button(description=fix_label(f, ev.gpu), tooltip=f"apply {f.changes}", layout=W.Layout(width="auto", max_width="600px"))
+            b = W.Button(description=fix_label(f, ev.gpu), tooltip=f"apply {f.changes}", layout=W.Layout(width="auto", max_width="100%"))
             b.add_class("lmtune-fix"); b.on_click(lambda _, f=f: self.apply(f))
             buttons.append(b)
     self._fixes_head.value, self._fix_box.children = head, buttons
@@ -538,7 +746,9 @@ def _details(self:EstimatorWidget, generation:int):
 
 @patch
 def settle(self:EstimatorWidget):
-    "Compute a pending search for limits and fixes now."
+    "Finish pending work now: a model lookup (waiting at most the rest of `hub_timeout_s`), then the limits and fixes."
+    if self.looking_up is not None and self._lookup is not None:
+        self._lookup.done.wait(max(0., self.hub_timeout_s - self._lookup.elapsed)); self.update(details_now=True)
     if self._pending is not None: self._pending.cancel(); self._pending = None; self._details(self._generation)
 
 # %% ../../nbs/ui/01_widgets.ipynb #74801ebe
@@ -553,14 +763,15 @@ def set(self:EstimatorWidget,
     "Change the run (and the model, stage, GPU, data size, price) from code, redrawing once."
     s = run_settings(settings or self.settings, **fields)
     c = self.controls
-    if model is not None: self.model, self.spec = model, model_spec(model)
+    if model is not None: self.model, self.spec = model, lookup_model(model)
     self._holding = True
     try:
-        if model is not None: c["model"].value = self.spec.name if isinstance(model, ModelSpec) else str(model)
+        if model is not None: c["model"].value = self._model_text()
         if stage is not None: c["stage"].value = stage_info(stage).name
         if gpu is not None: c["gpu"].value = gpu_spec(gpu).name
         if data_tokens is not None: c["data_tokens"].value = _amount_text(data_tokens)
         if usd_per_hour is not None: c["usd_per_hour"].value = _amount_text(usd_per_hour)
+        if s.optim not in c["optim"].options: c["optim"].options = optimizer_options(s.optim)   # keep the value on display
         for n in ESTIMATOR_CONTROLS: c[n].value = to_control(n, getattr(s, n))
     finally: self._holding = False
     self.settings = s
@@ -591,9 +802,24 @@ def on_train(self:EstimatorWidget, fn):
 
 @patch
 def _show_code(self:EstimatorWidget):
-    "Fill the setup text box (only while its section is open: building it imports the trainer's libraries)."
+    "Fill the setup box while its section is open: only the format on display; its libraries load in the background."
     if self._setup.selected_index is None or self.result is None: return
-    try: self._code.value = setup_code(self.model, self.settings, self.stage, self.gpu)[self._code_pick.value]
+    fmt, loop = self._code_pick.value, _running_loop()
+    if setup_ready(fmt) or loop is None: return self._write_code(fmt)
+    libs = SETUP_IMPORTS[fmt]
+    self._code.value = f"# writing the {fmt} setup: loading {' and '.join(libs)} (a few seconds, the first time only)…"
+    if self._code_job is None or self._code_job.done.is_set():
+        self._code_job = BackgroundCall(lambda: [importlib.import_module(m) for m in libs], self._code_loaded, loop)
+
+@patch
+def _code_loaded(self:EstimatorWidget, job):
+    "On the event loop, once a format's libraries have loaded: write the format on display."
+    if job.error is not None: self._code.value = f"# cannot write this setup as code: {job.error}"
+    elif self._setup.selected_index is not None: self._write_code(self._code_pick.value)
+
+@patch
+def _write_code(self:EstimatorWidget, fmt:str):
+    try: self._code.value = setup_code(self.model, self.settings, self.stage, self.gpu, formats=(fmt,))[fmt]
     except Exception as e: self._code.value = f"# cannot write this setup as code: {e}"
 
 @patch
