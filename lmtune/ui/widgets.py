@@ -923,9 +923,25 @@ class AdvisorWidget(LiveView):
             self._error.value = f"<div style='color:#cf222e;border-left:3px solid #cf222e;padding:2px 8px'>{_e(self.error)}</div>"
             return
         self.inputs, self.recommendation, self.error, self._error.value = kw, rec, None, ""
-        self._card.value = rec._repr_html_()
         self._estimate_btn.disabled = plan_to_estimate(rec) is None
-        self._publish()
+        self._chart_soon(rec)
+
+    def _chart_soon(self, rec):
+        "The card at once without its chart, the chart after `DETAILS_DELAY_S` (drawing it costs 0.1-0.3 s a new situation)."
+        if getattr(self, "_pending", None) is not None: self._pending.cancel(); self._pending = None
+        loop = _running_loop()
+        if loop is None: self._card.value = rec._repr_html_(); self._publish(); return
+        self._card.value = rec.card_html(chart=False)
+        def draw():
+            self._pending = None
+            if rec is self.recommendation: self._card.value = rec._repr_html_(); self._publish()
+        self._pending = loop.call_later(DETAILS_DELAY_S, draw)
+
+    def settle(self):
+        "Draw a pending chart now (what a pause does; for code that reads the card)."
+        if getattr(self, "_pending", None) is None: return
+        self._pending.cancel(); self._pending = None
+        self._card.value = self.recommendation._repr_html_(); self._publish()
 
     def estimate_plan(self):
         "Open the estimator on the recommended plan (through `on_estimate`, or below the card)."
