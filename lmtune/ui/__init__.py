@@ -1,1 +1,1 @@
-"The ui layer: notebook widgets and `app()` (`widgets`), the setup as code (`code`), the command line (`cli`) and the demo (`demo`)."
+"The ui layer: the estimator and advisor widgets (`widgets`), the Training tab (`training`), `app()` (`app`), blind rating of answers (`compare`), the setup as code (`code`), the command line (`cli`) and the demo (`demo`)."

@@ -9,7 +9,7 @@ Docs: https://lmtune.github.io/lmtune/ui/training.html.md"""
 __all__ = ['TINY_MODELS', 'DATA_CHOICES', 'UPLOAD_TYPES', 'RUNS_ROOT', 'TAB_MONITOR', 'new_run_dir', 'save_upload',
            'trainable_model', 'TrainingPanel', 'history_html']
 
-# %% ../../nbs/ui/04_training.ipynb #88119ba0
+# %% ../../nbs/ui/04_training.ipynb #828d30ec
 import html, os, time
 from datetime import datetime
 from pathlib import Path
@@ -18,14 +18,14 @@ from ..catalog import HUB_IDS, ModelSpec
 from .widgets import LiveView, summary
 from fastcore.basics import patch
 
-# %% ../../nbs/ui/04_training.ipynb #49b82497
+# %% ../../nbs/ui/04_training.ipynb #e90b34fa
 TINY_MODELS = ("tiny:llama", "tiny:qwen2", "tiny:gpt2") # lmtune.models.ARCHS as model specs: built on first use
 DATA_CHOICES = ("builtin:instruction?n=400", "builtin:preference?n=200", "builtin:domain?n=400", "builtin:general?n=400")
 UPLOAD_TYPES = (".jsonl", ".json", ".csv", ".parquet", ".txt") # what lmtune.data.load_data reads
 RUNS_ROOT = "lmtune-runs" # where the tab's runs and uploads go, unless `root=` says otherwise
 TAB_MONITOR = dict(n_general=32, n_mc=16, n_task=12) # held-out sets small enough to measure in a second on a CPU
 
-# %% ../../nbs/ui/04_training.ipynb #4fc8d214
+# %% ../../nbs/ui/04_training.ipynb #1fc054ab
 def new_run_dir(root, # the runs folder
                 stage:str, # the run's stage
                )->Path:
@@ -35,7 +35,7 @@ def new_run_dir(root, # the runs folder
     while p.exists(): p, i = Path(f"{base}-{i}"), i + 1
     return p
 
-# %% ../../nbs/ui/04_training.ipynb #34a8dcb9
+# %% ../../nbs/ui/04_training.ipynb #e9b0056c
 def save_upload(upload:dict, # one entry of `ipywidgets.FileUpload.value`: name and content
                 root, # the runs folder
                )->Path:
@@ -50,7 +50,7 @@ def save_upload(upload:dict, # one entry of `ipywidgets.FileUpload.value`: name 
     os.replace(tmp, p)
     return p
 
-# %% ../../nbs/ui/04_training.ipynb #fb426cb7
+# %% ../../nbs/ui/04_training.ipynb #362a51ef
 def trainable_model(model, # the estimator's model: catalog name, hub id, path or ModelSpec
                    )->str:
     "The model spec the Training tab can load for an estimator's model."
@@ -58,7 +58,7 @@ def trainable_model(model, # the estimator's model: catalog name, hub id, path o
     hub = [h for h, n in HUB_IDS.items() if n == name and "/" in h]
     return sorted(hub)[0] if hub else name
 
-# %% ../../nbs/ui/04_training.ipynb #3212488e
+# %% ../../nbs/ui/04_training.ipynb #1eb7f51b
 class TrainingPanel(LiveView):
     "Start a run from the notebook and follow it: model, data, stage, Start/Stop, live status and dashboard, run history."
     def __init__(self,
@@ -75,10 +75,10 @@ class TrainingPanel(LiveView):
         self.settings = run_settings(settings, **{"max_steps": 60, "method": "lora", **overrides} if settings is None else overrides)
         self.stage, self.root, self.runs = stage_info(stage).name, Path(root), []
         self.monitor_inputs, self.monitor = {**TAB_MONITOR, **(monitor_inputs or {})}, None
-        self.handle = self.job = None
+        self.handle = self.job = self.result = self.comparison = None
         self._build(W, model, data)
 
-# %% ../../nbs/ui/04_training.ipynb #e14facca
+# %% ../../nbs/ui/04_training.ipynb #c4917478
 def _html_widget(W, css_class:str, value:str=""):
     w = W.HTML(value); w.add_class(css_class)
     return w
@@ -97,8 +97,11 @@ def _build(self:TrainingPanel, W, model:str, data:str):
                                layout=W.Layout(width="200px"), style={"description_width": "70px"})
     self.start_btn = W.Button(description="Start", button_style="success", icon="play")
     self.stop_btn = W.Button(description="Stop at next step", button_style="danger", icon="stop", disabled=True)
+    self.compare_btn = W.Button(description="Rate answers blind", icon="balance-scale", disabled=True,
+                                tooltip="after a run: the base's and the tuned model's answers side by side (CompareWidget)")
+    self.compare_box = W.VBox([])
     for w, c in ((self.model_box, "model"), (self.data_box, "data"), (self.steps_box, "steps"), (self.start_btn, "start"),
-                 (self.stop_btn, "stop")):
+                 (self.stop_btn, "stop"), (self.compare_btn, "compare")):
         w.add_class(f"lmtune-train-{c}")
     self.run_info, self.error = _html_widget(W, "lmtune-train-run"), _html_widget(W, "lmtune-train-error")
     self.status = _html_widget(W, "lmtune-train-status", "no run yet: press Start")
@@ -106,13 +109,14 @@ def _build(self:TrainingPanel, W, model:str, data:str):
     self.upload.observe(lambda ch: self._uploaded(), "value")
     self.start_btn.on_click(lambda b: self.start())
     self.stop_btn.on_click(lambda b: self.stop())
+    self.compare_btn.on_click(lambda b: self.compare())
     self._show_settings()
     form = W.VBox([self.model_box, W.HBox([self.data_box, self.upload]), W.HBox([self.stage_box, self.steps_box]), self.run_info])
-    self.view = W.VBox([self._hide_static, form, W.HBox([self.start_btn, self.stop_btn]), self.error, self.status,
-                        self.dashboard, self.history_view])
+    self.view = W.VBox([self._hide_static, form, W.HBox([self.start_btn, self.stop_btn, self.compare_btn]), self.error,
+                        self.status, self.dashboard, self.history_view, self.compare_box])
     self.view.add_class(self._css_class)
 
-# %% ../../nbs/ui/04_training.ipynb #ec5b8d6d
+# %% ../../nbs/ui/04_training.ipynb #4a4a73c9
 @patch
 def _show_settings(self:TrainingPanel):
     self.run_info.value = f"<small>Run: {html.escape(summary(self.settings))}</small>"
@@ -138,7 +142,7 @@ def _uploaded(self:TrainingPanel):
     except ValueError as e: self.error.value = f"<b style='color:#b00'>{html.escape(str(e))}</b>"
 
 
-# %% ../../nbs/ui/04_training.ipynb #b5ba5b8c
+# %% ../../nbs/ui/04_training.ipynb #376d8f80
 @patch
 def _job(self:TrainingPanel):
     "The checked run the boxes describe, in a new folder (raises with the argument, the value and the fix)."
@@ -150,7 +154,7 @@ def _job(self:TrainingPanel):
     resolve_data(job.data) # a missing file or a bad builtin: spec fails here, not in the thread
     return job
 
-# %% ../../nbs/ui/04_training.ipynb #00c024ca
+# %% ../../nbs/ui/04_training.ipynb #ae8c1ead
 @patch
 def start(self:TrainingPanel):
     "Check the run, then train it in a background thread with a forgetting monitor; the tab follows it."
@@ -167,7 +171,7 @@ def start(self:TrainingPanel):
     self.error.value, self.job = "", job
     return self.watch(monitor, lambda: self._train(job, monitor))
 
-# %% ../../nbs/ui/04_training.ipynb #656949db
+# %% ../../nbs/ui/04_training.ipynb #416c90eb
 @patch
 def _train(self:TrainingPanel, job, monitor):
     "The training thread: resolve the model and data, run the stage, return its result."
@@ -177,7 +181,7 @@ def _train(self:TrainingPanel, job, monitor):
     model, data = resolve_model(job.model), resolve_data(job.data)
     return getattr(stages, job.stage)(model, data, settings=job.settings, monitor=monitor)
 
-# %% ../../nbs/ui/04_training.ipynb #4060505d
+# %% ../../nbs/ui/04_training.ipynb #e315e377
 @patch
 def watch(self:TrainingPanel,
           monitor, # a `lmtune.train.monitor.ForgettingMonitor`
@@ -203,7 +207,7 @@ def _follow(self:TrainingPanel, monitor):
     if key != self._drawn: self._drawn, self.dashboard.value = key, monitor.to_html()
 
 
-# %% ../../nbs/ui/04_training.ipynb #dc2afd01
+# %% ../../nbs/ui/04_training.ipynb #731232c0
 @patch
 def stop(self:TrainingPanel):
     "Stop the run after the current step, at a checkpoint (what the Stop button does)."
@@ -224,11 +228,30 @@ def _finished(self:TrainingPanel, monitor, result=None, error=None):
     self._follow(monitor)
     if error is not None: self.error.value = f"<b style='color:#b00'>{html.escape(status)}</b>"
     self.history_view.value = history_html(self.runs)
-    self.stop_btn.disabled, self.start_btn.disabled = True, False
+    self.result = result
+    self.stop_btn.disabled, self.start_btn.disabled, self.compare_btn.disabled = True, False, result is None
     self._publish()
 
 
-# %% ../../nbs/ui/04_training.ipynb #fde5cea1
+# %% ../../nbs/ui/04_training.ipynb #afab51ca
+@patch
+def compare(self:TrainingPanel,
+            n:int=20, # prompts to rate: the monitor's task prompts
+           ):
+    "Open a `CompareWidget` on the last run: its answers against the base's, sides hidden, ratings saved in its folder."
+    from lmtune.ui.compare import CompareWidget
+    from lmtune.train.launch import resolve_model
+    from lmtune.train.monitor import is_peft_model
+    r, mon = self.result, self.monitor
+    if r is None or mon is None: return None
+    prompts = [t["prompt"] for t in (mon.inputs.get("task_examples") or []) if isinstance(t, dict) and "prompt" in t][:n]
+    base = None if is_peft_model(r.model) or self.job is None else resolve_model(self.job.model)
+    try: self.comparison = CompareWidget(Path(r.output_dir) / "compare.jsonl", tuned=r, base=base, prompts=prompts)
+    except Exception as e:
+        self.error.value = f"<b style='color:#b00'>{html.escape(str(e))}</b>"; return None
+    self.compare_box.children = [self.comparison.view]
+    return self.comparison
+
 def _cell(v)->str: return html.escape(f"{v:.4g}" if isinstance(v, float) else "" if v is None else str(v))
 
 def history_html(runs:list[dict], # the panel's `runs`
