@@ -9,11 +9,11 @@ Docs: https://lmtune.github.io/lmtune/train/mitigate.html.md"""
 __all__ = ['MITIGATIONS', 'active', 'check_mitigations', 'kl_to_base', 'anchor', 'fisher_diagonal', 'Mitigation',
            'add_mitigations', 'general_batches']
 
-# %% ../../nbs/train/11_mitigate.ipynb #9aac0dbe
+# %% ../../nbs/train/11_mitigate.ipynb #f4b485df
 import copy, math
 from ..settings import RunSettings, bad_value, method_info
 
-# %% ../../nbs/train/11_mitigate.ipynb #a04a21fe
+# %% ../../nbs/train/11_mitigate.ipynb #cecec625
 MITIGATIONS = ("kl_to_base_weight", "anchor_weight", "ewc_weight") # the RunSettings fields of this module
 
 def active(s:RunSettings)->dict:
@@ -34,7 +34,7 @@ def check_mitigations(s:RunSettings, # the run
         raise bad_value("kl_to_base_weight", s.kl_to_base_weight, "needs the logits, which use_liger_kernel=True never builds: "
                         "turn one of them off")
 
-# %% ../../nbs/train/11_mitigate.ipynb #aae66b91
+# %% ../../nbs/train/11_mitigate.ipynb #f1995ef5
 def kl_to_base(logits, # (B, T, V) the model's logits
                base_logits, # (B, T, V) the base's logits on the same inputs
                mask, # (B, T) 1 where a token is trained (predicted positions after the shift)
@@ -58,7 +58,7 @@ def anchor(params:dict, # name -> trained parameter
         total = total + 0.5 * (d * fisher[n] if fisher is not None else d).sum()
     return total
 
-# %% ../../nbs/train/11_mitigate.ipynb #69569a26
+# %% ../../nbs/train/11_mitigate.ipynb #3d5a76bb
 def fisher_diagonal(model, # the model before training (adapters on for PEFT: their parameters are the trained ones)
                     batches, # dicts of input_ids and attention_mask, one sequence each or more
                     params:dict, # name -> trained parameter
@@ -79,7 +79,7 @@ def fisher_diagonal(model, # the model before training (adapters on for PEFT: th
     mean = sum(f.sum() for f in fisher.values()) / max(sum(f.numel() for f in fisher.values()), 1) # of the sums: k x the mean
     return {n: f / mean.clamp(min=1e-30) for n, f in fisher.items()}
 
-# %% ../../nbs/train/11_mitigate.ipynb #04d1ce59
+# %% ../../nbs/train/11_mitigate.ipynb #654529e6
 class Mitigation:
     "The state the terms need: the base (adapters off, or a frozen copy), the starting parameters, the Fisher."
     def __init__(self, trainer, s:RunSettings, general_batches=None):
@@ -110,10 +110,10 @@ class Mitigation:
             terms["kl_to_base"] = s.kl_to_base_weight * kl_to_base(outputs.logits, self.base_logits(model, inputs), mask)
         if s.anchor_weight: terms["anchor"] = s.anchor_weight * anchor(self.params, self.start)
         if s.ewc_weight: terms["ewc"] = s.ewc_weight * anchor(self.params, self.start, self.fisher)
-        self.terms = {k: float(v) for k, v in terms.items()}
+        self.terms = {k: float(v.detach()) for k, v in terms.items()}
         return sum(terms.values()) / self.ga
 
-# %% ../../nbs/train/11_mitigate.ipynb #ed6bf8e7
+# %% ../../nbs/train/11_mitigate.ipynb #86f3888f
 def add_mitigations(trainer, # a transformers/TRL trainer, built (its model has its adapters)
                     s:RunSettings, # the run
                     general_batches=None, # EWC's general text as token batches (`general_batches`)
