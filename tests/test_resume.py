@@ -77,7 +77,8 @@ from lmtune.settings import FIELDS, RunSettings
 # a different valid value for each field that is not a plain bool or number (those get `not v` / `v + 1` / `v + 0.1`)
 OTHER = dict(method="full", precision="fp32", optim="sgd", lr_scheduler_type="linear", attn_implementation="eager", lora_alpha=8, lora_target_modules=["q_proj"],
              strategy="zero2", learning_rate=1e-3, lr_preset="pretrain", max_steps=5, packing=True, early_stopping=1,
-             eval_steps=50, save_total_limit=3, output_dir="runs/elsewhere", resume=False, report_to="tensorboard")
+             eval_steps=50, save_total_limit=3, output_dir="runs/elsewhere", resume=False, report_to="tensorboard",
+             bottleneck_placement="pfeiffer")
 CONTEXT = dict(offload_optimizer=dict(strategy="zero2"), offload_params=dict(strategy="zero3"),  # settings the change needs to be valid
                tensor_parallel=dict(num_gpus=2), pipeline_parallel=dict(num_gpus=2), num_gpus=dict(), use_dora=dict(method="lora"))
 

@@ -10,14 +10,14 @@ import difflib, json, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from ..settings import bad_value, check_bool, check_choice, check_positive
+from .records import ADAPTER_CONFIG, adapter_config_problem, safetensors_problem
 
 # %% auto #0
-__all__ = ['ADAPTER_CONFIG', 'WEIGHT_FILES', 'COMBINATION_TYPES', 'pickled_weights_message', 'safetensors_problem', 'adapter_dir',
-           'AdapterSize', 'adapter_size', 'AdapterInfo', 'list_adapters', 'adapter_table', 'check_adapter_fits',
-           'load_adapter', 'swap_adapter', 'merge_adapter', 'combine_adapters', 'save_adapter']
+__all__ = ['WEIGHT_FILES', 'COMBINATION_TYPES', 'pickled_weights_message', 'adapter_dir', 'AdapterSize', 'adapter_size',
+           'AdapterInfo', 'list_adapters', 'adapter_table', 'check_adapter_fits', 'load_adapter', 'swap_adapter',
+           'merge_adapter', 'combine_adapters', 'save_adapter']
 
 # %% ../../nbs/train/06_adapters.ipynb #5c3d5375
-ADAPTER_CONFIG = "adapter_config.json"
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin") # what PEFT saves; lmtune reads only the first
 
 def _find_adapter_dirs(root:Path)->list:
@@ -30,21 +30,6 @@ def pickled_weights_message(pickle_file, # a pickled weights file (`adapter_mode
     return (f"{pickle_file} holds pickled weights, and there is no safetensors file next to it. Unpickling a file can run "
             f"any code in it, so lmtune loads weights only from safetensors. If you trust the file, convert it once: "
             f'python -c "{convert}"')
-
-def safetensors_problem(path, # a .safetensors file
-                       )->str|None:
-    "Why the safetensors file at `path` cannot be read whole (missing, cut short, a broken header), or None if it can."
-    p = Path(path)
-    try:
-        size = p.stat().st_size
-        with open(p, "rb") as f:
-            n = int.from_bytes(f.read(8), "little")
-            if not 0 < n <= size - 8: return f"{p} is damaged (its header length {n} does not fit its {size} bytes)"
-            header = json.loads(f.read(n))
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e: return f"{p} is damaged ({type(e).__name__}: {e})"
-    if 8 + n + end != size: return f"{p} is damaged (cut short: {size} of {8 + n + end} bytes)"
-    return None
 
 def _adapter_weights(d:Path)->Path:
     "The safetensors weights of adapter folder `d`; a pickle-only folder or a damaged file is an error that says why."
@@ -124,6 +109,14 @@ def adapter_size(path_or_model, # an adapter folder, or a `PeftModel`
     sd = get_peft_model_state_dict(path_or_model, adapter_name=name)
     return AdapterSize(sum(t.numel() for t in sd.values()), sum(t.numel() * t.element_size() for t in sd.values()))
 
+# %% ../../nbs/train/06_adapters.ipynb #acfg0002
+def _adapter_config(d:Path, what:str="load_adapter")->dict:
+    "The adapter config of `d`, checked against its weights."
+    problem = adapter_config_problem(d)
+    if problem: raise ValueError(f"{what}: {problem}. Fix: put back the adapter_config.json PEFT saved with these weights, "
+                                 "or save the adapter again (`save_adapter`)")
+    return json.loads((d/ADAPTER_CONFIG).read_text())
+
 # %% ../../nbs/train/06_adapters.ipynb #bf245b63
 @dataclass
 class AdapterInfo:
@@ -149,8 +142,9 @@ def list_adapters(path_or_model, # a folder (searched recursively for adapter fo
         if not root.exists(): raise FileNotFoundError(f"list_adapters: {str(root)!r} does not exist. Fix: check the path")
         out = []
         for d in _find_adapter_dirs(root):
-            cfg = json.loads((d/ADAPTER_CONFIG).read_text())
-            try: size, problem = adapter_size(d), None
+            try: cfg = json.loads((d/ADAPTER_CONFIG).read_text())
+            except ValueError: cfg = {}
+            try: size, problem = adapter_size(d), adapter_config_problem(d)
             except ValueError as e: size, problem = None, str(e)  # listed with the reason, so one bad folder hides nothing else
             out.append(AdapterInfo(name=str(d.relative_to(root)) if d != root else d.name, peft_type=cfg.get("peft_type"),
                                    r=cfg.get("r"), lora_alpha=cfg.get("lora_alpha"), target_modules=_targets(cfg.get("target_modules")),
@@ -224,7 +218,7 @@ def check_adapter_fits(model, # a base model or a `PeftModel`
                       )->Path:
     "The adapter folder, if its weights fit `model` (every layer it changes exists with the right sizes); else an error naming both."
     d = adapter_dir(path)
-    cfg = json.loads((d/ADAPTER_CONFIG).read_text())
+    cfg = _adapter_config(d)
     recorded, misfits = cfg.get("base_model_name_or_path"), _misfits(model, d, cfg)
     if misfits:
         more = f" (and {len(misfits) - 3} more)" if len(misfits) > 3 else ""
@@ -377,9 +371,14 @@ def save_adapter(model, # a `PeftModel`
                  path, # folder to save into
                  name:str|None=None, # which adapter (default: the active one)
                 )->Path:
-    "Save adapter `name` of `model`; returns the folder holding its `adapter_config.json` (PEFT puts non-'default' names in a subfolder)."
+    "Save adapter `name` of `model` whole or not at all; returns the folder of its `adapter_config.json` (a subfolder for non-'default' names)."
+    import shutil
+    from lmtune.train.records import STAGING, publish
     _require_peft(model)
     if not isinstance(path, (str, Path)): raise bad_value("path", path, "pass a folder path")
     name = _check_loaded_name(model, name or model.active_adapter)
-    model.save_pretrained(str(path), selected_adapters=[name])
-    return Path(path) if name == "default" else Path(path)/name
+    p = Path(path); staging = p/STAGING   # saved here first, then moved into place file by file (`publish`)
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging), selected_adapters=[name])
+    publish(staging, p)
+    return p if name == "default" else p/name

@@ -8,6 +8,7 @@ Docs: https://lmtune.github.io/lmtune/train/guard.html.md"""
 from __future__ import annotations
 import json, math, statistics
 from pathlib import Path
+from .records import write_json
 
 # %% auto #0
 __all__ = ['SPIKE_WINDOW', 'SPIKE_MIN_HISTORY', 'SPIKE_SIGMAS', 'SPIKE_MIN_JUMP', 'MAD_TO_SIGMA', 'COLLAPSE_REL_TOL',
@@ -124,8 +125,7 @@ class DivergenceGuard:
                 self._stop(control, f"non-finite weights at step {state.global_step}", state.global_step)
             elif state.is_world_process_zero: # written before the trainer writes the checkpoint, so a whole checkpoint has it
                 ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                ckpt.mkdir(parents=True, exist_ok=True)
-                (ckpt / STEPS_FILE).write_text(json.dumps(self.history))
+                write_json(ckpt / STEPS_FILE, self.history) # whole or not at all (`lmtune.train.records.write_atomic`)
         return control
 
     def on_epoch_end(self, args, state, control, **kwargs):

@@ -10,16 +10,17 @@ import argparse, difflib, json, os, shlex, signal, sys, threading, time, typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from ..settings import (RunSettings, FIELDS, ALIASES, stage_info, read_settings_file, yaml_loader, bad_value,
-                             check_choice, check_positive, resolve_precision)
+                             check_bool, check_choice, check_positive, resolve_precision)
+from .records import DiskFull, write_atomic
 
 # %% auto #0
 __all__ = ['RUN_KEYS', 'REQUIRED_KEYS', 'BUILTIN_DATA', 'LOG_FILE', 'MONITOR_INPUTS', 'CONFIG_FILE', 'RunConfig', 'config_yaml',
            'parse_set', 'apply_sets', 'read_config', 'builtin_data', 'resolve_data', 'resolve_model', 'Processes',
            'processes', 'launched_settings', 'mixed_precision', 'fsdp_config', 'deepspeed_config', 'accelerate_config',
-           'strategy_env', 'write_launch_files', 'launch_command', 'torchrun_command', 'backend_for', 'check_launch',
-           'RanksDisagree', 'WorkerStopped', 'init_processes', 'check_ranks_agree', 'log_callback', 'read_log',
-           'LiveLog', 'monitor_callback', 'prepare', 'train', 'dry_run', 'main', 'check_cuda_fresh', 'LaunchResult',
-           'launch']
+           'strategy_env', 'launch_files', 'write_launch_files', 'launch_command', 'torchrun_command', 'backend_for',
+           'check_launch', 'RanksDisagree', 'WorkerStopped', 'init_processes', 'check_ranks_agree', 'log_callback',
+           'read_log', 'LiveLog', 'monitor_callback', 'prepare', 'train', 'dry_run', 'main', 'check_cuda_fresh',
+           'LaunchResult', 'launch']
 
 # %% ../../nbs/train/08_launch.ipynb #13f763b6
 @dataclass
@@ -36,6 +37,7 @@ class RunConfig:
     on_bad_rows:str = 'raise' # raise: stop at the first unusable data row; skip: drop such rows, with a count (lmtune.data.load_data)
     global_batch_size:int|None = None # sequences per optimizer step over all processes; sets gradient_accumulation_steps for the launch
     timeout_s:int = 1800 # seconds a process waits for a missing peer before the run fails (transformers' ddp_timeout default)
+    overwrite_output_dir:bool = False # true: write into a folder lmtune did not make (never over model or tokenizer files)
 
     def __post_init__(self): _check_config(self)
 
@@ -62,8 +64,7 @@ class RunConfig:
         "Write the run file to `path` (.yaml or .yml); returns the path."
         p = Path(path)
         if p.suffix not in ('.yaml', '.yml'): raise bad_value('path', str(path), "a run file is YAML: use a .yaml or .yml name")
-        p.parent.mkdir(parents=True, exist_ok=True); p.write_text(self.to_yaml())
-        return p
+        return write_atomic(p, self.to_yaml())
 
     def replace(self, **changes)->RunConfig:
         "A checked copy with `changes` applied (run keys or `RunSettings` fields)."
@@ -111,6 +112,7 @@ def _check_config(c:RunConfig):
     if c.monitor is not None and not isinstance(c.monitor, dict): raise bad_value('monitor', c.monitor, "write the monitor's settings as a mapping, e.g. monitor: {eval_steps: 50}")
     if c.global_batch_size is not None: c.global_batch_size = check_positive('global_batch_size', c.global_batch_size)
     c.timeout_s = check_positive('timeout_s', c.timeout_s)
+    check_bool('overwrite_output_dir', c.overwrite_output_dir)
     check_choice('on_bad_rows', c.on_bad_rows, ('raise', 'skip'))
     if c.replay_data is not None and c.stage in ('pretrain', 'dpo'):
         raise bad_value('replay_data', c.replay_data, f"stage {c.stage} trains on no replay data; drop it (replay is for continued pretraining and sft)")
@@ -371,25 +373,24 @@ def strategy_env(s:RunSettings, # the run, precision resolved
         return {'ACCELERATE_USE_DEEPSPEED': 'true', 'ACCELERATE_DEEPSPEED_CONFIG_FILE': str(deepspeed_file)}
     return {}
 
-def _write(path:Path, text:str):
-    "Write `text` to `path` at once (a temporary file, then a rename): processes writing the same file never read half of it."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(text); os.replace(tmp, path)
+def launch_files(s:RunSettings, # the run, precision resolved
+                 folder, # where they go (lmtune train uses output_dir/launch)
+                 learning_rate:float|None=None, # for DeepSpeed's CPU AdamW (offload_optimizer)
+                )->dict:
+    "`{name: (path, text)}`: accelerate's config file (and DeepSpeed's JSON for ZeRO) for `s` in `folder`; nothing is written."
+    import yaml
+    folder = Path(folder); files = {}
+    if s.strategy.startswith('zero'): files['deepspeed'] = (folder/'deepspeed.json', json.dumps(deepspeed_config(s, learning_rate), indent=1) + '\n')
+    ds = files['deepspeed'][0] if 'deepspeed' in files else None
+    files['accelerate'] = (folder/'accelerate.yaml', yaml.safe_dump(accelerate_config(s, ds), sort_keys=False))
+    return files
 
 def write_launch_files(s:RunSettings, # the run, precision resolved
                        folder, # where to write them (lmtune train uses output_dir/launch)
                        learning_rate:float|None=None, # for DeepSpeed's CPU AdamW (offload_optimizer)
                       )->dict:
-    "Write `accelerate.yaml` (and `deepspeed.json` for ZeRO) for `s` into `folder`; returns their paths by name."
-    import yaml
-    folder = Path(folder); files = {}
-    if s.strategy.startswith('zero'):
-        files['deepspeed'] = folder/'deepspeed.json'
-        _write(files['deepspeed'], json.dumps(deepspeed_config(s, learning_rate), indent=1) + '\n')
-    files['accelerate'] = folder/'accelerate.yaml'
-    _write(files['accelerate'], yaml.safe_dump(accelerate_config(s, files.get('deepspeed')), sort_keys=False))
-    return files
+    "Write `accelerate.yaml` (and `deepspeed.json` for ZeRO) for `s` into `folder`, each whole; returns their paths by name."
+    return {k: write_atomic(p, text) for k, (p, text) in launch_files(s, folder, learning_rate).items()}
 
 # %% ../../nbs/train/08_launch.ipynb #6d9389a2
 def _shell_join(args)->str:
@@ -616,7 +617,7 @@ def prepare(c:RunConfig, # the run file
             procs:Processes|None=None, # the launch; None: from the environment
             cuda:bool|None=None, # CUDA GPUs are used; None: look
            )->tuple:
-    "`(settings, notes, files)`: the checked settings this launch runs, what changed, and the strategy files written for it."
+    "`(settings, notes, files)`: the checked settings this launch runs, what changed, and its strategy files (`launch_files`, unwritten)."
     import importlib.util
     from lmtune.train.recipe import learning_rate_for
     procs = procs or processes()
@@ -630,11 +631,12 @@ def prepare(c:RunConfig, # the run file
         dist = td.is_available(); nccl = dist and td.is_nccl_available()
     check_launch(s, procs, cuda, importlib.util.find_spec('deepspeed') is not None, dist, nccl, gpus, method)
     s = s.replace(precision=resolve_precision(s.precision, method, c.stage, cuda, bf16))
-    files = write_launch_files(s, Path(s.output_dir)/'launch', learning_rate_for(s, c.stage, method)) if (s.strategy != 'ddp' or procs.world_size > 1) else {}
+    files = launch_files(s, Path(s.output_dir)/'launch', learning_rate_for(s, c.stage, method)) if (s.strategy != 'ddp' or procs.world_size > 1) else {}
     return s, notes, files
 
 def _apply_env(s:RunSettings, files:dict)->list:
     "Set the strategy's and the precision's environment (as accelerate launch would); the notes on what the launcher had set differently."
+    files = {k: p for k, (p, _) in files.items()}
     env = strategy_env(s, files.get('deepspeed'))
     for key, engine in (('ACCELERATE_USE_FSDP', 'fsdp'), ('ACCELERATE_USE_DEEPSPEED', 'zero1/zero2/zero3')):
         if os.environ.get(key, 'false').lower() == 'true' and key not in env:
@@ -660,10 +662,12 @@ def train(c:RunConfig, # the run file
     check_ranks_agree(launched.to_dict())
     if procs.is_main:
         for n in notes: print(f"lmtune train: {n}", flush=True)
-        _write(Path(s.output_dir)/CONFIG_FILE, launched.to_yaml())
     import lmtune.train.stages as T
-    kw = dict(tokenizer=c.tokenizer, settings=s, callbacks=[log_callback(s.output_dir), *callbacks], eval_data=eval_data,
-              monitor=monitor_callback(c.monitor, s, c.stage), on_bad_rows=c.on_bad_rows)
+    from lmtune.train.recipe import files_on_claim
+    out = Path(os.path.realpath(s.output_dir))
+    claim = files_on_claim({CONFIG_FILE: launched.to_yaml(), **{str(Path(os.path.realpath(p)).relative_to(out)): t for p, t in files.values()}})
+    kw = dict(tokenizer=c.tokenizer, settings=s, callbacks=[log_callback(s.output_dir), claim, *callbacks], eval_data=eval_data,
+              monitor=monitor_callback(c.monitor, s, c.stage), on_bad_rows=c.on_bad_rows, overwrite_output_dir=c.overwrite_output_dir)
     if c.stage in ('continue_pretraining', 'sft'): kw['replay_data'] = replay
     return getattr(T, c.stage)(model, data, **kw)
 
@@ -686,8 +690,12 @@ def dry_run(c:RunConfig, # the run file
     "What `lmtune train --dry-run` prints: the settings per process, the estimate per GPU, the strategy files and the launch lines."
     from lmtune.settings import resolve_defaults
     from lmtune.train.recipe import learning_rate_for
+    from lmtune.train.records import check_output_dir, run_inputs
     s, _ = launched_settings(c, Processes(world_size=c.settings.world_size, local_world_size=c.settings.num_gpus))  # the file's layout
     r = resolve_defaults(s, c.stage)   # as on a GPU, like the estimators
+    model = resolve_model(c.model)
+    check_output_dir(s.output_dir, model, c.stage, run_inputs(model, data=c.data, eval_data=c.eval_data, replay_data=c.replay_data,
+                                                              tokenizer=c.tokenizer), c.overwrite_output_dir)
     files = write_launch_files(r, Path(s.output_dir)/'launch', learning_rate_for(r, c.stage, r.method)) if (s.strategy != 'ddp' or s.world_size > 1) else {}
     script = f'-m lmtune train {config_path}'
     if s.num_machines > 1:
@@ -699,7 +707,7 @@ def dry_run(c:RunConfig, # the run file
              f"{s.batch_size * s.gradient_accumulation_steps * s.world_size} sequences = {s.tokens_per_step:,} tokens per optimizer step"]
     try:
         from lmtune.estimate.memory import estimate_memory
-        e = estimate_memory(resolve_model(c.model), s, stage=c.stage)
+        e = estimate_memory(model, s, stage=c.stage)
         lines.append(f"lmtune's estimate per GPU: {e.device_total / 2**30:.2f} GiB ("
                      + ', '.join(f"{k} {v / 2**30:.2f}" for k, v in e.breakdown.items() if v) + " GiB)")
     except Exception as err: lines.append(f"no memory estimate ({type(err).__name__}: {err})")
@@ -722,6 +730,9 @@ def main(argv:list|None=None, # the arguments after `lmtune` (a leading 'train' 
     except ValueError as e:
         print(f"lmtune train: error{f' (rank {procs.rank})' if procs.world_size > 1 else ''}: {e}", file=sys.stderr, flush=True)
         return 2
+    except DiskFull as e:
+        print(f"lmtune train: the run stopped{f' (rank {procs.rank})' if procs.world_size > 1 else ''}: {e}", file=sys.stderr, flush=True)
+        return 1
     except BaseException as e:
         if c is None or not _peer_failure(e): raise
         if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the launcher's SIGTERM must not cut the message short
@@ -863,6 +874,6 @@ def _run_launcher(fn, fargs, n, c, show, port, poll_s):
         raise RuntimeError(f"the run failed ({why}); each process's error is in the output above. Last complete checkpoint: "
                            f"{last_checkpoint(c.settings.output_dir) or 'none yet'}; launch again to resume from it.") from e
     if c is None: return box.get('out')
-    from lmtune.train.records import RESULT_FILE
+    from lmtune.train.records import RESULT_FILE, read_json
     result = Path(c.settings.output_dir)/RESULT_FILE
-    return LaunchResult(c.settings.output_dir, records, c, json.loads(result.read_text())['metrics'] if result.exists() else {})
+    return LaunchResult(c.settings.output_dir, records, c, read_json(result, "Fix: run the same launch again")['metrics'] if result.exists() else {})

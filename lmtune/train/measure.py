@@ -6,7 +6,8 @@ Docs: https://lmtune.github.io/lmtune/train/measure.html.md"""
 
 # %% ../../nbs/train/09_measure.ipynb #f0fd0249
 from __future__ import annotations
-import json, os, tempfile, time
+import json, os, tempfile, time, warnings
+from pathlib import Path
 from ..catalog import catalog_gpu
 from ..estimate.calibrate import compare_row, config_dict, model_name, row_fields
 from ..settings import RunSettings, run_settings, bad_value
@@ -141,12 +142,14 @@ def append_jsonl(path:str, # the jsonl file (created with its folders if missing
                  row:dict, # the record to append
                  env:dict|None=None, # written as the first line of a new file (the machine's `env_info`)
                 ):
-    "Append `row` to the jsonl file `path`, writing `env` first if the file does not exist yet."
-    new = not os.path.exists(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, 'a') as f:
-        if new and env: f.write(json.dumps(env) + '\n')
-        f.write(json.dumps(row) + '\n')
+    "Append `row` to the jsonl file `path` (`env` first in a new file); the file is rewritten whole, so a kill never leaves half a line."
+    from lmtune.train.records import write_atomic
+    old = Path(path).read_text() if os.path.exists(path) else ''
+    if old and not old.endswith('\n'):   # the half line an interrupted append of an older version left: it cannot be read
+        warnings.warn(f"{path}: dropped its last line, which an interrupted write cut short: {old[old.rfind(chr(10)) + 1:][:80]!r}")
+        old = old[:old.rfind('\n') + 1]
+    lines = ([json.dumps(env)] if not old and env else []) + [json.dumps(row)]
+    write_atomic(path, old + ''.join(l + '\n' for l in lines))
 
 # %% ../../nbs/train/09_measure.ipynb #23ece247
 def run_grid(path_out:str, # jsonl file the rows are appended to

@@ -6,7 +6,7 @@ Docs: https://lmtune.github.io/lmtune/train/model.html.md"""
 
 # %% ../../nbs/train/01_model.ipynb #04ee72a5
 from __future__ import annotations
-import copy, difflib, importlib.util, tempfile
+import copy, difflib, importlib.util, os, tempfile, warnings
 from pathlib import Path
 from ..settings import (PRECISIONS, TRAINER_OPTIMIZERS, RunSettings, bad_value, check_choice, check_positive,
                              method_info)
@@ -14,9 +14,9 @@ from .records import TrainResult
 
 # %% auto #0
 __all__ = ['LEARNED_POSITION_FIELDS', 'ATTENTION_PACKAGES', 'DECODER_LAYER_PATHS', 'REQUIRES_GRAD_SETUP', 'weight_dtype',
-           'resolve_optim', 'check_weights_format', 'model_config', 'tokenizer_for', 'position_limit', 'check_seq_len',
-           'check_attention', 'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything', 'peft_config_for',
-           'qlora_quantization_config', 'prepare_method']
+           'resolve_optim', 'check_weights_format', 'adapter_base', 'model_config', 'tokenizer_for', 'position_limit',
+           'check_seq_len', 'check_attention', 'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything',
+           'peft_config_for', 'qlora_quantization_config', 'prepare_method']
 
 # %% ../../nbs/train/01_model.ipynb #24960daf
 def _cuda()->bool:
@@ -93,8 +93,24 @@ def check_weights_format(folder, # a local model directory
                          f"M.from_pretrained('{p}', use_safetensors=False).save_pretrained('{p}')"))
     raise bad_value("model", str(p), "the folder has no weights (*.safetensors); pass a folder saved with save_pretrained")
 
+# %% ../../nbs/train/01_model.ipynb #adpm0002
+def adapter_base(model, # what a stage was given as its model
+                )->tuple|None:
+    "`(base, adapter folder)` when `model` is a PEFT adapter folder (adapter_config.json, no config.json), else None."
+    from lmtune.train.adapters import ADAPTER_CONFIG, _adapter_config
+    if not isinstance(model, (str, Path)) or not (Path(model) / ADAPTER_CONFIG).is_file() or (Path(model) / "config.json").exists(): return None
+    d = Path(model)
+    base = _adapter_config(d, f"model={str(model)!r} (a PEFT adapter folder)").get("base_model_name_or_path")
+    path_like = isinstance(base, str) and (base.startswith((".", "/", "~")) or base.count("/") > 1)
+    if not base or (path_like and not Path(base).expanduser().is_dir()):
+        raise bad_value("model", str(model), f"is a PEFT adapter folder ({ADAPTER_CONFIG}), not a model, and its base "
+                        f"(base_model_name_or_path={base!r}) is not a model folder on this machine. Pass the base model as model= "
+                        "with the adapter merged into it (lmtune.train.adapters.load_adapter, then merge_adapter), or fix "
+                        f"base_model_name_or_path in {d / ADAPTER_CONFIG}")
+    return str(Path(base).expanduser()) if path_like else base, d
+
 # %% ../../nbs/train/01_model.ipynb #db5d4157
-def model_config(model, # a PreTrainedModel (or PeftModel), model directory, hub id or TrainResult
+def model_config(model, # a PreTrainedModel (or PeftModel), model directory, adapter folder, hub id or TrainResult
                  s:RunSettings, # the run (for trust_remote_code)
                 ):
     "The config of the model a stage starts from, read without loading its weights."
@@ -103,6 +119,9 @@ def model_config(model, # a PreTrainedModel (or PeftModel), model directory, hub
     if hasattr(model, "config") and hasattr(model, "named_parameters"): return model.config
     if not isinstance(model, (str, Path)):
         raise bad_value("model", type(model).__name__, "pass a PreTrainedModel, a model directory, a hub id or a TrainResult")
+    ab = adapter_base(model)
+    if ab: warnings.warn(f"model={str(model)!r} is a PEFT adapter folder: lmtune loads its base {ab[0]!r} and merges the adapter into it.")
+    if ab: model = ab[0]
     if Path(model).is_dir():
         check_weights_format(model)
         return AutoConfig.from_pretrained(str(model), trust_remote_code=s.trust_remote_code)
@@ -113,10 +132,12 @@ def tokenizer_for(model, # what the stage starts from
                   tokenizer, # None, a tokenizer, or its path
                   s:RunSettings, # the run (for trust_remote_code)
                  ):
-    "The tokenizer a stage trains with: the one given (or loaded from its path), else the model's."
+    "The tokenizer a stage trains with: the one given (or loaded from its path), else the model's (an adapter folder's, else its base's)."
     from transformers import AutoTokenizer
     if tokenizer is not None and not isinstance(tokenizer, (str, Path)): return tokenizer
     src = tokenizer if tokenizer is not None else (model.tokenizer if isinstance(model, TrainResult) else model)
+    ab = adapter_base(src) if tokenizer is None else None
+    if ab and not any((ab[1] / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")): src = ab[0]
     if not isinstance(src, (str, Path)):
         if src is not None and not hasattr(src, "named_parameters"): return src # a TrainResult's tokenizer
         raise ValueError("tokenizer=None with an in-memory model: pass its tokenizer (or a model directory that holds one).")
@@ -125,12 +146,17 @@ def tokenizer_for(model, # what the stage starts from
         if Path(src).is_dir(): raise
         raise _hub_error(src, e) from None
 
+# %% ../../nbs/train/01_model.ipynb #adpm0003
 def _load_pretrained(model, s:RunSettings, quantization_config=None, dtype=None):
     "The model for the stages that start from trained weights, loaded in `dtype` (not the checkpoint's)."
     from transformers import AutoModelForCausalLM, PreTrainedModel
     if isinstance(model, TrainResult):
         if model.weights_path and Path(model.weights_path).name.startswith("model"): model = model.output_dir
         else: model = copy.deepcopy(model.model).merge_and_unload() # adapter result: fold the adapter in
+    ab = adapter_base(model)
+    if ab: # an adapter folder: its base with the adapter folded in
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(_load_pretrained(ab[0], s, None, dtype), str(ab[1])).merge_and_unload()
     if isinstance(model, PreTrainedModel) and quantization_config is None: return model
     if isinstance(model, PreTrainedModel): # qlora from an in-memory model: save, reload quantized
         tmp = tempfile.mkdtemp(prefix="lmtune-qlora-"); model.save_pretrained(tmp); model = tmp
@@ -138,7 +164,6 @@ def _load_pretrained(model, s:RunSettings, quantization_config=None, dtype=None)
     if dtype is not None: kw["dtype"] = dtype
     if s.attn_implementation: kw["attn_implementation"] = s.attn_implementation
     if quantization_config is not None:   # each process loads its 4-bit copy onto its own GPU
-        import os
         kw.update(quantization_config=quantization_config, device_map={"": int(os.environ.get("LOCAL_RANK", 0))})
     if s.tensor_parallel > 1:   # transformers' tensor parallelism: the model's tp_plan splits the matrices over the launched GPUs
         from transformers.distributed import DistributedConfig

@@ -6,26 +6,30 @@ Docs: https://lmtune.github.io/lmtune/train/recipe.html.md"""
 
 # %% ../../nbs/train/04_recipe.ipynb #48e26c96
 from __future__ import annotations
-import contextlib, copy, importlib.util, json, math, shutil
-from dataclasses import dataclass
+import contextlib, copy, importlib.util, json, math, os, shutil, sys, warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from ..settings import (RunSettings, bad_value, check_choice, method_info, resolve_packing, run_settings,
+from ..settings import (RunSettings, bad_value, check_bool, check_choice, method_info, resolve_packing, run_settings,
                              stage_info)
 from .guard import DivergenceGuard, STEPS_FILE, TrainingDiverged
 from .model import (_cuda, _load_pretrained, _precision_for, check_attention, check_seq_len,
                                 prepare_method, qlora_quantization_config, resolve_optim, weight_dtype)
-from .records import (DIVERGED_FILE, NON_TRAINING_FIELDS, PREVIOUS_RUN, RECOVERY_FIELDS, RESULT_FILE,
-                                  RUN_RECORD, SAME_PRODUCT_FIELDS, TrainResult, _explicit_checkpoint,
-                                  _recover_previous_run, check_output_dir, data_fingerprint, last_checkpoint,
-                                  move_previous_run_aside, restore_previous_run, run_changes, run_record)
+from .records import (ADAPTER_CONFIG, DIVERGED_FILE, NON_TRAINING_FIELDS, RECOVERY_FIELDS, RESULT_FILE, RUN_RECORD,
+                                  SAME_PRODUCT_FIELDS, STAGING, DiskFull, OutputLock, TrainResult, _complete, _explicit_checkpoint,
+                                  _recover_previous_run, _run_folder, _size, adapter_config_problem, check_disk_space,
+                                  check_output_dir, clear_leftovers, data_fingerprint, disk_full, last_checkpoint,
+                                  move_previous_run_aside, no_room, PREVIOUS_RUN, publish, read_json, restore_previous_run, run_changes,
+                                  run_record, safetensors_problem, write_atomic, write_json)
 from .rows import (_dpo_rows, _load, _report_long_rows, _sft_replay_rows, _sft_tokenized, _split,
                                _text_rows, sft_rows, trainable_rows)
 
 # %% auto #0
-__all__ = ['LR_PRESETS', 'ADAPTER_LR', 'DPO_LR_SCALE', 'STAGE_DATA', 'preset_learning_rate', 'learning_rate_for', 'TrainingOOM',
-           'device_gpu', 'oom_message', 'Run', 'plan_run', 'text_data', 'sft_data', 'dpo_data', 'check_model',
-           'resume_point', 'claimed_output_dir', 'trainer_arguments', 'make_trainer', 'diverged_message', 'train_steps',
-           'finish', 'load_weights', 'saved_result', 'train', 'load_model', 'progress_bars']
+__all__ = ['LR_PRESETS', 'ADAPTER_LR', 'DPO_LR_SCALE', 'STAGE_DATA', 'CHECKPOINT_STATE', 'preset_learning_rate',
+           'learning_rate_for', 'TrainingOOM', 'device_gpu', 'oom_message', 'Run', 'plan_run', 'text_data', 'sft_data',
+           'dpo_data', 'check_model', 'resume_point', 'check_monitor', 'check_memory', 'check_disk', 'preflight',
+           'claimed_output_dir', 'files_on_claim', 'trainer_arguments', 'make_trainer', 'diverged_message',
+           'train_steps', 'save_final', 'finish', 'load_weights', 'final_save_problem', 'saved_result',
+           'complete_final_save', 'train', 'run_stage', 'load_model', 'progress_bars']
 
 # %% ../../nbs/train/04_recipe.ipynb #bfc06103
 LR_PRESETS = {"pretrain": 3e-4, "continued": 3e-5, "finetune": 1e-5} # full-weight methods (full, freeze)
@@ -80,12 +84,13 @@ def oom_message(model_config, # the model's config (or any `estimate_memory` inp
     head = (f"CUDA out of memory with method={s.method!r}, batch_size={s.batch_size}, seq_len={s.seq_len}, "
             f"gradient_checkpointing={s.gradient_checkpointing}, num_gpus={s.num_gpus}, strategy={s.strategy!r}"
             + (f" on a {g.memory_gib:.1f} GiB GPU." if g else "."))
-    try: now = estimate_memory(model_config, s, stage).device_total / 2**30
+    try: e = estimate_memory(model_config, s, stage)
     except ValueError as e: return f"{head} (No memory estimate: {e}.) Try a smaller batch_size, gradient_checkpointing=True or method='lora'."
+    now = e.device_total / 2**30
     head += f" lmtune estimates {now:.1f} GiB per GPU for this run."
-    if g is None:   # the GPU's size is unknown: any change that needs less than now helps
+    if g is None:   # the GPU's size is unknown: any change that needs less than now helps (`fixes` takes what fits the top of its range)
         from dataclasses import replace
-        g_fit = replace(gpu_spec("H100-SXM"), name="this GPU", memory_bytes=int(now * 2**30 * (1 - 1e-6) / (1 - FIX_HEADROOM)))
+        g_fit = replace(gpu_spec("H100-SXM"), name="this GPU", memory_bytes=int(e.high * (1 - 1e-6)))
     else: g_fit = g
     found = fixes(model_config, s, g_fit, stage)
     resumable = lambda f: set(f.changes) <= set(SAME_PRODUCT_FIELDS) | set(NON_TRAINING_FIELDS)   # the same call resumes after it
@@ -126,9 +131,16 @@ class Run:
     ckpt:str|None = None # the checkpoint to resume from
     rows_truncated:int = 0 # training rows cut at seq_len
     rows_dropped:int = 0 # training rows with nothing left to learn from at seq_len
+    inputs:dict = field(default_factory=dict) # `run_inputs`: the local paths the run reads, which it must not write over
+    overwrite:bool = False # `overwrite_output_dir`: accept a folder lmtune did not make (`check_output_dir`)
+    on_claim:list = field(default_factory=list) # called with the output folder once the run owns it
+    recovering:bool = False # resuming after a divergence with new recovery settings
+    moved:bool = False # the claim moved an earlier run aside (resume=False)
 
     @property
-    def out(self)->Path: return Path(self.s.output_dir)
+    def out(self)->Path:
+        "The output folder, resolved (realpath): every file operation of the run uses this path."
+        return Path(os.path.realpath(self.s.output_dir))
 
     @property
     def finished(self)->bool:
@@ -176,6 +188,7 @@ def plan_run(stage:str, # pretrain, continue_pretraining, sft or dpo
              on_bad_rows:str="raise", # the stage's `on_bad_rows`
              has_eval:bool=False, # eval_data was given
              has_replay:bool=False, # replay_data was given
+             overwrite_output_dir:bool=False, # write into a folder lmtune did not make (without model or tokenizer files)
             )->Run:
     "Check the run's settings and the stage's own arguments; resolve what the defaults mean for this stage on this machine."
     from lmtune.data import ON_BAD_ROWS
@@ -189,8 +202,11 @@ def plan_run(stage:str, # pretrain, continue_pretraining, sft or dpo
         raise bad_value("tokenizer", tokenizer, "pass a transformers tokenizer or the folder it was saved in")
     packing = resolve_packing(s, st.name)
     _check_combinations(s, st.name, method, has_eval or s.eval_fraction > 0, has_replay, packing)
-    return Run(st.name, s, method, learning_rate_for(s, st.name, method), _callbacks(callbacks, monitor), packing, on_bad_rows,
-               qlora_quantization_config(s) if method_info(method).quantized_base else None)
+    check_bool("overwrite_output_dir", overwrite_output_dir)
+    cbs = _callbacks(callbacks, monitor)
+    return Run(st.name, s, method, learning_rate_for(s, st.name, method), cbs, packing, on_bad_rows,
+               qlora_quantization_config(s) if method_info(method).quantized_base else None, overwrite=overwrite_output_dir,
+               on_claim=[c.on_claim for c in cbs if not isinstance(c, type) and callable(getattr(c, "on_claim", None))])
 
 # %% ../../nbs/train/04_recipe.ipynb #af7879a7
 def text_data(run:Run, # the checked `Run`; gets train_ds and eval_ds
@@ -219,7 +235,7 @@ def sft_data(run:Run, # the checked `Run`; gets train_ds, eval_ds and the trunca
     ds = _load(data, "data", run.on_bad_rows)
     if s.replay_fraction: ds = _sft_replay_rows(ds, _load(replay_data, "replay_data", run.on_bad_rows), tok, s.replay_fraction, s.seed)
     else: ds = _sft_tokenized(sft_rows(ds, tok), tok)
-    if eval_data is not None: ev = _sft_tokenized(sft_rows(_load(eval_data, "eval_data", run.on_bad_rows), tok, "eval_data"), tok)
+    if eval_data is not None: ev = _sft_tokenized(sft_rows(_load(eval_data, "eval_data", run.on_bad_rows), tok, "eval_data"), tok, what="eval_data")
     else: ds, ev = _split(ds, s.eval_fraction, s.seed)
     n = len(ds)
     ds, run.rows_truncated, run.rows_dropped = trainable_rows(ds, s.seq_len, s.completion_only_loss)
@@ -255,21 +271,22 @@ def check_model(run:Run, # the checked `Run`
 def resume_point(run:Run, # the checked `Run`, with its data and `model_fp`; gets `record` and `ckpt`
                  model, # what the run starts from
                 )->Run:
-    "Check the output folder; find the checkpoint to continue from; refuse one of a different run or of a run that went further."
-    s, out = run.s, check_output_dir(run.s.output_dir, model, run.stage)
-    _recover_previous_run(out)
-    run.record = run_record(run.stage, run.method, run.lr, s, run.model_fp, data_fingerprint(run.train_ds))
+    "Check the output folder; find the checkpoint to continue from; refuse one of a different run or of a run that went further. Reads only."
+    s, out = run.s, check_output_dir(run.s.output_dir, model, run.stage, run.inputs, run.overwrite)
+    if run.record is None: run.record = run_record(run.stage, run.method, run.lr, s, run.model_fp, data_fingerprint(run.train_ds))
+    run.ckpt = None
     if s.resume is False: return run # start over: the earlier run is moved aside by `claimed_output_dir`
-    ckpt = last_checkpoint(out) if s.resume == "auto" else _explicit_checkpoint(s.resume)
+    here = _run_folder(out)
+    ckpt = last_checkpoint(here) if s.resume == "auto" else _explicit_checkpoint(s.resume)
     if ckpt and 0 < s.max_steps < int(Path(ckpt).name.split("-")[-1]):
         raise ValueError(f"max_steps={s.max_steps} but output_dir={str(out)!r} holds {Path(ckpt).name}, a run that went further. "
                          "Use a new output_dir, or resume=False to start over there.")
-    old = json.loads((out / RUN_RECORD).read_text()) if (out / RUN_RECORD).exists() else None
+    rec = here / RUN_RECORD
+    old = read_json(rec, "lmtune cannot tell which run the checkpoints next to it belong to. Fix: resume=False starts over there "
+                    "(the earlier run is kept until the new one has its first checkpoint), or write to a new output_dir") if rec.exists() else None
     changes = run_changes(old, run.record) if old is not None else {}
-    if changes and (out / DIVERGED_FILE).exists() and set(changes) <= set(RECOVERY_FIELDS):
-        (out / DIVERGED_FILE).unlink()   # recovering from a divergence: continue from the last good checkpoint with the new settings
-        changes = {}
-    if changes:
+    run.recovering = bool(changes) and (here / DIVERGED_FILE).exists() and set(changes) <= set(RECOVERY_FIELDS)
+    if changes and not run.recovering: # recovering from a divergence continues from the last good checkpoint with the new settings
         what = f"checkpoint {ckpt}" if ckpt else "the record and results"
         raise ValueError(f"output_dir={str(out)!r} holds {what} of a different run (changed: "
                          + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
@@ -284,19 +301,145 @@ def _finished(ckpt:str, s:RunSettings)->bool:
     if s.max_steps > 0: return step >= s.max_steps
     return bool(st.get("max_steps")) and step >= st["max_steps"] and st.get("num_train_epochs") == math.ceil(s.num_epochs)
 
+# %% ../../nbs/train/04_recipe.ipynb #pref0002
+def check_monitor(run:Run, # the checked `Run`
+                  vocab:int, # the model's vocabulary (rows of its embedding)
+                 ):
+    "Refuse a monitor whose own tokenizer has more tokens than the model's vocabulary (its ids would index past the embedding)."
+    for cb in run.callbacks:
+        t = None if isinstance(cb, type) else getattr(cb, "tokenizer", None)
+        if t is None or not hasattr(t, "get_vocab") or len(t) <= vocab: continue
+        raise bad_value("monitor", type(cb).__name__, f"its tokenizer has {len(t)} tokens, more than the model's vocabulary of {vocab}: the "
+                        f"ids above {vocab - 1} would index past the model's embedding at the monitor's first evaluation. Give the "
+                        "monitor the run's tokenizer, or none (it then uses the trainer's)")
+
+def _memory_of_this_machine(cuda:bool)->tuple:
+    "(bytes, what they are) of the GPU, or of the host without one."
+    if cuda:
+        import torch
+        return torch.cuda.mem_get_info()[1], f"of this GPU ({torch.cuda.get_device_name()})"
+    try: import psutil; total = psutil.virtual_memory().total
+    except ImportError: total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return total, "of memory on this machine (no CUDA GPU: the run trains on the CPU)"
+
+# %% ../../nbs/train/04_recipe.ipynb #pref0003
+def check_memory(run:Run, # the checked `Run`
+                 config, # the model's config
+                ):
+    "Refuse a run that cannot fit this GPU (or machine) even at the low end of lmtune's estimate; returns the estimate (None: none)."
+    from lmtune.estimate.memory import ACCURACY, estimate_memory
+    cuda = _cuda()
+    s = run.s.replace(method=run.method, precision=_precision_for(run.s.precision, run.method, run.stage))
+    # the low end of the estimate's range; on a CPU only the tensors count (no CUDA context, no allocator cache)
+    low = lambda e: e.low if cuda else int(e.peak_allocated * (1 - ACCURACY[e.regime]))
+    try: e = estimate_memory(config, s, run.stage)
+    except Exception: return None # a model the estimator does not know: nothing to compare with
+    cap, where = _memory_of_this_machine(cuda)
+    if low(e) <= cap: return e
+    part = max(e.breakdown, key=e.breakdown.get)
+    head = (f"lmtune estimates at least {_size(low(e))} per process for this run, {_size(e.breakdown[part])} of it {part}, more than "
+            f"the {_size(cap)} {where}: the run cannot start, and nothing was written")
+    d = getattr(config, "hidden_size", None) # no layer's update has a rank above its smaller dimension, at most this
+    if method_info(run.method).lora and d and s.lora_r > d and low(estimate_memory(config, s.replace(lora_r=d), run.stage)) <= cap:
+        raise bad_value("lora_r", s.lora_r, f"{head}. With lora_r={d} it would fit, and a larger rank adds nothing: the update of a "
+                        f"layer has rank at most its smaller dimension (hidden_size={d} here). Fix: lower lora_r (often 8 to 64)")
+    raise ValueError(f"{head} (method={run.method!r}, batch_size={s.batch_size}, seq_len={s.seq_len}). Fix: a smaller batch_size or "
+                     "seq_len, gradient_checkpointing=True, method='lora', or a larger machine (lmtune.plan.fit.fixes lists what fits)")
+
+# %% ../../nbs/train/04_recipe.ipynb #pref0004
+def _checkpoints_kept(run:Run)->int:
+    "Checkpoints on disk at once: those the run has left to write, at most save_total_limit."
+    s = run.s
+    steps = s.max_steps if s.max_steps > 0 else math.ceil(s.num_epochs) * math.ceil(
+        len(run.train_ds) / (s.batch_size * s.gradient_accumulation_steps * s.data_parallel))
+    n = math.ceil(max(steps - (int(Path(run.ckpt).name.split("-")[-1]) if run.ckpt else 0), 0) / s.save_steps)
+    return min(n, s.save_total_limit) if s.save_total_limit else n
+
+def check_disk(run:Run, # the checked `Run`, with its data and resume point
+               config, # the model's config
+              )->int|None:
+    "Refuse a run whose checkpoints and final save cannot fit the free space of output_dir's disk; returns the bytes it will write."
+    from lmtune.estimate.memory import estimate_memory
+    if run.finished: return None
+    one = run.s.replace(method=run.method, precision=_precision_for(run.s.precision, run.method, run.stage), num_gpus=1, num_machines=1,
+                        strategy="ddp", offload_optimizer=False, offload_params=False, tensor_parallel=1, pipeline_parallel=1)
+    try: b = estimate_memory(config, one, run.stage, context_bytes=0).breakdown # one process holds every tensor: what is saved
+    except Exception: return None
+    weights = b.get("adapters", 0) if method_info(run.method).peft else b.get("weights", 0)
+    ckpt = weights + b.get("optimizer states", 0) + b.get("optimizer states (paged)", 0)
+    return check_disk_space(run.out, int(ckpt), int(weights), _checkpoints_kept(run))
+
+# %% ../../nbs/train/04_recipe.ipynb #pref0007
+def preflight(run:Run, # the checked `Run`, with its data, `model_fp` and `inputs`
+              model, # what the run starts from
+              config, # the model's config
+              vocab:int, # the model's vocabulary
+             )->Run:
+    "Every check that needs the data and the model's config, before anything is written: output folder and resume point, monitor, memory, disk."
+    resume_point(run, model)
+    check_monitor(run, vocab)
+    check_memory(run, config)
+    check_disk(run, config)
+    return run
+
 # %% ../../nbs/train/04_recipe.ipynb #af7879b1
+def _rank()->int:
+    "This process's rank (0 without torch.distributed)."
+    dist = sys.modules.get("torch.distributed")
+    return dist.get_rank() if dist is not None and dist.is_available() and dist.is_initialized() else 0
+
+def _share(run:Run, error:BaseException|None):
+    "Every process learns rank 0's claim: the checkpoint it decided on, or its error (raised on every process)."
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized() or dist.get_world_size() == 1:
+        if error is not None: raise error
+        return
+    box = [dict(ckpt=run.ckpt, error=None if error is None else str(error), value=isinstance(error, ValueError))]
+    dist.broadcast_object_list(box, src=0) # the other processes wait here while rank 0 claims
+    if error is not None: raise error
+    if box[0]["error"]: raise (ValueError if box[0]["value"] else RuntimeError)(f"rank 0 could not claim the output folder: {box[0]['error']}")
+    run.ckpt = box[0]["ckpt"]
+
+def _take(run:Run, model):
+    "The claim, under the lock: clear what a kill left, decide again where to resume, then (unless finished) move aside, record, on_claim."
+    out = run.out
+    _recover_previous_run(out); clear_leftovers(out)
+    with warnings.catch_warnings(): # the pre-flight's look at this folder has said what is damaged in it
+        warnings.simplefilter("ignore"); resume_point(run, model)
+    if run.finished: return
+    run.moved = run.s.resume is False and move_previous_run_aside(out)
+    if run.recovering: (out / DIVERGED_FILE).unlink(missing_ok=True)
+    write_json(out / RUN_RECORD, run.record, indent=1)
+    for f in run.on_claim: f(out)
+
+# %% ../../nbs/train/04_recipe.ipynb #claim002
 @contextlib.contextmanager
 def claimed_output_dir(run:Run, # the checked `Run`, with its `record` (see `resume_point`)
+                       model=None, # what the run starts from (the resume point is decided again under the lock)
                       ):
-    "Inside the block the run owns `output_dir`: an earlier run is moved aside (resume=False) and put back if the block fails before a checkpoint."
-    out = run.out
-    out.mkdir(parents=True, exist_ok=True)
-    moved = run.s.resume is False and move_previous_run_aside(out)
-    (out / RUN_RECORD).write_text(json.dumps(run.record, indent=1))
-    try: yield out
+    "Inside the block the run owns `output_dir`: locked, its resume point decided again, an earlier run moved aside (resume=False)."
+    lock, error = OutputLock(run.out), None
+    if _rank() == 0:
+        try: lock.acquire(); _take(run, model)
+        except BaseException as e:
+            if run.moved: restore_previous_run(run.out) # the claim failed after it moved the earlier run aside
+            lock.release(); error = e
+    _share(run, error)
+    try: yield run.out
     except BaseException:
-        if moved: restore_previous_run(out) # a no-op once the run has its first checkpoint
+        if run.moved and _rank() == 0: restore_previous_run(run.out) # a no-op once the run has its first checkpoint
         raise
+    finally: lock.release()
+
+# %% ../../nbs/train/04_recipe.ipynb #claim003
+def files_on_claim(files:dict, # {path relative to the output folder: text}
+                  ):
+    "A `TrainerCallback` whose `on_claim` writes `files` (each whole) into the output folder once the run owns it."
+    from transformers import TrainerCallback
+    class ClaimFiles(TrainerCallback):
+        def on_claim(self, out):
+            for rel, text in files.items(): write_atomic(Path(out) / rel, text)
+    return ClaimFiles()
 
 def _previous_run_dropper(out:Path):
     "A callback that deletes the earlier run moved aside by resume=False once this run has a whole checkpoint."
@@ -313,7 +456,7 @@ def trainer_arguments(run:Run, # the checked `Run`
     s, stage, has_eval = run.s, run.stage, run.eval_ds is not None
     precision = _precision_for(s.precision, run.method, stage)
     eval_steps = s.eval_steps or s.save_steps
-    kw = dict(output_dir=s.output_dir, per_device_train_batch_size=s.batch_size, per_device_eval_batch_size=s.batch_size,
+    kw = dict(output_dir=str(run.out), per_device_train_batch_size=s.batch_size, per_device_eval_batch_size=s.batch_size,
               gradient_accumulation_steps=s.gradient_accumulation_steps, learning_rate=run.lr,
               lr_scheduler_type=s.lr_scheduler_type, warmup_steps=s.warmup_ratio, weight_decay=s.weight_decay, # warmup_steps < 1 is a ratio
               max_grad_norm=s.max_grad_norm, max_steps=s.max_steps, num_train_epochs=s.num_epochs,
@@ -368,7 +511,24 @@ def make_trainer(run:Run, # the checked `Run`, with its data
     if not s.progress_bar: trainer.remove_callback(PrinterCallback) # quiet: no log dicts printed (the log is in the result)
     guard.watch(trainer)
     guard.start(run.ckpt)
+    _skip_unsafe_rng_state(trainer)
     return trainer, guard
+
+def _skip_unsafe_rng_state(trainer):
+    "Resume without a checkpoint's random state, with a note, when a safe load refuses its file (the trainer would stop with torch's error)."
+    import pickle
+    load = getattr(trainer, "_load_rng_state", None)
+    if load is None: return
+    def load_or_skip(checkpoint):
+        try: return load(checkpoint)
+        except pickle.UnpicklingError as e:
+            n = trainer.args.process_index if trainer.args.world_size > 1 else None
+            f = Path(checkpoint) / ("rng_state.pth" if n is None else f"rng_state_{n}.pth")
+            warnings.warn(f"{f} holds objects that a safe load (torch.load with weights_only=True) refuses "
+                          f"({(str(e).strip().splitlines() or [''])[0][:160]}): the trainer never writes those, so the file was changed "
+                          "after it was saved. lmtune skipped it: the run resumes without that random state, so the data order and "
+                          "dropout of the resumed steps differ from an uninterrupted run's.")
+    trainer._load_rng_state = load_or_skip
 
 def _count_dpo_rows(run:Run, trainer):
     "The preference pairs TRL cuts at seq_len, and those it drops (a prompt that fills seq_len); none left is an error."
@@ -424,22 +584,60 @@ def _run_learning_rate(lr:float):
             lr_scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]   # what the Trainer logs
     return RunLearningRate()
 
+# %% ../../nbs/train/04_recipe.ipynb #fin00001
+def _newest_file(d:Path)->Path:
+    "The file last written under `d` (where a failed save stopped), or `d` itself."
+    files = [p for p in d.rglob("*") if p.is_file()] if d.is_dir() else []
+    return max(files, key=lambda p: p.stat().st_mtime_ns) if files else d
+
+def _disk_full_in_training(run:Run, trainer, e:BaseException)->DiskFull:
+    "The `DiskFull` for a checkpoint save that found no room: the file and the free space; the cut-short checkpoint goes."
+    ck = run.out / f"checkpoint-{trainer.state.global_step}"
+    f = _newest_file(ck)
+    if ck.is_dir() and not _complete(ck) and _rank() == 0: shutil.rmtree(ck, ignore_errors=True)
+    return disk_full(f, e, f"The cut-short {ck.name} was removed; the checkpoints saved whole are kept (the last is "
+                           f"{last_checkpoint(run.out) or 'none yet'})")
+
 def train_steps(run:Run, # the checked `Run`
                 trainer, # the TRL trainer (`make_trainer`)
                 guard:DivergenceGuard, # the guard watching it
                ):
-    "`trainer.train()` from the run's checkpoint; out of memory and divergence become errors that say what is kept and what to change."
-    import torch
+    "`trainer.train()` from the run's checkpoint; out of memory, divergence, a full disk and an unsafe checkpoint file become errors that say what to do."
+    import pickle, torch
     try: out = trainer.train(resume_from_checkpoint=run.ckpt)
     except torch.cuda.OutOfMemoryError as e:
         gpu = device_gpu(torch.cuda.get_device_name(), torch.cuda.mem_get_info()[1]) if torch.cuda.is_available() else None
         raise TrainingOOM(oom_message(trainer.model.config, run.s.replace(method=run.method), gpu, run.stage) + " "
                           + _kept_after_oom(run.out)) from e
+    except pickle.UnpicklingError as e:
+        if not run.ckpt: raise
+        raise ValueError(f"{run.ckpt}: a file of this checkpoint holds objects that a safe load (torch.load with weights_only=True) "
+                         f"refuses ({(str(e).strip().splitlines() or [''])[0][:160]}); lmtune does not unpickle it. Fix: resume from an "
+                         "earlier checkpoint (resume='.../checkpoint-N'), or start over with resume=False") from None
+    except Exception as e:
+        if isinstance(e, DiskFull) or not no_room(e): raise
+        raise _disk_full_in_training(run, trainer, e) from e
     if guard.bad:
-        _set_aside_suspect(run.out, guard.suspect_step)
-        (run.out / DIVERGED_FILE).write_text(json.dumps(dict(step=guard.bad_step, what=guard.bad, last_good=last_checkpoint(run.out))))
+        if _rank() == 0:
+            _set_aside_suspect(run.out, guard.suspect_step)
+            write_json(run.out / DIVERGED_FILE, dict(step=guard.bad_step, what=guard.bad, last_good=last_checkpoint(run.out)))
         raise TrainingDiverged(diverged_message(guard, run.lr, run.s, run.out))
     return out
+
+# %% ../../nbs/train/04_recipe.ipynb #fin00002
+def save_final(trainer, # the trained TRL trainer
+               out:Path, # the output folder
+              ):
+    "The final weights, config and tokenizer, whole or not at all: saved into `out/STAGING` (by every process), moved into `out` by rank 0."
+    staging, main = out / STAGING, trainer.is_world_process_zero()
+    if main: shutil.rmtree(staging, ignore_errors=True); (out / RESULT_FILE).unlink(missing_ok=True)
+    try: trainer.save_model(str(staging)) # under FSDP/ZeRO-3 every process takes part in gathering the weights
+    except Exception as e:
+        if isinstance(e, DiskFull) or not no_room(e): raise
+        f = _newest_file(staging)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise disk_full(f, e, f"The final save was written apart and removed; the checkpoints are kept (the last is {last_checkpoint(out)})") from e
+    if main: publish(staging, out)
 
 def _weights_file(d:Path)->str|None:
     return next((str(d / f) for f in ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json") if (d / f).exists()), None)
@@ -452,21 +650,23 @@ def finish(run:Run, # the checked `Run`
            train_out, # what `trainer.train()` returned (`train_steps`)
            guard:DivergenceGuard, # the guard that watched it: its history becomes `step_history`
           )->TrainResult:
-    "Save the final weights, collect the metrics, evaluate, write the result file, return the `TrainResult`."
+    "Save the final weights, collect the metrics, evaluate, write the result file (last), return the `TrainResult`."
     out = run.out
-    trainer.save_model(str(out))
+    save_final(trainer, out)
     m, metrics = trainer.model, dict(train_out.metrics)
     n_tok = trainer.state.num_input_tokens_seen
     if metrics.get("train_runtime"): metrics["train_tokens_per_second"] = n_tok / metrics["train_runtime"]
     metrics.update(num_input_tokens_seen=n_tok, **_params(m), rows_truncated=run.rows_truncated, rows_dropped=run.rows_dropped)
     if run.eval_ds is not None: metrics.update(trainer.evaluate())
     log = list(trainer.state.log_history)
-    (out / RESULT_FILE).write_text(json.dumps(dict(global_step=trainer.state.global_step, metrics=metrics, log_history=log,
-                                                   step_history=guard.history), default=float))
+    if trainer.is_world_process_zero():
+        write_json(out / RESULT_FILE, dict(global_step=trainer.state.global_step, metrics=metrics, log_history=log,
+                                           step_history=guard.history), default=float)
     return TrainResult(model=m, tokenizer=trainer.processing_class, metrics=metrics, log_history=log, output_dir=str(out),
                        weights_path=_weights_file(out), stage=run.stage, method=run.method, settings=run.s, resumed_from=run.ckpt,
                        step_history=guard.history)
 
+# %% ../../nbs/train/04_recipe.ipynb #fin00003
 def load_weights(model, # the model to load into
                  d:Path, # a folder with `model*.safetensors`
                 ):
@@ -479,26 +679,60 @@ def load_weights(model, # the model to load into
         if bad: raise ValueError(f"{f} does not fit {type(model).__name__}: unexpected weights {bad[:3]}")
     return model
 
+def final_save_problem(run:Run, # a `Run` whose checkpoint reached its budget (`run.finished`)
+                      )->str|None:
+    "Why output_dir's final save is not the whole save of the run's last checkpoint (no result file, another step, damaged files), or None."
+    out, step = run.out, int(Path(run.ckpt).name.split("-")[-1])
+    f = out / RESULT_FILE
+    if not f.exists(): return f"{out} has no {RESULT_FILE}: the run stopped before its final save was complete"
+    try: saved = read_json(f, "")
+    except ValueError as e: return str(e).strip()
+    if not isinstance(saved, dict) or saved.get("global_step") != step: return f"{f} is not of step {step}"
+    if _weights_file(out) is None: return f"{out} holds no final weights"
+    problems = [safetensors_problem(p) for p in sorted(out.glob("*.safetensors"))]
+    return next(filter(None, problems + [(out / ADAPTER_CONFIG).exists() and adapter_config_problem(out) or None]), None)
+
+# %% ../../nbs/train/04_recipe.ipynb #fin00004
 def saved_result(run:Run, # the checked `Run`, whose checkpoint already reached its budget (`run.finished`)
                  model, # the model the saved weights (or adapter) are loaded into
                  tok, # the run's tokenizer
                 )->TrainResult:
-    "The result of a run that already finished: its final weights (or adapter) and its saved logs, without training."
+    "The result of a run that already finished: its final weights (or adapter) and saved logs, else its last checkpoint's; no training."
     out, ckpt = run.out, Path(run.ckpt)
-    f = out / RESULT_FILE
-    saved = json.loads(f.read_text()) if f.exists() else {}
-    if saved.get("global_step") == int(ckpt.name.split("-")[-1]) and _weights_file(out):
-        src, log, metrics, steps = out, saved["log_history"], saved["metrics"], saved.get("step_history", [])
-    else: # killed after its last checkpoint, before the final save: the checkpoint holds the same weights
-        src, log, metrics = ckpt, json.loads((ckpt / "trainer_state.json").read_text())["log_history"], {}
+    problem = final_save_problem(run)
+    if problem is None: src, saved = out, read_json(out / RESULT_FILE, "")
+    else: # killed after its last checkpoint, before its final save was whole: the checkpoint holds the same weights
+        if (out / RESULT_FILE).exists(): warnings.warn(f"{problem}: lmtune takes the weights and log of {ckpt.name}, the same weights, instead.")
+        state = read_json(ckpt / "trainer_state.json", "Fix: resume from an earlier checkpoint, or resume=False")
         steps = json.loads((ckpt / STEPS_FILE).read_text()) if (ckpt / STEPS_FILE).exists() else []
+        src, saved = ckpt, dict(log_history=state["log_history"], metrics={}, step_history=steps)
     if method_info(run.method).peft:
         from peft import PeftModel
         m = PeftModel.from_pretrained(model, str(src), is_trainable=True)
     else: m = load_weights(model, src)
-    return TrainResult(model=m, tokenizer=tok, metrics=metrics or _params(m), log_history=log, output_dir=str(out),
+    return TrainResult(model=m, tokenizer=tok, metrics=saved["metrics"] or _params(m), log_history=saved["log_history"], output_dir=str(out),
                        weights_path=_weights_file(src), stage=run.stage, method=run.method, settings=run.s, resumed_from=str(ckpt),
-                       step_history=steps)
+                       step_history=saved.get("step_history", []))
+
+# %% ../../nbs/train/04_recipe.ipynb #fin00005
+CHECKPOINT_STATE = ("optimizer.pt", "scheduler.pt", "scaler.pt", "trainer_state.json", STEPS_FILE) # what a checkpoint adds to a final save (and rng_state*.pth)
+
+def complete_final_save(run:Run, # a finished `Run` (rank 0, inside `claimed_output_dir`)
+                        r:TrainResult, # its `saved_result`
+                       )->TrainResult:
+    "Put in place the final save a kill cut short: the last checkpoint's weights, config and tokenizer (the same weights), then the result file."
+    out, ckpt = run.out, Path(run.ckpt)
+    if final_save_problem(run) is None: return r
+    staging = out / STAGING
+    shutil.rmtree(staging, ignore_errors=True); staging.mkdir()
+    for f in ckpt.iterdir():
+        if f.is_file() and f.name not in CHECKPOINT_STATE and not f.name.startswith("rng_state"): shutil.copy2(f, staging / f.name)
+    (out / RESULT_FILE).unlink(missing_ok=True)
+    publish(staging, out)
+    write_json(out / RESULT_FILE, dict(global_step=int(ckpt.name.split("-")[-1]), metrics=r.metrics, log_history=r.log_history,
+                                       step_history=r.step_history), default=float)
+    r.weights_path = _weights_file(out)
+    return r
 
 # %% ../../nbs/train/04_recipe.ipynb #af7879b7
 def train(run:Run, # the checked `Run`, with its data
@@ -514,6 +748,19 @@ def train(run:Run, # the checked `Run`, with its data
     trainer, guard = make_trainer(run, model, tok, peft_config, ref_model)
     if run.stage == "dpo": _count_dpo_rows(run, trainer)
     return finish(run, trainer, train_steps(run, trainer, guard), guard)
+
+def run_stage(run:Run, # the checked `Run`, after `preflight`
+              model, # what the run starts from
+              load, # `load()` gives the model to train (called once the folder is claimed, or for a finished run)
+              tok, # the run's tokenizer
+              ref_model=None, # DPO's reference policy
+             )->TrainResult:
+    "Steps 5-8: claim the output folder and train; a finished run returns its saved result (and completes a final save a kill cut short)."
+    if run.finished and final_save_problem(run) is None: return saved_result(run, load(), tok)
+    with claimed_output_dir(run, model):
+        if not run.finished: return train(run, load(), tok, ref_model)
+        r = saved_result(run, load(), tok) # decided under the lock: another run finished it, or its final save is to complete
+        return complete_final_save(run, r) if _rank() == 0 else r
 
 def load_model(run:Run, # the checked `Run`
                model, # a PreTrainedModel, model directory, hub id or TrainResult

@@ -6,16 +6,20 @@ Docs: https://lmtune.github.io/lmtune/train/records.html.md"""
 
 # %% ../../nbs/train/03_records.ipynb #bad22b6c
 from __future__ import annotations
-import hashlib, json, math, shutil, warnings, zipfile
+import errno, fnmatch, hashlib, json, math, os, shutil, socket, time, warnings, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from ..settings import FIELDS, RunSettings, bad_value, check_positive
 
 # %% auto #0
-__all__ = ['RUN_RECORD', 'RESULT_FILE', 'NON_TRAINING_FIELDS', 'SAME_PRODUCT_FIELDS', 'RESOLVED_FIELDS', 'DIVERGED_FILE',
-           'RECOVERY_FIELDS', 'WEIGHT_SUFFIXES', 'PREVIOUS_RUN', 'RUN_ARTIFACTS', 'TrainResult', 'checkpoint_problem',
-           'last_checkpoint', 'run_record', 'run_changes', 'model_fingerprint', 'data_fingerprint', 'check_output_dir',
-           'move_previous_run_aside', 'restore_previous_run']
+__all__ = ['CHECKPOINT_PICKLES', 'ADAPTER_CONFIG', 'RUN_RECORD', 'RESULT_FILE', 'NON_TRAINING_FIELDS', 'SAME_PRODUCT_FIELDS',
+           'RESOLVED_FIELDS', 'DIVERGED_FILE', 'RECOVERY_FIELDS', 'TMP_PREFIX', 'STAGING', 'NO_ROOM_ERRNOS',
+           'NO_ROOM_WORDS', 'WEIGHT_SUFFIXES', 'MODEL_FILES', 'LMTUNE_NAMES', 'PREVIOUS_RUN', 'RUN_ARTIFACTS',
+           'LOCK_FILE', 'HOLDER_FILE', 'TrainResult', 'safetensors_problem', 'adapter_config_problem',
+           'unsafe_pickle_problem', 'checkpoint_problem', 'last_checkpoint', 'run_record', 'run_changes',
+           'model_fingerprint', 'data_fingerprint', 'DiskFull', 'no_room', 'free_bytes', 'disk_full', 'write_atomic',
+           'write_json', 'read_json', 'publish', 'clear_leftovers', 'run_inputs', 'check_output_dir',
+           'move_previous_run_aside', 'restore_previous_run', 'OutputDirInUse', 'OutputLock', 'check_disk_space']
 
 # %% ../../nbs/train/03_records.ipynb #c6f4d9a6
 @dataclass
@@ -60,10 +64,18 @@ class TrainResult:
                 f"final_loss={self.final_loss}, weights_path={self.weights_path!r})")
 
 # %% ../../nbs/train/03_records.ipynb #1437a6c0
-def _complete(ckpt:Path)->bool:
-    "Was `ckpt` written to the end? Its `trainer_state.json` (written last) must parse and name the step."
-    try: return json.loads((ckpt / "trainer_state.json").read_text()).get("global_step") == int(ckpt.name.split("-")[-1])
-    except (OSError, ValueError): return False
+CHECKPOINT_PICKLES = ("optimizer.pt", "scheduler.pt", "scaler.pt") # the trainer's state, unpickled on resume
+
+def _state_problem(ckpt:Path)->str|None:
+    "Why `ckpt`'s trainer_state.json (written last) does not mark a whole save of its step, or None."
+    f = ckpt / "trainer_state.json"
+    if not f.exists(): return f"{f} is missing (the save was cut short)"
+    try: step = json.loads(f.read_text()).get("global_step")
+    except (OSError, ValueError, AttributeError) as e: return f"{f} is damaged ({type(e).__name__}: {e})"
+    if str(step) != ckpt.name.split("-")[-1]: return f"{f} is damaged (it names step {step})"
+    return None
+
+def _complete(ckpt:Path)->bool: return _state_problem(ckpt) is None
 
 def _torch_file_problem(f:Path)->str|None:
     "Why the torch.save file `f` is not whole (its zip directory, written last, is missing), or None."
@@ -71,17 +83,71 @@ def _torch_file_problem(f:Path)->str|None:
         with zipfile.ZipFile(f): return None
     except (zipfile.BadZipFile, OSError) as e: return f"{f} is damaged (cut short: {e})"
 
+# %% ../../nbs/train/03_records.ipynb #stck0002
+ADAPTER_CONFIG = "adapter_config.json" # PEFT's adapter config (lmtune.train.adapters reads adapters)
+
+def _safetensors_header(p:Path)->dict:
+    "The JSON header of safetensors file `p`; raises ValueError when its length does not fit the file."
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if not 0 < n <= size - 8: raise ValueError(f"its header length {n} does not fit its {size} bytes")
+        header = json.loads(f.read(n))
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end != size: raise ValueError(f"cut short: {size} of {8 + n + end} bytes")
+    return header
+
+def safetensors_problem(path, # a .safetensors file
+                       )->str|None:
+    "Why the safetensors file at `path` cannot be read whole (missing, cut short, a broken header), or None if it can."
+    try: _safetensors_header(Path(path)); return None
+    except ValueError as e: return f"{path} is damaged ({e})" if str(e).startswith(("cut short", "its header")) else f"{path} is damaged (ValueError: {e})"
+    except (OSError, KeyError, TypeError, AttributeError) as e: return f"{path} is damaged ({type(e).__name__}: {e})"
+
+# %% ../../nbs/train/03_records.ipynb #stck0003
+def adapter_config_problem(d, # an adapter folder
+                          )->str|None:
+    "Why `d`'s adapter_config.json cannot describe its weights (not JSON, a type PEFT does not know, a rank the weights lack), or None."
+    f, st = Path(d)/ADAPTER_CONFIG, Path(d)/"adapter_model.safetensors"
+    try: cfg = json.loads(f.read_text())
+    except (OSError, ValueError) as e: return f"{f} is damaged ({type(e).__name__}: {e})"
+    if not isinstance(cfg, dict): return f"{f} is damaged (it holds a {type(cfg).__name__}, not a mapping)"
+    from peft import PeftType
+    known = [t.value for t in PeftType]
+    if cfg.get("peft_type") not in known:
+        return f"{f} names peft_type={cfg.get('peft_type')!r}, which PEFT does not know (it knows {', '.join(known[:5])}, ...)"
+    if cfg["peft_type"] != "LORA" or not st.exists() or safetensors_problem(st): return None
+    r, allowed = cfg.get("r"), {cfg.get("r"), *(cfg.get("rank_pattern") or {}).values()}
+    if not isinstance(r, int) or isinstance(r, bool) or r < 1: return f"{f} names r={r!r}: a LoRA rank is a positive integer"
+    shapes = {k: tuple(v["shape"]) for k, v in _safetensors_header(st).items() if k.endswith("lora_A.weight") or ".lora_embedding_A" in k}
+    odd = next(((k, s) for k, s in shapes.items() if s[0] not in allowed), None)
+    if odd: return (f"{f} says r={r}, but the weights in {st.name} have rank {odd[1][0]} ({odd[0]} is {odd[1]}): "
+                    "the config was changed after the adapter was saved")
+    return None
+
+# %% ../../nbs/train/03_records.ipynb #ckpt0002
+def unsafe_pickle_problem(f, # a torch.save file
+                         )->str|None:
+    "Why `torch.load(f, weights_only=True)` would refuse `f` (the objects it would import), or None; nothing is unpickled."
+    try: from torch.serialization import get_unsafe_globals_in_checkpoint
+    except ImportError: return None # torch < 2.5: the trainer's own safe load refuses such a file
+    try: bad = get_unsafe_globals_in_checkpoint(str(f))
+    except Exception as e: return f"{f} is damaged ({type(e).__name__}: {e})"
+    return (f"{f} holds objects that a safe load (torch.load with weights_only=True) refuses ({', '.join(bad[:3])}): the "
+            "trainer never writes those, so the file was changed after it was saved, and lmtune does not unpickle it") if bad else None
+
+# %% ../../nbs/train/03_records.ipynb #ckpt0003
 def checkpoint_problem(ckpt, # a checkpoint-N folder
                       )->str|None:
-    "Why `ckpt` cannot be resumed from (its save was cut short, a file in it is damaged), or None."
-    from lmtune.train.adapters import safetensors_problem
+    "Why `ckpt` cannot be resumed from (its save was cut short, a file in it is damaged or unsafe), or None."
     c = Path(ckpt)
-    if not _complete(c): return f"{c / 'trainer_state.json'} is missing or incomplete (the save was cut short)"
+    problem = _state_problem(c) or ((c / ADAPTER_CONFIG).exists() and adapter_config_problem(c)) or None
     for f in sorted(c.iterdir()):
+        if problem: return problem
         problem = (safetensors_problem(f) if f.suffix == ".safetensors" else
                    _torch_file_problem(f) if f.suffix in (".pt", ".pth", ".bin") else None)
-        if problem: return problem
-    return None
+        if not problem and f.name in CHECKPOINT_PICKLES: problem = unsafe_pickle_problem(f)
+    return problem
 
 def last_checkpoint(output_dir, # the run's output folder
                    )->str|None:
@@ -90,10 +156,10 @@ def last_checkpoint(output_dir, # the run's output folder
     if not p.is_dir(): return None
     numbered = [c for c in p.glob("checkpoint-*") if c.is_dir() and c.name.split("-")[-1].isdigit()]
     for c in sorted(numbered, key=lambda c: -int(c.name.split("-")[-1])):
-        if not _complete(c): continue # killed during the save
         problem = checkpoint_problem(c)
         if problem is None: return str(c)
-        warnings.warn(f"{problem}: {c.name} cannot be resumed from, so lmtune looks at the checkpoint before it.")
+        if (c / "trainer_state.json").exists(): # not a save a kill cut short: say what is wrong
+            warnings.warn(f"{problem}: {c.name} cannot be resumed from, so lmtune looks at the checkpoint before it.")
     return None
 
 def _explicit_checkpoint(path)->str:
@@ -189,40 +255,191 @@ def data_fingerprint(ds, # a `datasets.Dataset`
     tail = ds.select(range(max(n, k - n), k)).to_list() if k > n else []
     return f"{k} rows {_digest([head, tail])}"
 
+# %% ../../nbs/train/03_records.ipynb #whole002
+TMP_PREFIX = ".lmtune-tmp-" # a file being written: renamed to its own name once whole
+STAGING = ".lmtune-staging" # a folder being saved (the final weights): its files are moved into place once whole
+NO_ROOM_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) # a full disk, a full quota, a file-size limit (ulimit -f)
+NO_ROOM_WORDS = ("No space left", "Disk quota exceeded", "File too large", "unexpected pos", "failed writing file") # torch, safetensors
+
+class DiskFull(OSError):
+    "The disk that holds the output folder had no room for a file being written."
+
+def _real(p)->Path: return Path(os.path.realpath(p))
+
+def no_room(e:BaseException)->bool:
+    "Did `e` stop a write for lack of room (a full disk or quota, a file-size limit), as Python, torch or safetensors say it?"
+    if isinstance(e, OSError): return e.errno in NO_ROOM_ERRNOS
+    return isinstance(e, Exception) and any(w in str(e) for w in NO_ROOM_WORDS)
+
+def free_bytes(path)->int:
+    "Free bytes on the disk that holds `path` (or will hold it: its nearest existing parent)."
+    p = _real(path)
+    while not p.exists(): p = p.parent
+    return shutil.disk_usage(p).free
+
+def _size(n:float)->str: return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+def disk_full(path, # the file being written
+              err:BaseException, # what the writer raised
+              kept:str="Everything saved before it is kept", # what is left, in words
+             )->DiskFull:
+    "The error for a write of `path` that found no room: the file, the free space, what is kept and the fix."
+    why = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    return DiskFull(errno.ENOSPC, f"no room to write {path}: the disk that holds it has {_size(free_bytes(path))} free "
+                    f"({type(err).__name__}: {why}). {kept}. Fix: free space on that disk (or lower save_total_limit, or "
+                    "write the run to a larger disk with output_dir=...), then run the same call again: it resumes from the "
+                    "last complete checkpoint")
+
+# %% ../../nbs/train/03_records.ipynb #whole004
+def _fsync_dir(d:Path):
+    "Flush a folder's entries (a rename in it) to disk; a no-op where a folder cannot be opened (Windows)."
+    try: fd = os.open(d, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
+def write_atomic(path, # the file to write
+                 data:str|bytes, # its whole content
+                )->Path:
+    "Write `path` whole or not at all: to a temporary name in the same folder, flushed to disk (fsync), renamed over `path`."
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f"{TMP_PREFIX}{p.name}.{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if no_room(e): raise disk_full(p, e, f"{p} is as it was before") from e
+        raise
+    _fsync_dir(p.parent)
+    return p
+
+# %% ../../nbs/train/03_records.ipynb #whole011
+def write_json(path, obj, indent:int|None=None, default=str)->Path:
+    "`write_atomic` of `obj` as JSON."
+    return write_atomic(path, json.dumps(obj, indent=indent, default=default))
+
+def read_json(path, # a JSON file lmtune wrote
+              fix:str, # what to do when it is damaged
+             ):
+    "The JSON in `path`; one that is not whole (cut short by a kill or a full disk, or edited) is an error naming it and the fix."
+    p = Path(path)
+    try: return json.loads(p.read_text())
+    except ValueError as e: raise ValueError(f"{p} is damaged: it is not whole JSON ({type(e).__name__}: {e}). {fix}") from None
+
+# %% ../../nbs/train/03_records.ipynb #whole009
+def publish(staging, # a folder whose files are complete (e.g. a model just saved into it)
+            out, # where they go
+           )->list:
+    "Move the files of `staging` into `out`, each flushed to disk and renamed over its old version; `staging` goes. Returns their names."
+    staging, out = Path(staging), Path(out)
+    for f in staging.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as h: os.fsync(h.fileno())
+    names = sorted(p.name for p in staging.iterdir())
+    for n in names:
+        if (staging / n).is_dir() and (out / n).is_dir(): shutil.rmtree(out / n) # a folder (tokenizer/) is replaced whole
+        os.replace(staging / n, out / n)
+    _fsync_dir(out); staging.rmdir()
+    return names
+
+def clear_leftovers(out:Path)->list:
+    "Remove what killed writes left under `out` (temporary files, the staging folder); never a whole file. Returns what went."
+    gone = sorted(out.rglob(f"{TMP_PREFIX}*")) + ([out / STAGING] if (out / STAGING).exists() else [])
+    for p in gone: shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return gone
+
 # %% ../../nbs/train/03_records.ipynb #7a1e0c31
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx") # files that hold weights
+MODEL_FILES = ("config.json", "generation_config.json", ADAPTER_CONFIG, "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+               "vocab.json", "vocab.txt", "merges.txt", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja") # besides weights
+LMTUNE_NAMES = ("lmtune_*", ".lmtune*", "launch") # what lmtune may write into a folder before its run record (locks, dry-run files)
 PREVIOUS_RUN = ".lmtune-previous-run" # where resume=False keeps the earlier run until the new one has a checkpoint
 RUN_ARTIFACTS = ("checkpoint-*", "suspect-checkpoint-*", RESULT_FILE, RUN_RECORD, "tokenizer", "model*.safetensors",
                  "model.safetensors.index.json", "adapter_model.safetensors", "adapter_config.json") # what a run writes that matters
 
 def _model_folder(model)->Path|None:
     "The local folder the model comes from, if there is one."
-    if isinstance(model, TrainResult): return Path(model.output_dir).resolve()
-    if isinstance(model, (str, Path)): return Path(model).resolve() if Path(model).is_dir() else None
+    if isinstance(model, TrainResult): return _real(model.output_dir)
+    if isinstance(model, (str, Path)): return _real(model) if Path(model).is_dir() else None
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     name = getattr(base, "name_or_path", None)
-    return Path(name).resolve() if isinstance(name, str) and name and Path(name).is_dir() else None
+    return _real(name) if isinstance(name, str) and name and Path(name).is_dir() else None
 
+def run_inputs(model=None, # what the run starts from
+               **paths, # other inputs by argument name: data, eval_data, tokenizer, ...
+              )->dict:
+    "`{argument: real path}` for the inputs of a run that are files or folders on this machine."
+    found = {"model": _model_folder(model)}
+    found.update({k: _real(v) for k, v in paths.items() if isinstance(v, (str, Path)) and Path(v).exists()})
+    return {k: v for k, v in found.items() if v is not None}
+
+# %% ../../nbs/train/03_records.ipynb #outd0002
 def _weight_files(d:Path)->list: return sorted(f.name for f in d.iterdir() if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
 
+def _lmtune_made(out:Path)->bool:
+    "Did lmtune make `out`? It holds a run record, or nothing but what lmtune writes before one."
+    return (out / RUN_RECORD).exists() or all(any(fnmatch.fnmatch(p.name, n) for n in LMTUNE_NAMES) for p in out.iterdir())
+
+def _model_and_tokenizer_files(out:Path)->list:
+    "Model and tokenizer files in `out` and its checkpoint folders (where a run writes)."
+    places = [out] + [c for c in out.glob("checkpoint-*") if c.is_dir()]
+    return sorted(str(f.relative_to(out)) for d in places for f in d.iterdir()
+                  if f.is_file() and (f.name in MODEL_FILES or f.suffix in WEIGHT_SUFFIXES))
+
+def _links_out_of(out:Path)->list:
+    "`(link, target)` for the symbolic links in the tree under `out` that point outside it."
+    bad = []
+    for root, dirs, files in os.walk(out): # a linked folder is listed, not entered
+        for p in (Path(root) / n for n in dirs + files):
+            t = _real(p)
+            if p.is_symlink() and not (t == out or out in t.parents): bad.append((p, t))
+    return bad
+
+def _overlap(out:Path, p:Path)->str|None:
+    "How `out` and the input `p` overlap ('is', 'contains', 'lies inside'), or None."
+    return "is" if out == p else "contains" if out in p.parents else "lies inside" if p in out.parents else None
+
+# %% ../../nbs/train/03_records.ipynb #outd0003
 def check_output_dir(output_dir, # where the run will write
                      model=None, # what the run starts from
                      stage:str="sft", # for the suggested folder name
+                     inputs:dict|None=None, # `run_inputs` of the run
+                     overwrite:bool=False, # `overwrite_output_dir`: accept a folder lmtune did not make (without model or tokenizer files)
                     )->Path:
-    "`output_dir` as a `Path`, unless writing there could overwrite weights this run did not write: then an error that says where to write instead."
-    out = Path(output_dir)
-    instead = f"Write the run somewhere else, e.g. output_dir='{out}-{stage}'"
-    if out.exists() and not out.is_dir(): raise bad_value("output_dir", str(out), "is a file; pass a folder")
+    "`output_dir` resolved (realpath), unless writing there could harm what the run did not write: then the reason and the fix."
+    out, given = _real(output_dir), str(output_dir)
+    tops = [p for p in (inputs or {}).values() if p in out.parents]
+    instead = f"Write the run somewhere else, e.g. output_dir='{min(tops, key=lambda p: len(p.parts)) if tops else out}-{stage}'"
+    if out.exists() and not out.is_dir(): raise bad_value("output_dir", given, "is a file; pass a folder")
     src = _model_folder(model)
-    if src is not None and out.resolve() == src:
+    if src is not None and out == src:
         held = _weight_files(src)
-        raise bad_value("output_dir", str(out), f"is the folder of the model being trained{' (it holds ' + ', '.join(held[:3]) + ')' if held else ''}: "
+        raise bad_value("output_dir", given, f"is the folder of the model being trained{' (it holds ' + ', '.join(held[:3]) + ')' if held else ''}: "
                         f"lmtune never writes into a folder with weights this run did not write. {instead}")
-    held = _weight_files(out) if out.is_dir() and not (out / RUN_RECORD).exists() else []
-    if held: raise bad_value("output_dir", str(out), f"holds {', '.join(held[:3])}, which this run did not write (there is no {RUN_RECORD}, "
-                             f"so no lmtune run made them): lmtune never writes into such a folder. {instead}")
+    for name, p in (inputs or {}).items():
+        if _overlap(out, p): raise bad_value("output_dir", given, f"{_overlap(out, p)} the {name} ({p}): lmtune never writes where a run's "
+                                             f"inputs are (a start-over moves checkpoints aside; the final save writes model and tokenizer files). {instead}")
+    if not out.is_dir(): return out
+    links = _links_out_of(out)
+    if links: raise bad_value("output_dir", given, f"holds {links[0][0]}, a symbolic link to {links[0][1]}, outside the output folder: "
+                              f"the run would write through it. Remove the link (or put a copy in its place), or: {instead}")
+    held = sorted(p.name for p in out.iterdir())
+    if _lmtune_made(out) or not held: return out
+    model_files = _model_and_tokenizer_files(out)
+    shown = ", ".join((model_files or held)[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+    if not overwrite:
+        raise bad_value("output_dir", given, f"holds {shown}, which this run did not write (there is no {RUN_RECORD}, so lmtune did not make "
+                        f"this folder): lmtune never writes into such a folder. {instead}" + ("" if model_files else
+                        ", or pass overwrite_output_dir=True to write into it anyway"))
+    if model_files: raise bad_value("overwrite_output_dir", True, f"but output_dir={given!r} holds {shown}: model or tokenizer files this "
+                                    f"run did not write, which lmtune never overwrites. {instead}")
     return out
 
+# %% ../../nbs/train/03_records.ipynb #prev0001
 def _artifacts(out:Path)->list: return sorted({p for pattern in RUN_ARTIFACTS for p in out.glob(pattern)})
 
 def move_previous_run_aside(out:Path, # the run's output folder
@@ -233,6 +450,7 @@ def move_previous_run_aside(out:Path, # the run's output folder
     keep = out / PREVIOUS_RUN
     keep.mkdir()
     for p in items: p.rename(keep / p.name)
+    _fsync_dir(keep); _fsync_dir(out)
     return True
 
 def restore_previous_run(out:Path, # the run's output folder
@@ -244,8 +462,85 @@ def restore_previous_run(out:Path, # the run's output folder
     for p in keep.iterdir(): p.rename(out / p.name)
     keep.rmdir()
 
+def _run_folder(out:Path)->Path:
+    "Where the run's state is as the next claim leaves it: `out`, or the earlier run a start-over killed before its first checkpoint moved aside."
+    keep = out / PREVIOUS_RUN
+    return keep if keep.is_dir() and not last_checkpoint(out) else out
+
 def _recover_previous_run(out:Path):
     "After a kill: a start-over that reached a whole checkpoint keeps it (the earlier run goes), one that did not gives way to the earlier run."
     if not (out / PREVIOUS_RUN).is_dir(): return
-    if last_checkpoint(out): shutil.rmtree(out / PREVIOUS_RUN)
+    if _run_folder(out) == out: shutil.rmtree(out / PREVIOUS_RUN)
     else: restore_previous_run(out)
+
+# %% ../../nbs/train/03_records.ipynb #lock0002
+LOCK_FILE = ".lmtune.lock" # locked (filelock's FileLock) by the run that writes the folder, for its whole life
+HOLDER_FILE = ".lmtune.holder.json" # who holds the lock: host, process id, since when
+
+class OutputDirInUse(ValueError):
+    "Another run holds the output folder's lock."
+
+def _alive(pid)->bool:
+    "Is process `pid` of this machine running?"
+    if not isinstance(pid, int): return False
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except (PermissionError, OverflowError): return True
+    return True
+
+def _holder(out:Path)->dict:
+    try: return json.loads((out / HOLDER_FILE).read_text())
+    except (OSError, ValueError): return {}
+
+def _who(h:dict)->str:
+    return f"process {h.get('pid')} on {h.get('host')} (since {h.get('since')})" if h else "a process that has not written its name yet"
+
+# %% ../../nbs/train/03_records.ipynb #lock0003
+class OutputLock:
+    "The lock a run holds on its output folder, from its first write to its end; `acquire` refuses at once if another run holds it."
+    def __init__(self, out): self.out, self._lock = Path(out), None
+
+    def acquire(self)->OutputLock:
+        from filelock import FileLock, Timeout
+        self.out.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.out / LOCK_FILE), timeout=0)
+        me = dict(host=socket.gethostname(), pid=os.getpid(), since=time.strftime("%Y-%m-%d %H:%M:%S"))
+        try: lock.acquire()
+        except Timeout: raise self._in_use(_holder(self.out)) from None
+        prev = _holder(self.out)
+        if prev and prev.get("pid") != me["pid"]:
+            if prev.get("host") == me["host"] and _alive(prev.get("pid")): # the file system did not enforce the lock (NFS without locking)
+                lock.release(); raise self._in_use(prev)
+            warnings.warn(f"output_dir={str(self.out)!r}: took over the lock of {_who(prev)}, which is gone: it was killed or crashed "
+                          "while it held the folder. Everything it saved whole is kept, and this run goes on from there.")
+        write_json(self.out / HOLDER_FILE, me)
+        self._lock = lock
+        return self
+
+    def _in_use(self, h:dict)->OutputDirInUse:
+        return OutputDirInUse(f"output_dir={str(self.out)!r} is in use by another run: {_who(h)} holds its lock "
+                              f"({self.out / LOCK_FILE}). Wait for that run to end (or stop it), or write this run to another output_dir.")
+
+    def release(self):
+        "Give the folder up (the holder's record goes first)."
+        if self._lock is None: return
+        (self.out / HOLDER_FILE).unlink(missing_ok=True)
+        self._lock.release(); self._lock = None
+
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
+
+# %% ../../nbs/train/03_records.ipynb #disk0002
+def check_disk_space(out, # the run's output folder (it need not exist yet)
+                     checkpoint_bytes:int, # one checkpoint: the saved weights and the optimizer state
+                     final_bytes:int, # the final weights (or adapter)
+                     n_checkpoints:int, # checkpoints on disk at once (save_total_limit, or all the run writes)
+                     free:int|None=None, # free bytes; None: measured (`free_bytes`)
+                    )->int:
+    "The bytes the run will write, if the disk that holds `out` has room for them; else an error with the sizes and the fix."
+    free = free_bytes(out) if free is None else free
+    need = n_checkpoints * checkpoint_bytes + final_bytes
+    if need <= free: return need
+    raise bad_value("output_dir", str(out), f"needs about {_size(need)} on its disk ({n_checkpoints} checkpoint(s) of {_size(checkpoint_bytes)}, "
+                    f"weights and optimizer state, and the final save of {_size(final_bytes)}), and that disk has {_size(free)} free. "
+                    "Fix: free space there, keep fewer checkpoints (save_total_limit), or write the run to a larger disk")

@@ -61,7 +61,11 @@ def _dpo_rows(ds, tok, what="data"):
     _need(ds, ["prompt", "chosen", "rejected"], what, "pass preference rows with 'prompt', 'chosen' and 'rejected'.")
     ds = ds.select_columns(["prompt", "chosen", "rejected"])
     if isinstance(ds[0]["prompt"], list) or not _has_chat_template(tok):
-        if not _has_chat_template(tok): ds = ds.map(lambda r: dict(prompt=r["prompt"].rstrip() + "\n"))
+        if not _has_chat_template(tok): return ds.map(lambda r: dict(prompt=r["prompt"].rstrip() + "\n"))
+        for i, r in enumerate(ds): # conversations as given: TRL renders them with the template, so a refused one is named now
+            for end in ("chosen", "rejected"):
+                try: tok.apply_chat_template(r["prompt"] + r[end], tokenize=False)
+                except Exception as e: raise _template_refusal(e, what, i, dict(r, completion=r[end])) from None
         return ds
     u, a = (lambda t: [dict(role="user", content=t.strip())]), (lambda t: [dict(role="assistant", content=t)])
     return ds.map(lambda r: dict(prompt=u(r["prompt"]), chosen=a(r["chosen"]), rejected=a(r["rejected"])))
@@ -99,12 +103,25 @@ def tokenize_sft_row(r:dict, # one row of `sft_rows`
     ids = tok(r["text"] if r["text"].endswith(eos) else r["text"] + eos)["input_ids"] # plain text: every token
     return dict(input_ids=ids, completion_mask=[1] * len(ids))
 
-def _sft_tokenized(rows, tok, replay=None, seed:int=0):
+def _sft_tokenized(rows, tok, replay=None, seed:int=0, what:str="data"):
     "Shaped SFT rows (and replay texts) tokenised into `input_ids` + `completion_mask`; with replay, shuffled together."
     import datasets
-    def tokenize(d): return d.map(lambda r: tokenize_sft_row(r, tok), remove_columns=d.column_names)
+    def one(r, i):
+        try: return tokenize_sft_row(r, tok)
+        except Exception as e: raise _template_refusal(e, what, i, r) from None
+    def tokenize(d): return d.map(one, with_indices=True, remove_columns=d.column_names)
     if replay is None or not len(replay): return tokenize(rows)
     return datasets.concatenate_datasets([tokenize(rows), tokenize(replay.select_columns(["text"]))]).shuffle(seed=seed)
+
+# %% ../../nbs/train/00_rows.ipynb #tmpl0002
+def _template_refusal(e:Exception, what:str, i:int, r:dict)->Exception:
+    "`e` as an error naming the row a chat template refused (`e` itself when it is not the template's)."
+    if type(e).__module__.split(".")[0] != "jinja2": return e
+    turns = r.get("messages") or [*(r.get("prompt") or []), *(r.get("completion") or r.get("chosen") or [])]
+    roles = [t.get("role") for t in turns if isinstance(t, dict)]
+    return ValueError(f"{what} row {i}: the tokenizer's chat template refuses it ({type(e).__name__}: {e}); its turns are {roles}. "
+                      "Fix: give the row the turns the template accepts (often user and assistant alternating, a system turn "
+                      "only first), drop it, or pass a tokenizer with a more lenient chat template")
 
 # %% ../../nbs/train/00_rows.ipynb #6f3e0b52
 def trainable_rows(tokenized, # rows with `input_ids` and `completion_mask`

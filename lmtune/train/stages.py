@@ -6,29 +6,37 @@ Docs: https://lmtune.github.io/lmtune/train/stages.html.md"""
 
 # %% ../../nbs/train/05_stages.ipynb #900feffc
 from __future__ import annotations
-import copy
+import copy, os, shutil
 from pathlib import Path
 from ..settings import RunSettings
-from .model import _config_from, model_config, tokenizer_for
-from .recipe import (STAGE_DATA, check_model, claimed_output_dir, load_model, plan_run, progress_bars,
-                                 resume_point, saved_result, text_data, train)
-from .records import TrainResult, _tokenizer_fingerprint, model_fingerprint
+from .model import _config_from, adapter_base, model_config, tokenizer_for
+from .recipe import (STAGE_DATA, check_model, load_model, plan_run, preflight, progress_bars, run_stage,
+                                 text_data)
+from .records import STAGING, TrainResult, _tokenizer_fingerprint, model_fingerprint, publish, run_inputs
 
 # %% auto #0
 __all__ = ['pretrain', 'continue_pretraining', 'sft', 'dpo']
 
 # %% ../../nbs/train/05_stages.ipynb #f0a5559d
-def _tokenizer_for_pretraining(texts, config, model, tokenizer, s:RunSettings):
-    "The given tokenizer, the model directory's, the one saved by an earlier attempt of this run, or one trained on `texts`."
+def _tokenizer_for_pretraining(texts, config, model, tokenizer, s:RunSettings)->tuple:
+    "`(tokenizer, new)`: the given one, the model directory's, the one an earlier attempt of this run saved, or one trained on `texts` (new)."
     from transformers import AutoTokenizer
-    if tokenizer is not None and not isinstance(tokenizer, (str, Path)): return tokenizer
-    if tokenizer is not None: return AutoTokenizer.from_pretrained(str(tokenizer), trust_remote_code=s.trust_remote_code)
+    if tokenizer is not None and not isinstance(tokenizer, (str, Path)): return tokenizer, False
+    if tokenizer is not None: return AutoTokenizer.from_pretrained(str(tokenizer), trust_remote_code=s.trust_remote_code), False
     if isinstance(model, (str, Path)) and Path(model).is_dir() and any((Path(model) / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
-        return AutoTokenizer.from_pretrained(str(model), trust_remote_code=s.trust_remote_code)
-    saved = Path(s.output_dir) / "tokenizer"
-    if (saved / "tokenizer.json").exists(): return AutoTokenizer.from_pretrained(str(saved))
+        return AutoTokenizer.from_pretrained(str(model), trust_remote_code=s.trust_remote_code), False
+    saved = Path(os.path.realpath(s.output_dir)) / "tokenizer"
+    if s.resume is not False and (saved / "tokenizer.json").exists(): return AutoTokenizer.from_pretrained(str(saved)), False
     from lmtune.models import build_tokenizer
-    return build_tokenizer(list(texts), vocab_size=config.vocab_size, path=str(saved))
+    return build_tokenizer(list(texts), vocab_size=config.vocab_size), True # saved once the run owns output_dir
+
+def _save_tokenizer(tok):
+    "An `on_claim` that saves the tokenizer trained for the run into `output_dir/tokenizer`, whole (a staging folder, moved into place)."
+    def save(out:Path):
+        shutil.rmtree(out / STAGING, ignore_errors=True)
+        tok.save_pretrained(str(out / STAGING / "tokenizer"))
+        publish(out / STAGING, out)
+    return save
 
 def _model_from_config(config, tok, s:RunSettings):
     "Seeded random weights for `config`, its embedding sized to `tok` (the same call gives the same weights: needed to resume)."
@@ -42,6 +50,7 @@ def _model_from_config(config, tok, s:RunSettings):
     kw = dict(attn_implementation=s.attn_implementation) if s.attn_implementation else {}
     return AutoModelForCausalLM.from_config(config, trust_remote_code=s.trust_remote_code, **kw)
 
+# %% ../../nbs/train/05_stages.ipynb #stg00001
 def pretrain(model, # a transformers config, a dict with 'model_type', a model directory (config only) or a catalog name
              data, # text: a list of strings, a path, or a Dataset with a 'text' column
              tokenizer=None, # a tokenizer or its path; None: the model directory's, else one trained on `data` (vocab_size from the config)
@@ -50,35 +59,40 @@ def pretrain(model, # a transformers config, a dict with 'model_type', a model d
              eval_data=None, # held-out text for eval_loss (and early stopping)
              monitor=None, # a `TrainerCallback` that watches the run (e.g. lmtune.train.monitor's); joins `callbacks`
              on_bad_rows:str="raise", # 'raise' or 'skip': what `lmtune.data.load_data` does with a row it cannot use
+             overwrite_output_dir:bool=False, # write into a folder lmtune did not make (one without model or tokenizer files)
              **kwargs, # any `RunSettings` field
             )->TrainResult:
     "Train a causal LM from random weights on `data` (method 'full', preset 'pretrain')."
-    run = plan_run("pretrain", settings, kwargs, callbacks, monitor, tokenizer, on_bad_rows, eval_data is not None)
+    run = plan_run("pretrain", settings, kwargs, callbacks, monitor, tokenizer, on_bad_rows, eval_data is not None,
+                   overwrite_output_dir=overwrite_output_dir)
     with progress_bars(run.s.progress_bar):
         text_data(run, data, eval_data)
         config = _config_from(model, run.s.trust_remote_code)
         check_model(run, config)
+        tok, new = _tokenizer_for_pretraining(run.train_ds["text"], config, model, tokenizer, run.s)
+        if new: run.on_claim.append(_save_tokenizer(tok))
         run.model_fp = model_fingerprint(config) + _tokenizer_fingerprint(tokenizer)
-        resume_point(run, model)
-        if run.finished:
-            tok = _tokenizer_for_pretraining(run.train_ds["text"], config, model, tokenizer, run.s)
-            return saved_result(run, _model_from_config(config, tok, run.s), tok)
-        with claimed_output_dir(run):
-            tok = _tokenizer_for_pretraining(run.train_ds["text"], config, model, tokenizer, run.s)
-            return train(run, _model_from_config(config, tok, run.s), tok)
+        run.inputs = run_inputs(model, data=data, eval_data=eval_data, tokenizer=tokenizer)
+        preflight(run, model, config, len(tok))
+        return run_stage(run, model, lambda: _model_from_config(config, tok, run.s), tok)
 
 # %% ../../nbs/train/05_stages.ipynb #49e8349a
-def _adapt(stage, model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, replay_data=None, ref_model=None):
+def _adapt(stage, model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, replay_data=None, ref_model=None,
+           overwrite_output_dir=False):
     "The recipe for the stages that start from trained weights."
-    run = plan_run(stage, settings, kwargs, callbacks, monitor, tokenizer, on_bad_rows, eval_data is not None, replay_data is not None)
+    run = plan_run(stage, settings, kwargs, callbacks, monitor, tokenizer, on_bad_rows, eval_data is not None, replay_data is not None,
+                   overwrite_output_dir)
     with progress_bars(run.s.progress_bar):
+        config = model_config(model, run.s) # first: a pickle-only or an adapter folder is named before its tokenizer is read
         tok = tokenizer_for(model, tokenizer, run.s)
-        check_model(run, model_config(model, run.s))
+        check_model(run, config)
         STAGE_DATA[run.stage](run, data, eval_data, replay_data, tok)
         run.model_fp = model_fingerprint(model) + _tokenizer_fingerprint(tokenizer)
-        resume_point(run, model)
-        if run.finished: return saved_result(run, load_model(run, model), tok)
-        with claimed_output_dir(run): return train(run, load_model(run, model), tok, ref_model)
+        base = adapter_base(model)
+        run.inputs = run_inputs(model, data=data, eval_data=eval_data, replay_data=replay_data, tokenizer=tokenizer,
+                                **({"adapter's base model": base[0]} if base else {}))
+        preflight(run, model, config, config.vocab_size)
+        return run_stage(run, model, lambda: load_model(run, model), tok, ref_model)
 
 def continue_pretraining(model, # a PreTrainedModel, model directory, hub id or TrainResult
                          data, # domain text: strings, a path, or a Dataset with 'text'
@@ -89,10 +103,12 @@ def continue_pretraining(model, # a PreTrainedModel, model directory, hub id or 
                          replay_data=None, # general text to mix in (`replay_fraction` of the rows)
                          monitor=None, # a `TrainerCallback` that watches the run (e.g. a forgetting monitor); joins `callbacks`
                          on_bad_rows:str="raise", # 'raise' or 'skip': what `lmtune.data.load_data` does with a row it cannot use
+                         overwrite_output_dir:bool=False, # write into a folder lmtune did not make (one without model or tokenizer files)
                          **kwargs, # any `RunSettings` field
                         )->TrainResult:
     "Keep training a causal LM on domain text (method 'full' by default, preset 'continued')."
-    return _adapt("continue_pretraining", model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, replay_data)
+    return _adapt("continue_pretraining", model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, replay_data,
+                  overwrite_output_dir=overwrite_output_dir)
 
 def sft(model, # a PreTrainedModel, model directory, hub id or TrainResult
         data, # rows with prompt/response, prompt/completion, messages, or text
@@ -103,12 +119,14 @@ def sft(model, # a PreTrainedModel, model directory, hub id or TrainResult
         replay_data=None, # general text to mix in (`replay_fraction` of the rows)
         monitor=None, # a `TrainerCallback` that watches the run (e.g. a forgetting monitor); joins `callbacks`
         on_bad_rows:str="raise", # 'raise' or 'skip': what `lmtune.data.load_data` does with a row it cannot use
+        overwrite_output_dir:bool=False, # write into a folder lmtune did not make (one without model or tokenizer files)
         **kwargs, # any `RunSettings` field
        )->TrainResult:
     "Supervised fine-tuning on instruction or chat data, loss on the responses (method 'lora' by default)."
-    return _adapt("sft", model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, replay_data)
+    return _adapt("sft", model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, replay_data,
+                  overwrite_output_dir=overwrite_output_dir)
 
-def dpo(model, # a PreTrainedModel, model directory, hub id or TrainResult (usually an SFT result)
+def dpo(model, # a PreTrainedModel, model directory, adapter folder, hub id or TrainResult (usually an SFT result)
         data, # rows with prompt, chosen, rejected
         tokenizer=None, # None: the model's
         settings=None, # a `RunSettings` or a dict; keyword arguments override it
@@ -117,7 +135,9 @@ def dpo(model, # a PreTrainedModel, model directory, hub id or TrainResult (usua
         ref_model=None, # the reference policy; None: the adapter-free base (adapter methods) or a frozen copy (full)
         monitor=None, # a `TrainerCallback` that watches the run; joins `callbacks`
         on_bad_rows:str="raise", # 'raise' or 'skip': what `lmtune.data.load_data` does with a row it cannot use
+        overwrite_output_dir:bool=False, # write into a folder lmtune did not make (one without model or tokenizer files)
         **kwargs, # any `RunSettings` field
        )->TrainResult:
     "Direct preference optimisation on prompt/chosen/rejected pairs (method 'lora' by default)."
-    return _adapt("dpo", model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, None, ref_model)
+    return _adapt("dpo", model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, None, ref_model,
+                  overwrite_output_dir)
