@@ -12,15 +12,15 @@ from pathlib import Path
 from ..settings import (RunSettings, FIELDS, ALIASES, stage_info, read_settings_file, yaml_loader, bad_value,
                              check_bool, check_choice, check_positive, resolve_precision)
 from .records import DiskFull, write_atomic
+from ..specs import BUILTIN_DATA, builtin_data, resolve_data, resolve_model
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'REQUIRED_KEYS', 'BUILTIN_DATA', 'LOG_FILE', 'MONITOR_INPUTS', 'CONFIG_FILE', 'RunConfig', 'config_yaml',
-           'parse_set', 'apply_sets', 'read_config', 'builtin_data', 'resolve_data', 'resolve_model', 'Processes',
-           'processes', 'launched_settings', 'mixed_precision', 'fsdp_config', 'deepspeed_config', 'accelerate_config',
-           'strategy_env', 'launch_files', 'write_launch_files', 'launch_command', 'torchrun_command', 'backend_for',
-           'check_launch', 'RanksDisagree', 'WorkerStopped', 'init_processes', 'check_ranks_agree', 'log_callback',
-           'read_log', 'LiveLog', 'monitor_callback', 'prepare', 'train', 'dry_run', 'main', 'check_cuda_fresh',
-           'LaunchResult', 'launch']
+__all__ = ['RUN_KEYS', 'REQUIRED_KEYS', 'LOG_FILE', 'MONITOR_INPUTS', 'CONFIG_FILE', 'RunConfig', 'config_yaml', 'parse_set',
+           'apply_sets', 'read_config', 'Processes', 'processes', 'launched_settings', 'mixed_precision', 'fsdp_config',
+           'deepspeed_config', 'accelerate_config', 'strategy_env', 'launch_files', 'write_launch_files',
+           'launch_command', 'torchrun_command', 'backend_for', 'check_launch', 'RanksDisagree', 'WorkerStopped',
+           'init_processes', 'check_ranks_agree', 'log_callback', 'read_log', 'LiveLog', 'monitor_callback', 'prepare',
+           'train', 'dry_run', 'main', 'check_cuda_fresh', 'LaunchResult', 'launch']
 
 # %% ../../nbs/train/08_launch.ipynb #13f763b6
 @dataclass
@@ -190,67 +190,6 @@ def read_config(path, # a run file (.yaml, .yml or .json)
                )->RunConfig:
     "The checked `RunConfig` in `path`, with `sets` applied."
     return RunConfig.from_dict(apply_sets(read_settings_file(path), sets))
-
-# %% ../../nbs/train/08_launch.ipynb #477313d5
-BUILTIN_DATA = ('general', 'domain', 'instruction', 'preference') # kinds of `lmtune.corpus.CORPUS_KINDS` that train
-
-def _spec(source:str)->tuple:
-    "'builtin:instruction?n=50&tasks=domain' -> ('instruction', {'n': 50, 'tasks': 'domain'}), values read as YAML."
-    from urllib.parse import parse_qsl
-    import yaml
-    name, _, query = source.split(':', 1)[1].partition('?')
-    return name, {k: yaml.load(v, Loader=yaml_loader()) for k, v in parse_qsl(query, keep_blank_values=True)}
-
-def _check_options(arg, source, opts:dict, allowed):
-    bad = [k for k in opts if k not in allowed]
-    if bad: raise bad_value(arg, source, f"{bad[0]!r} is not an option here; use {', '.join(allowed)}")
-
-def builtin_data(source:str, # 'builtin:KIND?option=value&...'
-                 arg:str='data', # the key it came from, for messages
-                 kinds=BUILTIN_DATA, # the kinds this key accepts
-                )->list:
-    "The rows a `builtin:` source names (strings for text kinds, dicts otherwise)."
-    from lmtune import corpus
-    kind, opts = _spec(source)
-    check_choice(arg, kind, kinds, fix="(builtin:KIND, e.g. builtin:instruction?n=200)")
-    text = kind in ('general', 'domain')
-    _check_options(arg, source, opts, ('n', 'seed', 'world') if text else ('n', 'seed', 'world', 'tasks')
-                   + (('n_choices',) if kind == 'multiple_choice' else ()))
-    if 'tasks' in opts:
-        t = opts['tasks']
-        groups = {'general': corpus.GENERAL_TASKS, 'domain': corpus.DOMAIN_TASKS}
-        opts['tasks'] = groups.get(t) or tuple(x.strip() for x in str(t).split(','))
-    fn = {'general': corpus.general_corpus, 'domain': corpus.domain_corpus, 'instruction': corpus.instruction_set,
-          'preference': corpus.preference_set, 'multiple_choice': corpus.multiple_choice_set}[kind]
-    return fn(**opts)
-
-def resolve_data(source:str|None, # a file path or builtin:KIND
-                 arg:str='data', # the key it came from
-                 kinds=BUILTIN_DATA, # the builtin kinds this key accepts
-                ):
-    "What the trainers get for a data source: the rows of a `builtin:` source, else the checked file path."
-    if source is None: return None
-    if source.startswith('builtin:'): return builtin_data(source, arg, kinds)
-    p = Path(source).expanduser()
-    if not p.exists():
-        raise bad_value(arg, source, f"no such file ({p.resolve()}); pass a .jsonl/.json/.csv/.parquet/.txt file or "
-                        f"builtin:KIND (KIND one of {', '.join(BUILTIN_DATA)})")
-    return str(p)
-
-def resolve_model(source:str, # a model folder, hub id, catalog name or tiny:ARCH
-                 )->str:
-    "What the trainers get for a model source: the folder of a `tiny:` model (built on first use), else `source`."
-    if source.startswith('tiny:'):
-        import inspect
-        from lmtune.models import tiny_model_dir, tiny_config, ARCHS
-        arch, opts = _spec(source)
-        check_choice('model', arch, ARCHS, fix="(tiny:ARCH, e.g. tiny:llama)")
-        sizes = [k for k in inspect.signature(tiny_config).parameters if k not in ('arch', 'vocab_size', 'tokenizer', 'kwargs')]
-        _check_options('model', source, opts, ['seed', 'pretrain_steps', 'vocab_size'] + sizes)
-        return str(tiny_model_dir(arch, **opts))
-    if source.startswith(('.', '/', '~')) and not Path(source).expanduser().exists():
-        raise bad_value('model', source, f"no such folder ({Path(source).expanduser().resolve()}); pass a model folder, a hub id or tiny:llama")
-    return source
 
 # %% ../../nbs/train/08_launch.ipynb #3f2acc66
 @dataclass(frozen=True)
@@ -591,7 +530,8 @@ class LiveLog:
         return (f"<div><b>{self.title}</b>: " + ' &middot; '.join(c for c in cells if c) + f"</div>{self._svg()}")
 
 # %% ../../nbs/train/08_launch.ipynb #5b40ec65
-MONITOR_INPUTS = {'general_texts': ('general', 'domain'), 'mc': ('multiple_choice',), 'task_examples': ('instruction',)} # key -> builtin kinds
+MONITOR_INPUTS = {'general_texts': ('general', 'domain'), 'mc': ('multiple_choice',), 'task_examples': ('instruction',),
+                  'instructions': ('instruction_following',)} # key -> builtin kinds
 
 def monitor_callback(settings:dict|None, # the run file's `monitor:` mapping
                      run:RunSettings|None=None, # the run's settings, for the monitor's memory estimate

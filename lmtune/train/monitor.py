@@ -13,6 +13,7 @@ from pathlib import Path
 from ..estimate.memory import KL_CHUNK, monitor_memory_bytes
 from ..settings import bad_value, check_choice, check_positive, check_bool
 from ..corpus import IF_KINDS, follows
+from .console import in_notebook
 
 # %% auto #0
 __all__ = ['TASK_METRICS', 'FORGETTING_METRICS', 'DISPLAYS', 'HISTORY_COLUMNS', 'LOG_PREFIX', 'NOT_LOGGED', 'MITIGATIONS',
@@ -571,11 +572,7 @@ def _calling_trainer():
         if isinstance(s, Trainer): return s
         f = f.f_back
 
-def _in_notebook()->bool:
-    "Running inside a Jupyter kernel?"
-    ip = sys.modules.get("IPython")
-    shell = ip.get_ipython() if ip else None
-    return shell is not None and hasattr(shell, "kernel")
+_in_notebook = in_notebook # lmtune.train.console's answer
 
 def _spike_rule():
     "lmtune's definition of a loss spike (`lmtune.train.guard.DivergenceGuard.check`: robust deviations above a running median), as a checker fed the logged losses."

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from ..settings import (RunSettings, bad_value, check_bool, check_choice, method_info, resolve_packing, run_settings,
                              stage_info)
+from .console import in_notebook, use_console_log
 from .guard import DivergenceGuard, STEPS_FILE, TrainingDiverged
+from .mitigate import add_mitigations, check_mitigations, general_batches
 from .model import (_cuda, _load_pretrained, _precision_for, check_attention, check_seq_len,
                                 prepare_method, qlora_quantization_config, resolve_optim, weight_dtype)
 from .records import (ADAPTER_CONFIG, DIVERGED_FILE, NON_TRAINING_FIELDS, RECOVERY_FIELDS, RESULT_FILE, RUN_RECORD,
@@ -158,7 +160,8 @@ def _callbacks(callbacks, monitor)->list:
     if bad: raise bad_value("callbacks", bad[0], "each callback must be a transformers.TrainerCallback (an instance or a subclass)")
     if monitor is not None and not is_cb(monitor):
         raise bad_value("monitor", monitor, "pass a transformers.TrainerCallback, e.g. a forgetting monitor from lmtune.train.monitor")
-    return list(callbacks) + ([monitor] if monitor is not None else [])
+    twice = monitor is not None and any(c is monitor for c in callbacks) # callbacks=[m], monitor=m: one m, not two
+    return list(callbacks) + ([monitor] if monitor is not None and not twice else [])
 
 def _check_combinations(s:RunSettings, stage:str, method:str, has_eval:bool, has_replay:bool, packing:bool):
     "What RunSettings cannot check on its own: this machine, the stage, the data given."
@@ -202,6 +205,7 @@ def plan_run(stage:str, # pretrain, continue_pretraining, sft or dpo
         raise bad_value("tokenizer", tokenizer, "pass a transformers tokenizer or the folder it was saved in")
     packing = resolve_packing(s, st.name)
     _check_combinations(s, st.name, method, has_eval or s.eval_fraction > 0, has_replay, packing)
+    check_mitigations(s, st.name, method)
     check_bool("overwrite_output_dir", overwrite_output_dir)
     cbs = _callbacks(callbacks, monitor)
     return Run(st.name, s, method, learning_rate_for(s, st.name, method), cbs, packing, on_bad_rows,
@@ -509,6 +513,8 @@ def make_trainer(run:Run, # the checked `Run`, with its data
         from trl import SFTConfig, SFTTrainer
         trainer = SFTTrainer(model=model, args=SFTConfig(**trainer_arguments(run)), **data)
     if not s.progress_bar: trainer.remove_callback(PrinterCallback) # quiet: no log dicts printed (the log is in the result)
+    elif not in_notebook(): use_console_log(trainer) # a terminal: one line per log, not a bar interleaved with dicts
+    add_mitigations(trainer, s, general_batches(tok, None) if s.ewc_weight else None)
     guard.watch(trainer)
     guard.start(run.ckpt)
     _skip_unsafe_rng_state(trainer)
@@ -773,11 +779,11 @@ def load_model(run:Run, # the checked `Run`
 @contextlib.contextmanager
 def progress_bars(on:bool, # False: no datasets/transformers progress bars inside the block
                  ):
-    "Switch the datasets/transformers progress bars off inside the block when `on` is False."
+    "No datasets bars inside the block (lmtune's own data preparation: `Map:` says nothing to a user); no transformers bars either when `on` is False."
     import datasets, transformers
-    if on: yield; return
     was_ds, was_tf = datasets.is_progress_bar_enabled(), transformers.utils.logging.is_progress_bar_enabled()
-    datasets.disable_progress_bars(); transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    if not on: transformers.utils.logging.disable_progress_bar()
     try: yield
     finally:
         if was_ds: datasets.enable_progress_bars()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy, os, shutil
 from pathlib import Path
 from ..settings import RunSettings
+from ..specs import resolve_specs
 from .model import _config_from, adapter_base, model_config, tokenizer_for
 from .recipe import (STAGE_DATA, check_model, load_model, plan_run, preflight, progress_bars, run_stage,
                                  text_data)
@@ -63,6 +64,8 @@ def pretrain(model, # a transformers config, a dict with 'model_type', a model d
              **kwargs, # any `RunSettings` field
             )->TrainResult:
     "Train a causal LM from random weights on `data` (method 'full', preset 'pretrain')."
+    model, d = resolve_specs(model, data=data, eval_data=eval_data) # tiny:ARCH, builtin:KIND, paths: checked first
+    data, eval_data = d["data"], d["eval_data"]
     run = plan_run("pretrain", settings, kwargs, callbacks, monitor, tokenizer, on_bad_rows, eval_data is not None,
                    overwrite_output_dir=overwrite_output_dir)
     with progress_bars(run.s.progress_bar):
@@ -80,6 +83,8 @@ def pretrain(model, # a transformers config, a dict with 'model_type', a model d
 def _adapt(stage, model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, replay_data=None, ref_model=None,
            overwrite_output_dir=False):
     "The recipe for the stages that start from trained weights."
+    model, d = resolve_specs(model, data=data, eval_data=eval_data, replay_data=replay_data) # checked before anything loads
+    data, eval_data, replay_data = d["data"], d["eval_data"], d["replay_data"]
     run = plan_run(stage, settings, kwargs, callbacks, monitor, tokenizer, on_bad_rows, eval_data is not None, replay_data is not None,
                    overwrite_output_dir)
     with progress_bars(run.s.progress_bar):
