@@ -44,4 +44,8 @@ def test_shell_lines_run_as_written(cmd, tmp_path):
     args = cmd.split()
     r = subprocess.run([str(LMTUNE)] + args[1:], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"{cmd}:\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
+    if args[1] == "train": # a quiet console: one line per log and per evaluation, none of the libraries' noise
+        out = r.stdout + r.stderr
+        for noise in ("{'loss'", "{'eval_", "Map:", "Setting accelerator", "gemm_4bit", "publisher trust", "mtime"):
+            assert noise not in out, f"{cmd} printed {noise!r}:\n{out[-3000:]}"
 # The CLI line's agreement with the Python example above it: tests/test_cli.py::test_readme_cli_example_estimates_the_python_example_run

@@ -15,6 +15,8 @@ from .guard import as_trainer_callback
 NOISE = { # logger name -> the start of a message that says nothing to an lmtune user
     "DeepSpeed": "Setting accelerator to CPU", # deepspeed/accelerator/real_accelerator.py
     "bitsandbytes.backends.cpu.ops": "Failed to load CPU gemm_4bit_forward", # bitsandbytes/backends/cpu/ops.py
+    "kernels._internals.hf_hub": "Skipping publisher trust check for 'kernels-community/quantization-bitsandbytes'", # the same, offline
+    "transformers.trainer_utils": "mtime may not be reliable", # checkpoint order falls back to step numbers, which is right
 }
 
 class _DropNoise(logging.Filter):
@@ -58,7 +60,7 @@ class ConsoleLog:
     "A `TrainerCallback` that prints `log_line` for each trainer log (the console's replacement for the tqdm bar)."
     def __init__(self, file=None, # where to print; None: sys.stdout at print time
                 ):
-        self.file, self._t0, self._start = file, None, 0
+        self.file, self._t0, self._start, self._last = file, None, 0, None
         as_trainer_callback(self)
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -67,7 +69,8 @@ class ConsoleLog:
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs: return
         line = log_line(logs, state.global_step, state.max_steps, time.perf_counter() - (self._t0 or time.perf_counter()), self._start)
-        if line: print(line, file=self.file or sys.stdout, flush=True)
+        if line and line != self._last: print(line, file=self.file or sys.stdout, flush=True) # the final evaluation repeats
+        self._last = line or self._last
 
 # %% ../../nbs/train/10_console.ipynb #14d8d227
 def in_notebook()->bool:
