@@ -6,11 +6,12 @@ Docs: https://lmtune.github.io/lmtune/settings.html.md"""
 
 # %% auto #0
 __all__ = ['METHOD_TABLE', 'METHODS', 'STAGE_TABLE', 'STAGES', 'STAGE_ALIASES', 'LR_PRESET_NAMES', 'PRECISIONS', 'STRATEGIES',
-           'ATTN_IMPLEMENTATIONS', 'TRAINER_OPTIMIZERS', 'LR_SCHEDULERS', 'ALIASES', 'FIELDS', 'DEFAULT_OPTIM',
-           'DEFAULT_ATTN', 'ESTIMATOR_FIELDS', 'GPUS_PER_MACHINE', 'bad_value', 'check_choice', 'check_positive',
-           'check_nonnegative', 'check_fraction', 'check_count', 'check_bool', 'Method', 'method_info', 'Stage',
-           'stage_info', 'RunSettings', 'run_settings', 'changed_fields', 'yaml_loader', 'read_settings_file',
-           'resolve_precision', 'resolve_packing', 'resolve_defaults', 'gpu_layout']
+           'ATTN_IMPLEMENTATIONS', 'TRAINER_OPTIMIZERS', 'LR_SCHEDULERS', 'BOTTLENECK_PLACEMENTS', 'ALIASES', 'FIELDS',
+           'DEFAULT_OPTIM', 'DEFAULT_ATTN', 'ESTIMATOR_FIELDS', 'GPUS_PER_MACHINE', 'bad_value', 'check_choice',
+           'check_positive', 'check_nonnegative', 'check_fraction', 'check_count', 'check_bool', 'Method',
+           'method_info', 'Stage', 'stage_info', 'check_bottleneck_size', 'RunSettings', 'run_settings',
+           'changed_fields', 'yaml_loader', 'read_settings_file', 'resolve_precision', 'resolve_packing',
+           'resolve_defaults', 'gpu_layout']
 
 # %% ../nbs/00_settings.ipynb #2d91285e
 import difflib, json, os
@@ -80,7 +81,7 @@ def check_bool(arg:str, # the argument's name, as the user wrote it
 @dataclass(frozen=True)
 class Method:
     "A training method: what it trains, how it is built, and what the estimators count for it."
-    name:str # what `method=` takes: full, freeze, lora, qlora, dora, prefix, ia3, bitfit
+    name:str # what `method=` takes: full, freeze, lora, qlora, dora, prefix, ia3, bitfit, bottleneck
     trains:str # what gets gradients, in words
     peft_config:str|None = None # the `peft` config class that builds it; None: lmtune sets `requires_grad` itself
     base_weights_train:bool = False # the model's own weights get gradients and optimizer states (full, freeze, bitfit)
@@ -93,6 +94,11 @@ class Method:
         "Built by `peft` (saved as an adapter next to an untouched base)."
         return self.peft_config is not None
 
+    @property
+    def adapter(self)->bool:
+        "Trains only modules added next to a frozen base (PEFT's, or lmtune's bottleneck adapters), kept in fp32."
+        return not self.base_weights_train
+
 METHOD_TABLE = {m.name: m for m in [
     Method('full', 'every weight', base_weights_train=True),
     Method('freeze', 'the last `trainable_layers` decoder layers and the final norm', base_weights_train=True),
@@ -102,6 +108,7 @@ METHOD_TABLE = {m.name: m for m in [
     Method('prefix', '`num_virtual_tokens` learned keys and values per layer', 'PrefixTuningConfig'),
     Method('ia3', 'one learned scale per output of the key, value and feed-forward layers', 'IA3Config'),
     Method('bitfit', 'the bias vectors only', base_weights_train=True),
+    Method('bottleneck', 'bottleneck adapters after the attention and/or MLP block of each decoder layer'),
 ]}
 METHODS = tuple(METHOD_TABLE)
 
@@ -153,12 +160,26 @@ LR_SCHEDULERS = ( # transformers.trainer_utils.SchedulerType
     'linear', 'cosine', 'cosine_with_restarts', 'polynomial', 'constant', 'constant_with_warmup', 'inverse_sqrt',
     'reduce_lr_on_plateau', 'cosine_with_min_lr', 'cosine_warmup_with_min_lr', 'warmup_stable_decay')
 
+# %% ../nbs/00_settings.ipynb #0e280135
+BOTTLENECK_PLACEMENTS = {'houlsby': ('attention', 'mlp'), # `bottleneck_placement` -> the blocks of a decoder layer
+                         'pfeiffer': ('mlp',)}             # that an adapter follows
+
+def check_bottleneck_size(size:int, # `bottleneck_size`
+                          hidden:int, # the model's hidden size
+                          model:str="the model", # its name, for the message
+                         )->int:
+    "`size` if an adapter of that width narrows the model's `hidden` width, else a `ValueError` that says so."
+    if size >= hidden:
+        raise bad_value('bottleneck_size', size, f"must be smaller than {model}'s hidden size {hidden}: the adapter "
+                        "narrows the width (Houlsby et al. 2019 used 8 to 256 on BERT-Large, of hidden size 1024)")
+    return size
+
 # %% ../nbs/00_settings.ipynb #7caa9782
 @dataclass
 class RunSettings:
     "A training run, described once for the estimators, the trainers and the launcher. `None`/'auto': the stage's default."
     # what decides memory and speed (the estimators read these)
-    method:str|None = None # full, freeze, lora, qlora, dora, prefix, ia3, bitfit; None: full (pretraining stages) or lora (sft, dpo)
+    method:str|None = None # full, freeze, lora, qlora, dora, prefix, ia3, bitfit, bottleneck; None: by stage
     batch_size:int = 8 # sequences per GPU per micro-step
     seq_len:int = 256 # tokens per sequence (packing block size, truncation length)
     gradient_accumulation_steps:int = 1 # micro-steps per optimizer step
@@ -173,6 +194,8 @@ class RunSettings:
     use_dora:bool = False # LoRA with a learned magnitude (DoRA); method='dora' sets it
     trainable_layers:int = 2 # method='freeze': train only the last N decoder layers (and the final norm)
     num_virtual_tokens:int = 20 # method='prefix': learned key/value positions per layer
+    bottleneck_size:int = 64 # method='bottleneck': width of each adapter's down-projection (< hidden size)
+    bottleneck_placement:str = 'houlsby' # method='bottleneck': 'houlsby' (after attention and MLP) or 'pfeiffer' (MLP)
     double_quant:bool = True # method='qlora': quantise the 4-bit scales too (bnb_4bit_use_double_quant)
     use_liger_kernel:bool = False # Liger's Triton kernels, fused linear cross-entropy (needs `liger_kernel` and a GPU)
     # parallelism (the launcher and the estimators read these)
@@ -256,7 +279,8 @@ class RunSettings:
 
 # %% ../nbs/00_settings.ipynb #74b660ee
 _POSITIVE_INTS = ('batch_size', 'seq_len', 'gradient_accumulation_steps', 'lora_r', 'trainable_layers', 'num_virtual_tokens',
-                  'num_gpus', 'num_machines', 'tensor_parallel', 'pipeline_parallel', 'logging_steps', 'save_steps')
+                  'bottleneck_size', 'num_gpus', 'num_machines', 'tensor_parallel', 'pipeline_parallel',
+                  'logging_steps', 'save_steps')
 _OPTIONAL_POSITIVE_INTS = ('eval_steps', 'early_stopping', 'save_total_limit')
 _BOOLS = ('gradient_checkpointing', 'use_dora', 'double_quant', 'use_liger_kernel', 'offload_optimizer', 'offload_params',
           'padding_free', 'completion_only_loss', 'trust_remote_code', 'progress_bar')
@@ -282,6 +306,8 @@ def _check_fields(s:RunSettings):
     check_choice('optim', s.optim, ('auto',) + TRAINER_OPTIMIZERS)
     check_choice('lr_scheduler_type', s.lr_scheduler_type, LR_SCHEDULERS)
     check_choice('strategy', s.strategy, STRATEGIES)
+    if isinstance(s.bottleneck_placement, str): s.bottleneck_placement = s.bottleneck_placement.strip().lower()
+    check_choice('bottleneck_placement', s.bottleneck_placement, tuple(BOTTLENECK_PLACEMENTS))
     if s.attn_implementation is not None: check_choice('attn_implementation', s.attn_implementation, ATTN_IMPLEMENTATIONS)
     if s.lr_preset is not None: check_choice('lr_preset', s.lr_preset, LR_PRESET_NAMES)
     if s.packing is not None: check_bool('packing', s.packing)
@@ -441,9 +467,9 @@ def resolve_defaults(s:RunSettings, # the run
 
 ESTIMATOR_FIELDS = ('method', 'batch_size', 'seq_len', 'gradient_accumulation_steps', 'precision', 'optim',
                     'gradient_checkpointing', 'attn_implementation', 'lora_r', 'lora_dropout', 'lora_target_modules',
-                    'use_dora', 'trainable_layers', 'num_virtual_tokens', 'double_quant', 'use_liger_kernel',
-                    'num_gpus', 'num_machines', 'strategy', 'offload_optimizer', 'offload_params', 'tensor_parallel',
-                    'pipeline_parallel') # fields that change memory or speed
+                    'use_dora', 'trainable_layers', 'num_virtual_tokens', 'bottleneck_size', 'bottleneck_placement',
+                    'double_quant', 'use_liger_kernel', 'num_gpus', 'num_machines', 'strategy', 'offload_optimizer',
+                    'offload_params', 'tensor_parallel', 'pipeline_parallel') # fields that change memory or speed
 
 # %% ../nbs/00_settings.ipynb #set00002
 GPUS_PER_MACHINE = 8 # GPUs in one HGX/DGX server

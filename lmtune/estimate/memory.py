@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from ..catalog import ModelSpec, gpu_spec, GPU
 from .run import (FRAG_CONST, FRAG_LOGITS, GiB, HOST_BASE_BYTES, LIGER_MODEL_TYPES, NCCL_BYTES,
                                  NESTED_BLOCK, NF4_BLOCK, NF4_CODE_BYTES, ResolvedRun, SHARD_BYTES, WORKSPACE_BYTES,
-                                 _ATTN_NAMES, bias_params, count_trainable, resolve_run, attention_kernel, sliding,
-                                 lowest_trainable_layer, weights_train)
+                                 _ATTN_NAMES, bias_params, bottleneck_tensors, count_trainable, resolve_run,
+                                 attention_kernel, sliding, lowest_trainable_layer, weights_train)
 from ..settings import RunSettings
 
 # %% auto #0
@@ -71,6 +71,12 @@ def _layer_context(run:ResolvedRun)->dict:
     s = run.settings
     return dict(a=run.a, autocast=run.autocast, lora=run.targets if run.method.lora else frozenset(),
                 ia3=run.targets if run.method.name == "ia3" else frozenset(), r=s.lora_r, dropout=s.lora_dropout, dora=run.dora)
+
+def _bottleneck_saved(run:ResolvedRun, xg:bool)->tuple[float, float]:
+    "(per-token, fixed) bytes one bottleneck adapter saves; `xg`: its input needs a gradient."
+    H, b, a = run.spec.hidden_size, run.settings.bottleneck_size, run.a
+    if not run.autocast: return 4*(H + 2*b), 0.     # fp32: h, the down output (GELU's input), GELU's output
+    return a*(H + 2*b), a*H*b*(1 + xg)             # the same in half precision; autocast's copies of W_up (and W_down)
 
 def _attention_block_saved(run:ResolvedRun, layer:int, wt:bool, xg:bool, nw:bool, c:dict)->tuple[float, str, int]:
     "Bytes per token the attention block of `layer` saves; the attention kernel; the key length."
@@ -145,24 +151,32 @@ def _layer(run:ResolvedRun, layer:int, wt:bool, xg:bool)->dict:
     "Saved-for-backward bytes of one decoder layer: per token (`tok`), fixed (`fixed`, weight-sized) and backward transients."
     sp, a, r = run.spec, run.a, run.r_bytes
     H, nh, nkv, hd = sp.hidden_size, sp.num_heads, sp.num_kv_heads, sp.head_dim
-    c = _layer_context(run)
+    c, bn = _layer_context(run), (run.targets if run.method.name == "bottleneck" else frozenset())
     lin = {n: (i, o, k) for n, i, o, k in sp.linear_layers(layer)}
-    if not (xg or wt or any(n in lin for n in c["lora"] | c["ia3"]) or run.method.name == "prefix"):
+    if not (xg or wt or bn or any(n in lin for n in c["lora"] | c["ia3"]) or run.method.name == "prefix"):
         return dict(tok=0., fixed=0., ttok=0., tfixed=0.)             # below everything that trains: not in the graph
+    attn_g = xg or wt or not bn                                      # the attention half keeps tensors for backward,
+    mlp_g = attn_g or "attention" in bn                              # the MLP half (bottleneck: once a gradient flows)
     nw = wt and run.method.name != "bitfit"                          # norm weights train
     tok, kernel, skv = _attention_block_saved(run, layer, wt, xg, nw, c)
-    tok += 0 if sp.model_type == "olmo2" else _norm_saved(sp, H, r, True, nw, run.autocast)   # pre-MLP norm
-    if sp.is_moe_layer(layer): mlp, fixed, ttok, tfixed = _moe_block_saved(run, wt, c)
-    else: (mlp, ttok), fixed, tfixed = _dense_mlp_saved(run, layer, wt, c), 0., 0.
-    tok += mlp
-    if sp.model_type in ("gemma", "gemma2", "gemma3_text", "olmo2"): tok += _norm_saved(sp, H, a, True, nw, False)  # post-feedforward norm
-    if sp.dropout > 0: tok += 2*H                                                 # residual dropout masks (bool)
-    if sp.attention_dropout > 0 and kernel in ("eager", "math"): tok += nh*skv    # dropout mask over the probabilities
-    ttok += 2*r*H + a*(nh + 2*nkv)*hd
-    if kernel in ("eager", "math"): ttok += (4 + a)*nh*skv                        # grad of the probabilities
+    tok *= attn_g
+    mlp = 0 if sp.model_type == "olmo2" else _norm_saved(sp, H, r, True, nw, run.autocast)   # pre-MLP norm
+    if sp.is_moe_layer(layer): m, fixed, ttok, tfixed = _moe_block_saved(run, wt, c)
+    else: (m, ttok), fixed, tfixed = _dense_mlp_saved(run, layer, wt, c), 0., 0.
+    mlp += m
+    if sp.model_type in ("gemma", "gemma2", "gemma3_text", "olmo2"):
+        mlp += _norm_saved(sp, H, a, True, nw, False)                                 # post-feedforward norm
+    tok, fixed, ttok = tok + mlp*mlp_g, fixed*mlp_g, ttok*mlp_g
+    if sp.dropout > 0: tok += H*(attn_g + mlp_g)                                  # residual dropout masks (bool)
+    if sp.attention_dropout > 0 and kernel in ("eager", "math"): tok += nh*skv*attn_g   # mask over the probabilities
+    ttok += (2*r*H + a*(nh + 2*nkv)*hd)*attn_g
+    if kernel in ("eager", "math"): ttok += (4 + a)*nh*skv*attn_g                 # grad of the probabilities
     if run.dora: tfixed = max([tfixed] + [4*i*o for n, (i, o, k) in lin.items() if n in c["lora"] and k == 1])   # fp32 W + BA for the norm
-    if run.autocast and run.fbytes == 4 and not run.quant and not wt:             # frozen fp32 weights under autocast: the
-        fixed += a*sum(i*o*k for n, (i, o, k) in lin.items() if k == 1)            # bf16 copy made per call, saved for input grad
+    if run.autocast and run.fbytes == 4 and not run.quant and not wt:   # frozen fp32 weights under autocast: the
+        kept = lambda n: mlp_g and (attn_g or n not in _ATTN_NAMES)       # bf16 copy per call, kept for input grads
+        fixed += a*sum(i*o*k for n, (i, o, k) in lin.items() if k == 1 and kept(n))
+    for block, g in (("attention", attn_g), ("mlp", mlp_g)):
+        if block in bn: t, f = _bottleneck_saved(run, g); tok, fixed = tok + t, fixed + f
     return dict(tok=tok, fixed=fixed, ttok=ttok, tfixed=tfixed)
 
 # %% ../../nbs/estimate/01_memory.ipynb #dc879086
@@ -189,6 +203,10 @@ def _params(run:ResolvedRun)->dict:
         d.update(small=k*sp.norms_per_layer*sp._norm_size(H) + k*bias_params(sp)//L, largest=max(i*o for n, i, o, c in sp.linear_layers(L - 1)),
                  factored=sum((i + o)*c for l in range(L - k, L) for n, i, o, c in sp.linear_layers(l)))
     elif m == "bitfit": d.update(small=T, factored=T, largest=sp.hidden_size*4)
+    elif m == "bottleneck":                                                   # lmtune's adapters: fp32, 4 tensors each
+        ts = bottleneck_tensors(sp, s.bottleneck_size); n = T // sum(ts)
+        d.update(adapters=4.*T, tbytes=4, small=n*sum(t for t in ts if t < 4096), factored=n*3*(H + s.bottleneck_size),
+                 largest=max(ts))
     else:                                                                     # PEFT adapters, kept in fp32
         d.update(adapters=4.*T, tbytes=4, factored=T, largest=T // max(L, 1), small=T if m == "ia3" else 0)
     return d
@@ -315,11 +333,11 @@ def _graph(run:ResolvedRun, layers:range|None=None)->dict:
     cache, kept = {}, []
     for l in layers:
         wt = weights_train(run, l)                                   # this layer's weights get gradients
-        xg = l > first or emb_tr or (l == first and s.gradient_checkpointing and run.method.peft)   # its input needs a gradient
+        xg = l > first or emb_tr or (l == first and s.gradient_checkpointing and run.method.adapter)   # its input needs a gradient
         key = (sp.is_moe_layer(l), wt, xg, sliding(sp, l, s.seq_len))
         if key not in cache: cache[key] = _layer(run, l, wt, xg)
         kept.append((l, wt, xg, cache[key]))
-    in_graph = [x for x in kept if x[1] or x[2] or run.method.peft or m == "bitfit"]
+    in_graph = [x for x in kept if x[1] or x[2] or run.method.adapter or m == "bitfit"]
     prefix = m == "prefix"
     kernels = {attention_kernel(run, l) for l in range(L)}
     skv = s.seq_len + (s.num_virtual_tokens if prefix else 0)
@@ -352,7 +370,7 @@ def _per_gpu(run:ResolvedRun, p:dict)->dict:
     sp, s = run.spec, run.settings
     n, st, L, H = s.data_parallel, s.strategy, sp.num_layers, sp.hidden_size
     zero = st.startswith("zero")
-    if zero and run.half_forward and not run.method.peft:
+    if zero and run.half_forward and not run.method.adapter:
         p = {**p, "weights": p["weights"]/2, "tbytes": 2}                       # DeepSpeed's bf16/fp16 mode casts the module to half
     S_dev, S_paged, opt_temp = _optimizer_bytes(run, p)
     G = p["trainable"]*p["tbytes"]

@@ -8,14 +8,15 @@ Docs: https://lmtune.github.io/lmtune/estimate/run.html.md"""
 from __future__ import annotations
 from dataclasses import dataclass
 from ..catalog import ia3_params, ModelSpec, model_spec, ia3_targets
-from ..settings import RunSettings, Method, run_settings, resolve_defaults, method_info, stage_info, bad_value, DEFAULT_ATTN
+from ..settings import (RunSettings, Method, run_settings, resolve_defaults, method_info, stage_info, bad_value,
+                             DEFAULT_ATTN, BOTTLENECK_PLACEMENTS, check_bottleneck_size)
 
 # %% auto #0
 __all__ = ['GiB', 'OPTIMIZERS', 'CUDA_CONTEXT_BYTES', 'WORKSPACE_BYTES', 'NCCL_BYTES', 'HOST_BASE_BYTES', 'SHARD_BYTES',
            'FRAG_CONST', 'FRAG_LOGITS', 'LIGER_MODEL_TYPES', 'NF4_BLOCK', 'NESTED_BLOCK', 'NF4_CODE_BYTES',
            'OptimState', 'lora_targets', 'lora_params', 'resolve_attention', 'ResolvedRun', 'resolve_run',
-           'bias_params', 'count_trainable', 'trainable_params', 'lowest_trainable_layer', 'has_backward',
-           'weights_train', 'sliding', 'sdpa_gets_mask', 'attention_kernel']
+           'bias_params', 'bottleneck_tensors', 'count_trainable', 'trainable_params', 'lowest_trainable_layer',
+           'has_backward', 'block_backward', 'weights_train', 'sliding', 'sdpa_gets_mask', 'attention_kernel']
 
 # %% ../../nbs/estimate/00_run.ipynb #c6216e70
 GiB = 2**30
@@ -125,7 +126,7 @@ class ResolvedRun:
     stage:str # pretrain, continue_pretraining, sft or dpo
     method:Method # the method's row of `lmtune.settings.METHOD_TABLE`
     optim:OptimState # how the optimizer stores its state
-    targets:frozenset # module names that carry LoRA matrices (lora, qlora, dora) or IA3 scales (ia3)
+    targets:frozenset # modules with LoRA matrices or IA3 scales; for bottleneck, the blocks its adapters follow
     liger:bool # Liger kernels are patched in (use_liger_kernel on a model type Liger supports)
     attn:str # the attention implementation the estimate assumes (CPU checks use 'sdpa_cpu', torch's CPU flash kernel)
     context_bytes:int # CUDA context outside the caching allocator, per GPU
@@ -176,8 +177,10 @@ def resolve_run(model, # catalog name, hub id, path, config dict, `PretrainedCon
     if info.name == "freeze" and s.trainable_layers > spec.num_layers:
         raise bad_value("trainable_layers", s.trainable_layers, f"{spec.name} has num_layers={spec.num_layers}: train 1 to "
                         f"{spec.num_layers} of its last layers (or method='full')")
+    if info.name == "bottleneck": check_bottleneck_size(s.bottleneck_size, spec.hidden_size, spec.name)
     if info.lora: targets = lora_targets(spec, s.lora_target_modules)
     elif info.name == "ia3": targets = frozenset(t.split(".")[-1] for t in ia3_targets(spec)[0])
+    elif info.name == "bottleneck": targets = frozenset(BOTTLENECK_PLACEMENTS[s.bottleneck_placement])
     else: targets = frozenset()
     return ResolvedRun(spec=spec, settings=s, stage=stage_info(stage).name, method=info, optim=OPTIMIZERS[s.optim],
                        targets=targets, liger=s.use_liger_kernel and spec.model_type in LIGER_MODEL_TYPES,
@@ -204,6 +207,13 @@ def _layer_kinds(spec:ModelSpec)->list[tuple[int, int]]:
     moe = [l for l in range(spec.num_layers) if spec.is_moe_layer(l)]
     return [(g[0], len(g)) for g in (dense, moe) if g]
 
+def bottleneck_tensors(spec:ModelSpec, # the model's architecture
+                       size:int, # `bottleneck_size`
+                      )->tuple[int, ...]:
+    "Elements of the four tensors of one bottleneck adapter: the down-projection's weight and bias, then the up's."
+    H = spec.hidden_size
+    return (size*H, size, H*size, H)
+
 def count_trainable(run:ResolvedRun, # the run, normalised for the estimators
                    )->int:
     "Parameters of `run` that get gradients and optimizer states (the count both estimators use)."
@@ -214,6 +224,7 @@ def count_trainable(run:ResolvedRun, # the run, normalised for the estimators
     if m == "bitfit": return bias_params(sp)
     if run.method.lora: return sum(lora_params(sp, l, run.targets, s.lora_r, run.dora) * n for l, n in _layer_kinds(sp))
     if m == "ia3": return ia3_params(sp)
+    if m == "bottleneck": return L*len(run.targets)*sum(bottleneck_tensors(sp, s.bottleneck_size))
     return s.num_virtual_tokens*L*2*sp.num_kv_heads*sp.vdim            # prefix tuning: a key and a value per virtual token
 
 def trainable_params(model, # anything `resolve_run` accepts
@@ -236,6 +247,16 @@ def has_backward(run:ResolvedRun, # the resolved run
                 )->bool:
     "Whether backward runs through decoder layer `layer`."
     return layer >= lowest_trainable_layer(run)
+
+def block_backward(run:ResolvedRun, # the resolved run
+                   layer:int, # decoder layer index
+                   block:str, # 'attention' or 'mlp'
+                  )->bool:
+    "Whether backward runs through `block` of decoder layer `layer` (bottleneck's lowest layer: only after an adapter)."
+    if not has_backward(run, layer): return False
+    if run.method.name != 'bottleneck' or run.settings.gradient_checkpointing: return True
+    if layer > lowest_trainable_layer(run): return True
+    return block == 'mlp' and 'attention' in run.targets
 
 def weights_train(run:ResolvedRun, # the resolved run
                   layer:int, # decoder layer index

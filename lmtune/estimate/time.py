@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from ..catalog import ia3_targets, gpu_spec, DEFAULT_GPU
 from .memory import liger_chunk_size
 from .run import (has_backward, lowest_trainable_layer, ResolvedRun, resolve_run, count_trainable,
-                                 NF4_BLOCK, attention_kernel, sliding, weights_train)
+                                 NF4_BLOCK, attention_kernel, sliding, weights_train, block_backward, _ATTN_NAMES)
 from ..report import fmt_seconds, fmt_usd, html_table
 from ..settings import bad_value, check_choice, check_positive, RunSettings
 
@@ -26,12 +26,12 @@ __all__ = ['FIRST_BLOCK', 'ADAPTER_BYTES', 'GEMMA_TYPES', 'DROPOUT_MASK_BYTES', 
            'HALF_PRECISION_BYTES', 'Matmul', 'layer_matmuls', 'lm_head_matmul', 'attention_entries', 'attention_flops',
            'step_flops', 'Work', 'kernels', 'calls', 'gemm', 'matmul', 'Block', 'Dtypes', 'dtypes', 'rms_norm',
            'layer_norm', 'norm', 'rotary', 'residual_add', 'dropout', 'activation', 'linear', 'grouped_matmul',
-           'lora_extras', 'dora_extras', 'ia3_role', 'ia3_extras', 'attention_core', 'moe_block', 'layer_work',
-           'resolve_loss_head', 'logits_loss', 'liger_loss', 'trl_loss', 'head_work', 'MicroBatchWork',
-           'micro_batch_work', 'trainable_tensors', 'optimizer_kind', 'optimizer_work', 'Throughput', 'gpu_parts',
-           'gpu_seconds', 'overlapped', 'StepWork', 'step_work', 'step_phases', 'step_seconds', 'gradient_bytes',
-           'comm_seconds', 'parallel_share', 'tensor_parallel_seconds', 'step_breakdown', 'mitigation_seconds',
-           'offload_seconds', 'TimeEstimate', 'gpu_price', 'real_tokens_per_row', 'estimate_time']
+           'lora_extras', 'dora_extras', 'ia3_role', 'ia3_extras', 'bottleneck_extras', 'attention_core', 'moe_block',
+           'after_block', 'layer_work', 'resolve_loss_head', 'logits_loss', 'liger_loss', 'trl_loss', 'head_work',
+           'MicroBatchWork', 'micro_batch_work', 'trainable_tensors', 'optimizer_kind', 'optimizer_work', 'Throughput',
+           'gpu_parts', 'gpu_seconds', 'overlapped', 'StepWork', 'step_work', 'step_phases', 'step_seconds',
+           'gradient_bytes', 'comm_seconds', 'parallel_share', 'tensor_parallel_seconds', 'step_breakdown',
+           'mitigation_seconds', 'offload_seconds', 'TimeEstimate', 'gpu_price', 'real_tokens_per_row', 'estimate_time']
 
 # %% ../../nbs/estimate/02_time.ipynb #64caf859
 @dataclass
@@ -65,12 +65,14 @@ def layer_matmuls(run:ResolvedRun, # the resolved run
     # the first projections of the lowest trained layer read inputs that need no gradient (unless embeddings train
     # or gradient checkpointing makes the inputs require grad, as HF does)
     input_needs_grad = m.name == 'full' or s.gradient_checkpointing or layer > low
-    out = []
-    for name, k, n, count in sp.linear_layers(layer):
+    out, mats = [], sp.linear_layers(layer)
+    n_attn = 2 if sp.model_type == 'gpt2' else sum(n in _ATTN_NAMES for n, *_ in mats)   # attention's come first
+    for i, (name, k, n, count) in enumerate(mats):
+        flows = block_backward(run, layer, 'attention' if i < n_attn else 'mlp')   # bottleneck: from the first adapter
         expert = count > 1 and sp.is_moe
         rows = math.ceil(T * sp.experts_per_token / sp.num_experts) if expert else T
         lora = m.lora and name in run.targets
-        out.append(Matmul(name, rows, k, n, count, input_grad=bwd and (input_needs_grad or name not in FIRST_BLOCK),
+        out.append(Matmul(name, rows, k, n, count, input_grad=flows and (input_needs_grad or name not in FIRST_BLOCK),
                           # PEFT adapts expert tensors through a parametrization W + BA: the full weight gradient is formed
                           weight_grad=trains or (lora and expert), recompute=s.gradient_checkpointing and bwd,
                           lora=lora, frozen_4bit=m.quantized_base and name != 'gate' and not expert, grouped=expert))
@@ -121,9 +123,12 @@ def step_flops(run:ResolvedRun, # the resolved run
             if mm.lora:   # x·A then ·B: forward (+ recompute), both weight grads, B's input grad, A's if x needs one
                 fa, fb = 2.0 * mm.m * mm.k * r * mm.calls, 2.0 * mm.m * r * mm.n * mm.calls
                 ad += (fa + fb) * (2 + mm.recompute) + fb + fa * mm.input_grad
+        for block in (run.targets if run.method.name == 'bottleneck' else ()):   # h·W_down, ·W_up: the terms of LoRA
+            f = 2.0 * run.tokens * run.spec.hidden_size * run.settings.bottleneck_size
+            ad += 2 * f * (2 + (gc and has_backward(run, layer))) + f + f * block_backward(run, layer, block)
         a = attention_flops(run, layer)
         fwd += a; rec += a if gc and has_backward(run, layer) else 0
-        bwd += 2 * a if has_backward(run, layer) else 0
+        bwd += 2 * a if block_backward(run, layer, 'attention') else 0
     head = lm_head_matmul(run)
     fwd += head.fwd_flops; bwd += head.fwd_flops * (head.input_grad + head.weight_grad)
     return dict(forward=fwd, recompute=rec, backward=bwd, adapters=ad, total=fwd + rec + bwd + ad)
@@ -192,7 +197,7 @@ class Block:
     def __iadd__(self, o:'Block'): self.fwd += o.fwd; self.bwd += o.bwd; return self
 
 # %% ../../nbs/estimate/02_time.ipynb #03bd3502
-ADAPTER_BYTES = 4   # PEFT keeps adapter weights (LoRA, DoRA magnitudes, IA3 scales) in fp32: autocast_adapter_dtype=True
+ADAPTER_BYTES = 4   # adapter weights are fp32: PEFT's (autocast_adapter_dtype=True) and lmtune's bottleneck adapters
 
 @dataclass(frozen=True)
 class Dtypes:
@@ -391,6 +396,24 @@ def ia3_extras(mm:Matmul, # the targeted layer (`layer_matmuls`)
     if role == 'input': return Block(kernels(m * k, *_to(x, 4), 8, *_to(4, x)) + calls(2), kernels(m * k, *_to(x, 4), 8, 10, *_to(4, x)))
     return Block(kernels(m * n, out + 4, *_to(4, out)) + calls(2), kernels(m * n, *_to(out, 4), 8, 10, *_to(4, out)))
 
+# %% ../../nbs/estimate/02_time.ipynb #7a5e7fd6
+def bottleneck_extras(run:ResolvedRun, # the resolved run
+                      x:int, # bytes per element of the block output it reads
+                      input_grad:bool, # the block's output needs a gradient (`block_backward`)
+                     )->Block:
+    "One bottleneck adapter over the `tokens × hidden` output of a block: `h + up(GELU(down(h)))` with fp32 weights."
+    d, T, H, b = dtypes(run), run.tokens, run.spec.hidden_size, run.settings.bottleneck_size
+    h = d.half
+    casts = kernels(H * b, 6, 6) + kernels(b, 6) + kernels(H, 6) if d.autocast else Work()   # weights, biases to half
+    xin = _to(x, h) if d.autocast else _to(x, ADAPTER_BYTES)
+    fwd = calls(6) + casts + kernels(T * H, *xin)     # the hook, the Sequential, its three modules, is_autocast_enabled
+    fwd += matmul(T, H, b, h) + kernels(T * b, 2 * h) + matmul(T, b, H, h)        # down, GELU, up
+    fwd += kernels(T * H, *_to(h, x), 3 * x)                                      # .to(h.dtype), h + the change
+    bwd = kernels(T * H, *_to(x, h)) + matmul(b, T, H, h) + kernels(T * H, h) + matmul(T, H, b, h)   # up: W, bias, x
+    bwd += kernels(T * b, 3 * h) + matmul(H, T, b, h) + kernels(T * b, h) + casts   # GELU; down: W, bias; casts back
+    if input_grad: bwd += matmul(T, b, H, h) + kernels(T * H, *xin, 3 * x)   # down's input gradient, + h's own
+    return Block(fwd, bwd)
+
 # %% ../../nbs/estimate/02_time.ipynb #c0a10017
 FLASH_BACKWARD_MATMULS = 5   # FlashAttention-2 backward: QKᵀ again, dP, dV, dQ, dK (the forward runs 2)
 
@@ -467,6 +490,19 @@ def moe_block(run:ResolvedRun, # the resolved run
 # %% ../../nbs/estimate/02_time.ipynb #c0a10023
 LAYER_CALLS = 18   # Python per decoder layer beyond its modules' ops: the layer, attention and MLP __call__s, views, bookkeeping
 
+def after_block(run:ResolvedRun, # the resolved run
+                layer:int, # decoder layer index
+                block:str, # 'attention' or 'mlp'
+                blk:Block, # the block's work so far (up to its output)
+                x:int, # bytes per element of the block's output
+               )->Block:
+    "`blk` with no backward where no gradient flows through `block` (`block_backward`), and the adapter after it."
+    if run.method.name != 'bottleneck': return blk   # other methods: the whole layer has a backward, or none
+    flows = block_backward(run, layer, block)
+    if not flows: blk = Block(blk.fwd, Work())
+    if block in run.targets: blk += bottleneck_extras(run, x, flows)
+    return blk
+
 def layer_work(run:ResolvedRun, # the resolved run
                layer:int, # decoder layer index
                example_tokens:float|None=None, # mean tokens of one training example (default: every row is full)
@@ -505,8 +541,10 @@ def layer_work(run:ResolvedRun, # the resolved run
     blk += attention_core(run, layer, q, example_tokens)
     b, ao = lin('attn.c_proj' if gpt2 else 'o_proj', d.half, gpt2 or sp.o_bias); blk += b
     blk += dropout(T * H, ao, sp.dropout)
+    blk = after_block(run, layer, 'attention', blk, ao)
     if sp.norms_per_layer == 4: nb, ao = norm(run, T * H, ao, trains); blk += nb      # Gemma 2/3: post-attention norm
     blk += residual_add(T * H, r, ao)
+    attention, blk = blk, Block()
     nb, x = norm(run, T * H, r, trains); blk += nb                                      # MLP half
     if sp.is_moe_layer(layer): b, mo = moe_block(run, x, mlist); blk += b
     elif gpt2 or not sp.gated_mlp:
@@ -524,9 +562,11 @@ def layer_work(run:ResolvedRun, # the resolved run
         a, ua = activation(run, T, sp.intermediate_size, u, gated=True); blk += a
         b, mo = lin('down_proj', ua, sp.mlp_bias); blk += b
     blk += dropout(T * H, mo, sp.dropout)
+    blk = after_block(run, layer, 'mlp', blk, mo)
     if sp.norms_per_layer == 4: nb, mo = norm(run, T * H, mo, trains); blk += nb
     blk += residual_add(T * H, r, mo)
-    return blk
+    attention += blk
+    return attention
 
 # %% ../../nbs/estimate/02_time.ipynb #c0a10026
 LOSS_HEADS = ('logits', 'liger', 'trl')
@@ -657,6 +697,7 @@ def trainable_tensors(run:ResolvedRun, # the resolved run
     if m.lora: return sum(2 * sum(nm in run.targets for nm, *_ in sp.linear_layers(l)) + (len(run.targets) if s.use_dora else 0) for l in range(L))
     if m.name == 'ia3': return L * len(run.targets)
     if m.name == 'prefix': return 1
+    if m.name == 'bottleneck': return L * len(run.targets) * 4   # two weights and two biases per adapter
     ln = sp.norms_per_layer if sp.norm == 'layer' else 0
     if m.name == 'bitfit': return L * (3 * sp.attn_bias + sp.o_bias + (len(sp.linear_layers()) - 4 if sp.mlp_bias else 0) + ln)
     per_layer = len(sp.linear_layers()) + sp.norms_per_layer + 3 * sp.attn_bias + 2 * bool(sp.qk_norm) + ln
@@ -677,7 +718,7 @@ def optimizer_work(run:ResolvedRun, # the resolved run
     "Gradient clipping and the optimizer update over every trainable parameter (after the last micro-batch)."
     o, s = run.optim, run.settings
     n, nt = count_trainable(run), trainable_tensors(run)
-    p = 4 if (run.method.peft or s.precision != 'bf16') else 2     # bytes of a trainable parameter (and its gradient)
+    p = 4 if (run.method.adapter or s.precision != 'bf16') else 2     # bytes of a trainable parameter (and its gradient)
     launches = math.ceil(nt / MULTI_TENSOR_CHUNK)
     w = Work(bytes=3 * p * n, kernels=2 * launches + CLIP_KERNELS, cpu_ops=2 * launches + CLIP_PY_OPS)   # clip_grad_norm_
     if s.precision == 'fp16': w += Work(bytes=2 * p * n, kernels=launches + GRADSCALER_KERNELS, cpu_ops=launches + GRADSCALER_PY_OPS)   # GradScaler.unscale_
@@ -791,7 +832,7 @@ COLLECTIVE_LATENCY_S = 50e-6   # per bucket launch/sync latency (assumed)
 def gradient_bytes(run:ResolvedRun, # the resolved run
                   )->int:
     "Bytes of one trainable parameter (and of its gradient): fp32 for adapters and fp32-weight precisions, else bf16."
-    return 4 if (run.method.peft or run.settings.precision != 'bf16') else 2
+    return 4 if (run.method.adapter or run.settings.precision != 'bf16') else 2
 
 def comm_seconds(run:ResolvedRun, # the resolved run
                  gbps:float, # per-GPU collective bandwidth, GB/s
