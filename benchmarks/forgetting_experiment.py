@@ -11,6 +11,8 @@ compared at comparable task gain, with replay data and lower learning rates, on 
    (the tutorial draws its figures from it) and a readable summary to benchmarks/results/forgetting_experiment.txt.
 
 `--quick` runs a 2-arm smoke version into a temporary folder (for checking the script, not for results).
+`--mitigations` runs the loss terms of `lmtune.train.mitigate` instead (`kl_to_base_weight`, `anchor_weight`,
+`ewc_weight`) against the same full fine-tune without them, 3 seeds each, into forgetting_mitigations.json/.txt.
 """
 from __future__ import annotations
 import argparse, datetime, json, math, os, platform, shlex, sys, tempfile, time
@@ -35,6 +37,19 @@ def arms()->list[dict]:
         x.setdefault("replay", 0.0); x.setdefault("seed", 0)
         x["name"] = (f"full lr={x['lr']:g}" if x["method"] == "full" else f"LoRA r={x['lora_r']} lr={x['lr']:g}") \
                     + (f" +replay {x['replay']:g}" if x["replay"] else "") + (f" seed={x['seed']}" if x["seed"] else "")
+    return a
+
+MITIGATION_BASE = dict(method="full", lr=1e-3) # the arm that forgot most above (KL 1.29 at the end)
+MITIGATION_WEIGHTS = dict(kl_to_base_weight=1.0, anchor_weight=0.01, ewc_weight=0.01)
+SEEDS = (0, 1, 2)
+
+def mitigation_arms()->list[dict]:
+    "The full fine-tune at lr 1e-3 without and with each mitigation, 3 seeds each."
+    a = [dict(MITIGATION_BASE, seed=s, mitigation={}) for s in SEEDS]
+    a += [dict(MITIGATION_BASE, seed=s, mitigation={k: w}) for k, w in MITIGATION_WEIGHTS.items() for s in SEEDS]
+    for x in a:
+        x["replay"] = 0.0
+        x["name"] = "full lr=0.001" + "".join(f" {k}={w:g}" for k, w in x["mitigation"].items()) + f" seed={x['seed']}"
     return a
 
 def first_crossing(history:list[dict], target:float, key:str="exact_match")->dict|None:
@@ -64,6 +79,7 @@ def run_arm(arm:dict, base_dir:Path, work:Path, quick:bool)->dict:
                                 save_at_eval=False, display="none")
     kw = dict(SFT, max_steps=10) if quick else dict(SFT)
     extra = dict(lora_r=arm["lora_r"]) if arm["method"] == "lora" else {}
+    extra.update(arm.get("mitigation", {}))
     if arm["replay"]: extra.update(replay_data=general_corpus(REPLAY["n"], seed=REPLAY["seed"]), replay_fraction=arm["replay"])
     t = time.perf_counter()
     run = sft(str(base_dir), instruction_set(N_TRAIN, seed=0, tasks=DOMAIN_TASKS), method=arm["method"], learning_rate=arm["lr"],
@@ -95,11 +111,27 @@ def summary_lines(res:dict)->list[str]:
                    f"{f['kl_to_base']:8.3f} {f['general_loss_delta']:+9.3f} {f['mc_accuracy_delta']:+6.3f} | " + " | ".join(cells))
     return out
 
+def group_lines(res:dict)->list[str]:
+    "Per mitigation, over the seeds: mean final exact match and KL to the base, each with a 95% t-interval."
+    import statistics
+    T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776} # Student t, two-sided 95%, by degrees of freedom
+    groups = {}
+    for a in res["arms"]: groups.setdefault(" ".join(f"{k}={w:g}" for k, w in a.get("mitigation", {}).items()) or "none", []).append(a)
+    def ci(xs):
+        m = statistics.mean(xs)
+        return f"{m:.3f} ± {T95.get(len(xs) - 1, 2.0) * statistics.stdev(xs) / len(xs) ** 0.5:.3f}" if len(xs) > 1 else f"{m:.3f}"
+    out = ["", f"{'mitigation':28s} {'seeds':>5s} {'final EM (95% CI)':>20s} {'final KL to base (95% CI)':>26s}"]
+    for g, arms_ in groups.items():
+        out.append(f"{g:28s} {len(arms_):5d} {ci([a['history'][-1]['exact_match'] for a in arms_]):>20s} "
+                   f"{ci([a['history'][-1]['kl_to_base'] for a in arms_]):>26s}")
+    return out
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "forgetting_experiment.json"))
     ap.add_argument("--work", default=None, help="folder for models and runs (default: a temporary folder)")
     ap.add_argument("--quick", action="store_true", help="a 2-arm smoke run into a temporary folder")
+    ap.add_argument("--mitigations", action="store_true", help="the loss terms against forgetting, 3 seeds each")
     a = ap.parse_args()
     import torch
     cmd = "$ " + " ".join(["OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", "?"), ".venv/bin/python", "benchmarks/forgetting_experiment.py"]
@@ -109,7 +141,9 @@ def main():
     t0 = time.perf_counter()
     base_dir, pre = pretrain_base(work, a.quick)
     print(f"pretrained: loss {pre.losses[0]['loss']:.3f} -> {pre.final_loss:.3f} in {pre.metrics.get('train_runtime', 0):.0f} s", flush=True)
-    todo = arms()[:2] if a.quick else arms()
+    todo = (mitigation_arms() if a.mitigations else arms())
+    todo = todo[:2] if a.quick else todo
+    if a.mitigations and a.out.endswith("forgetting_experiment.json"): a.out = a.out.replace("forgetting_experiment", "forgetting_mitigations")
     results = []
     for i, arm in enumerate(todo, 1):
         r = run_arm(arm, base_dir, work, a.quick); results.append(r)
@@ -123,10 +157,11 @@ def main():
                              train_data="lmtune.corpus.instruction_set(2000, seed=0, tasks=DOMAIN_TASKS)"),
                pretrain=dict(first_loss=pre.losses[0]["loss"], final_loss=pre.final_loss, seconds=pre.metrics.get("train_runtime")),
                arms=results)
-    out = Path(a.out) if not a.quick else work / "forgetting_experiment.json"
+    out = Path(a.out) if not a.quick else work / Path(a.out).name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=float))
     lines = [res["command"], f"total {res['seconds']:.0f} s wall, {res['cpu_seconds']:.0f} s CPU; pretraining loss {pre.losses[0]['loss']:.3f} -> {pre.final_loss:.3f}", ""] + summary_lines(res)
+    if a.mitigations: lines += group_lines(res)
     out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[2:])); print(f"wrote {out} and {out.with_suffix('.txt')}")
 

@@ -53,3 +53,16 @@ def test_each_term_lowers_the_kl_to_the_base(field, weight, plain, held_out):
     kl = kl_to_base(model, base, tok, held_out)
     print(f"{field}={weight}: KL {kl:.4f} vs {plain:.4f}")
     assert kl < 0.8 * plain, f"{field}={weight}: KL to the base {kl:.4f} against {plain:.4f} without it"
+
+def test_the_kl_term_acts_through_lmtunes_own_trainer(held_out, tmp_path):
+    "Through `sft` (TRL's trainer, accelerate's wrapped forward) the KL term holds the model nearer its base, too."
+    from lmtune.train.stages import sft
+    from lmtune.train.monitor import ForgettingMonitor
+    d = str(tiny_model_dir("llama", **TINY))
+    kl = {}
+    for w in (0.0, 1.0):
+        m = ForgettingMonitor(general_texts=held_out, eval_every=1000, display="none")
+        sft(d, instruction_set(200, tasks=DOMAIN_TASKS), method="full", max_steps=20, batch_size=16, seq_len=64,
+            learning_rate=3e-3, kl_to_base_weight=w, output_dir=str(tmp_path / str(w)), progress_bar=False, callbacks=[m])
+        kl[w] = m.rows[-1]["kl_to_base"]
+    assert kl[1.0] < 0.8 * kl[0.0], kl

@@ -35,23 +35,24 @@ def _losses(r): return [p["loss"] for p in r.losses]
 
 def _falls(l): return sum(l[-2:]) / 2 < sum(l[:2]) / 2
 
-CPT_LR = dict(full=1e-3, freeze=2e-3, lora=3e-3, dora=3e-3, ia3=3e-2, prefix=3e-2, bitfit=1e-2)
+SMALL = dict(bottleneck=dict(bottleneck_size=8)) # the tiny model is 32 wide: the default 64 would widen it
+CPT_LR = dict(full=1e-3, freeze=2e-3, lora=3e-3, dora=3e-3, ia3=3e-2, prefix=3e-2, bitfit=1e-2, bottleneck=3e-3)
 
 @pytest.mark.parametrize("method", list(CPT_LR))
 def test_continue_pretraining_method(method, llama, gpt2, tmp_path):
     r = T.continue_pretraining(gpt2 if method == "bitfit" else llama, domain_corpus(10), method=method, max_steps=STEPS,
-                               learning_rate=CPT_LR[method], output_dir=tmp_path, **QUICK)
+                               learning_rate=CPT_LR[method], output_dir=tmp_path, **QUICK, **SMALL.get(method, {}))
     l = _losses(r)
     assert len(l) == STEPS and all(map(math.isfinite, l)), l
     assert _falls(l), (method, l)
     assert r.method == method and 0 < r.metrics["trainable_params"] < r.metrics["total_params"] or method == "full"
 
-DPO_LR = dict(lora=3e-3, dora=3e-3, full=3e-4, ia3=1e-1, freeze=1e-3, prefix=1e-2, bitfit=1e-2)
+DPO_LR = dict(lora=3e-3, dora=3e-3, full=3e-4, ia3=1e-1, freeze=1e-3, prefix=1e-2, bitfit=1e-2, bottleneck=3e-3)
 
 @pytest.mark.parametrize("method", list(DPO_LR))
 def test_dpo_method(method, llama, gpt2, tmp_path):
     r = T.dpo(gpt2 if method == "bitfit" else llama, preference_set(8), method=method, max_steps=STEPS,
-              learning_rate=DPO_LR[method], output_dir=tmp_path, **QUICK)
+              learning_rate=DPO_LR[method], output_dir=tmp_path, **QUICK, **SMALL.get(method, {}))
     logs = [h for h in r.log_history if "loss" in h and "rewards/margins" in h]
     l, margin = [h["loss"] for h in logs], [h["rewards/margins"] for h in logs]
     assert len(l) == STEPS, r.log_history
@@ -74,3 +75,18 @@ def test_qlora(stage, llama, tmp_path):
     fn, data = (T.continue_pretraining, domain_corpus(10)) if stage != "dpo" else (T.dpo, preference_set(8))
     r = fn(llama, data, method="qlora", max_steps=STEPS, learning_rate=3e-3, output_dir=tmp_path, **QUICK)
     assert _falls(_losses(r)), _losses(r)
+
+
+def test_bottleneck_saves_a_small_adapter_folder_and_a_rerun_loads_it(llama, tmp_path):
+    "method='bottleneck' through sft: the final save is the adapters alone; the same call again loads them, no training."
+    from pathlib import Path
+    from lmtune.corpus import instruction_set
+    from lmtune.train.bottleneck import bottleneck_adapters, is_bottleneck_folder
+    kw = dict(method="bottleneck", bottleneck_size=8, max_steps=4, learning_rate=3e-3, output_dir=str(tmp_path), **QUICK)
+    r = T.sft(llama, instruction_set(40), **kw)
+    assert r.weights_path.endswith("bottleneck_model.safetensors") and is_bottleneck_folder(tmp_path)
+    assert Path(r.weights_path).stat().st_size < 0.2 * (Path(llama) / "model.safetensors").stat().st_size
+    again = T.sft(llama, instruction_set(40), **kw)
+    a, b = bottleneck_adapters(r.model), bottleneck_adapters(again.model)
+    assert a and a.keys() == b.keys()
+    assert all(torch.equal(x, y) for n in a for x, y in zip(a[n].state_dict().values(), b[n].state_dict().values()))

@@ -10,6 +10,7 @@ import copy, difflib, importlib.util, os, tempfile, warnings
 from pathlib import Path
 from ..settings import (PRECISIONS, TRAINER_OPTIMIZERS, RunSettings, bad_value, check_choice, check_positive,
                              method_info)
+from .bottleneck import add_bottleneck_adapters
 from .records import TrainResult
 
 # %% auto #0
@@ -303,7 +304,8 @@ def qlora_quantization_config(s:RunSettings|None=None, # the run (its `double_qu
 
 REQUIRES_GRAD_SETUP = {"full": lambda model, s: train_everything(model), # the methods that are not PEFT configs
                        "freeze": lambda model, s: freeze_all_but_last(model, s.trainable_layers),
-                       "bitfit": lambda model, s: bitfit(model)}
+                       "bitfit": lambda model, s: bitfit(model),
+                       "bottleneck": lambda model, s: add_bottleneck_adapters(model, s)}
 
 def prepare_method(model, # the loaded model
                    method:str, # the resolved method

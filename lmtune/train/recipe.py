@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from ..settings import (RunSettings, bad_value, check_bool, check_choice, method_info, resolve_packing, run_settings,
                              stage_info)
+from .bottleneck import is_bottleneck_folder, load_bottleneck
 from .console import in_notebook, use_console_log
 from .guard import DivergenceGuard, STEPS_FILE, TrainingDiverged
 from .mitigate import add_mitigations, check_mitigations, general_batches
@@ -35,7 +36,8 @@ __all__ = ['LR_PRESETS', 'ADAPTER_LR', 'DPO_LR_SCALE', 'STAGE_DATA', 'CHECKPOINT
 
 # %% ../../nbs/train/04_recipe.ipynb #bfc06103
 LR_PRESETS = {"pretrain": 3e-4, "continued": 3e-5, "finetune": 1e-5} # full-weight methods (full, freeze)
-ADAPTER_LR = {"lora": 2e-4, "dora": 2e-4, "qlora": 2e-4, "prefix": 1e-2, "ia3": 3e-3, "bitfit": 5e-4} # new or few parameters
+ADAPTER_LR = {"lora": 2e-4, "dora": 2e-4, "qlora": 2e-4, "prefix": 1e-2, "ia3": 3e-3, "bitfit": 5e-4, # new or few parameters
+              "bottleneck": 1e-4} # AdapterHub's examples
 DPO_LR_SCALE = 0.1 # DPO moves a policy away from a reference: 10x gentler than SFT
 
 def preset_learning_rate(preset:str, # "pretrain", "continued" or "finetune"
@@ -369,7 +371,7 @@ def check_disk(run:Run, # the checked `Run`, with its data and resume point
                         strategy="ddp", offload_optimizer=False, offload_params=False, tensor_parallel=1, pipeline_parallel=1)
     try: b = estimate_memory(config, one, run.stage, context_bytes=0).breakdown # one process holds every tensor: what is saved
     except Exception: return None
-    weights = b.get("adapters", 0) if method_info(run.method).peft else b.get("weights", 0)
+    weights = b.get("adapters", 0) if method_info(run.method).adapter else b.get("weights", 0)
     ckpt = weights + b.get("optimizer states", 0) + b.get("optimizer states (paged)", 0)
     return check_disk_space(run.out, int(ckpt), int(weights), _checkpoints_kept(run))
 
@@ -637,7 +639,7 @@ def save_final(trainer, # the trained TRL trainer
     "The final weights, config and tokenizer, whole or not at all: saved into `out/STAGING` (by every process), moved into `out` by rank 0."
     staging, main = out / STAGING, trainer.is_world_process_zero()
     if main: shutil.rmtree(staging, ignore_errors=True); (out / RESULT_FILE).unlink(missing_ok=True)
-    try: trainer.save_model(str(staging)) # under FSDP/ZeRO-3 every process takes part in gathering the weights
+    try: _save_model(trainer, staging) # under FSDP/ZeRO-3 every process takes part in gathering the weights
     except Exception as e:
         if isinstance(e, DiskFull) or not no_room(e): raise
         f = _newest_file(staging)
@@ -645,8 +647,19 @@ def save_final(trainer, # the trained TRL trainer
         raise disk_full(f, e, f"The final save was written apart and removed; the checkpoints are kept (the last is {last_checkpoint(out)})") from e
     if main: publish(staging, out)
 
+def _save_model(trainer, staging:Path):
+    "The trainer's model into `staging`: bottleneck adapters as their own small folder (`save_bottleneck`), else `save_model`."
+    from lmtune.train.bottleneck import bottleneck_adapters, save_bottleneck
+    m = trainer.accelerator.unwrap_model(trainer.model)
+    if not bottleneck_adapters(m): return trainer.save_model(str(staging))
+    state = trainer.accelerator.get_state_dict(trainer.model) # every process gathers; rank 0 writes
+    if trainer.is_world_process_zero():
+        save_bottleneck(m, staging, state_dict=state)
+        if trainer.processing_class is not None: trainer.processing_class.save_pretrained(str(staging))
+
 def _weights_file(d:Path)->str|None:
-    return next((str(d / f) for f in ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json") if (d / f).exists()), None)
+    return next((str(d / f) for f in ("adapter_model.safetensors", "bottleneck_model.safetensors", "model.safetensors",
+                                      "model.safetensors.index.json") if (d / f).exists()), None)
 
 def _params(m)->dict:
     return dict(trainable_params=sum(p.numel() for p in m.parameters() if p.requires_grad), total_params=sum(p.numel() for p in m.parameters()))
@@ -678,7 +691,7 @@ def load_weights(model, # the model to load into
                 ):
     "Load the full weights saved in `d` (`model*.safetensors`) into `model`, in place."
     from safetensors.torch import load_file
-    files = sorted(d.glob("model*.safetensors"))
+    files = sorted(d.glob("model*.safetensors")) or sorted(d.glob("bottleneck_model.safetensors")) # bottleneck: the model's own names
     if not files: raise FileNotFoundError(f"no model*.safetensors in {d}")
     for f in files:
         bad = model.load_state_dict(load_file(str(f)), strict=False).unexpected_keys
@@ -715,7 +728,8 @@ def saved_result(run:Run, # the checked `Run`, whose checkpoint already reached 
     if method_info(run.method).peft:
         from peft import PeftModel
         m = PeftModel.from_pretrained(model, str(src), is_trainable=True)
-    else: m = load_weights(model, src)
+    elif is_bottleneck_folder(src): m = load_bottleneck(model, src, is_trainable=True) # the final save: the adapters alone
+    else: prepare_method(model, run.method, run.s); m = load_weights(model, src) # a checkpoint: every weight (added modules too)
     return TrainResult(model=m, tokenizer=tok, metrics=saved["metrics"] or _params(m), log_history=saved["log_history"], output_dir=str(out),
                        weights_path=_weights_file(src), stage=run.stage, method=run.method, settings=run.s, resumed_from=str(ckpt),
                        step_history=saved.get("step_history", []))

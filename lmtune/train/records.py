@@ -355,11 +355,13 @@ def clear_leftovers(out:Path)->list:
 # %% ../../nbs/train/03_records.ipynb #7a1e0c31
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx") # files that hold weights
 MODEL_FILES = ("config.json", "generation_config.json", ADAPTER_CONFIG, "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
-               "vocab.json", "vocab.txt", "merges.txt", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja") # besides weights
+               "vocab.json", "vocab.txt", "merges.txt", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
+               "bottleneck_config.json") # besides weights
 LMTUNE_NAMES = ("lmtune_*", ".lmtune*", "launch") # what lmtune may write into a folder before its run record (locks, dry-run files)
 PREVIOUS_RUN = ".lmtune-previous-run" # where resume=False keeps the earlier run until the new one has a checkpoint
 RUN_ARTIFACTS = ("checkpoint-*", "suspect-checkpoint-*", RESULT_FILE, RUN_RECORD, "tokenizer", "model*.safetensors",
-                 "model.safetensors.index.json", "adapter_model.safetensors", "adapter_config.json") # what a run writes that matters
+                 "model.safetensors.index.json", "adapter_model.safetensors", "adapter_config.json", "bottleneck_model.safetensors",
+                 "bottleneck_config.json") # what a run writes that matters
 
 def _model_folder(model)->Path|None:
     "The local folder the model comes from, if there is one."

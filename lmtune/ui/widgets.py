@@ -17,9 +17,9 @@ from ..estimate.run import OPTIMIZERS
 from ..estimate.time import TimeEstimate, estimate_time
 from ..plan.advisor import (Assumptions, DATA_QUALITIES, GOALS, KNOWLEDGE_LEVELS, PROMPTING_RESULTS,
                                  Recommendation, advise)
-from ..plan.fit import FIX_HEADROOM, fixes, max_batch_size, max_seq_len
+from ..plan.fit import fixes, max_batch_size, max_seq_len
 from ..report import fmt_count, fmt_gib, fmt_seconds, fmt_usd, html_table
-from ..settings import (ATTN_IMPLEMENTATIONS, ESTIMATOR_FIELDS, METHODS, PRECISIONS, STAGES, STRATEGIES,
+from ..settings import (ATTN_IMPLEMENTATIONS, BOTTLENECK_PLACEMENTS, ESTIMATOR_FIELDS, METHODS, PRECISIONS, STAGES, STRATEGIES,
                              RunSettings, bad_value, changed_fields, method_info, run_settings, stage_info)
 from .code import SETUP_FORMATS, SETUP_IMPORTS, setup_code, setup_ready
 
@@ -41,9 +41,8 @@ MAX_FIXES = 6  # fixes shown, best first
 def verdict(memory:MemoryEstimate, # the run's estimate
             gpu, # catalog GPU name or `GPU`
            )->str:
-    "'fits' (with `FIX_HEADROOM` to spare), 'tight' (fits only without it) or 'does not fit'."
-    if memory.fits(gpu, headroom=FIX_HEADROOM): return "fits"
-    return "tight" if memory.fits(gpu) else "does not fit"
+    "'fits', 'borderline' or 'does not fit': `MemoryEstimate.verdict`, as everywhere in lmtune."
+    return memory.verdict(gpu)
 
 @dataclass
 class EstimateView:
@@ -94,7 +93,7 @@ def add_details(ev:EstimateView, # a view from `evaluate(..., details=False)`: f
 # %% ../../nbs/ui/01_widgets.ipynb #c74cdc95
 COLORS = dict(zip(BREAKDOWN_ORDER, ("#4c72b0", "#dd8452", "#937860", "#c44e52", "#8172b3", "#b07aa1", "#55a868",
                                     "#da8bc3", "#8c8c8c", "#ccb974"))) # one color per `MemoryEstimate.breakdown` component
-VERDICT_COLORS = {"fits": "#1a7f37", "tight": "#9a6700", "does not fit": "#cf222e"}
+VERDICT_COLORS = {"fits": "#1a7f37", "borderline": "#9a6700", "does not fit": "#cf222e"}
 
 def _e(x)->str: return html.escape(str(x))
 
@@ -231,7 +230,8 @@ def summary(s:RunSettings, # the run
 AUTO = "auto" # how a dropdown shows a setting left to the stage's default (None in RunSettings)
 CHOICES = { # the values each dropdown offers
     "method": (None,) + METHODS, "precision": ("auto",) + PRECISIONS, "optim": ("auto",) + tuple(OPTIMIZERS),
-    "attn_implementation": (None,) + ATTN_IMPLEMENTATIONS, "strategy": STRATEGIES}
+    "attn_implementation": (None,) + ATTN_IMPLEMENTATIONS, "strategy": STRATEGIES,
+    "bottleneck_placement": tuple(BOTTLENECK_PLACEMENTS)}
 ESTIMATOR_CONTROLS = ESTIMATOR_FIELDS + ("num_epochs",) # the RunSettings fields the estimator shows
 WIDGET_INPUTS = ("model", "stage", "gpu", "data_tokens", "usd_per_hour") # the estimator's inputs besides RunSettings
 LABELS = { # each control's name on screen (its tooltip is the field's comment: `field_docs`)
@@ -241,7 +241,9 @@ LABELS = { # each control's name on screen (its tooltip is the field's comment: 
     "use_liger_kernel": "Liger kernels", "stage": "Training stage", "method": "Training method", "lora_r": "LoRA rank",
     "lora_target_modules": "LoRA targets",
     "lora_dropout": "LoRA dropout", "use_dora": "DoRA (learned magnitude)", "double_quant": "Double quantization",
-    "trainable_layers": "Trainable layers", "num_virtual_tokens": "Virtual tokens",
+    "trainable_layers": "Trainable layers", "num_virtual_tokens": "Virtual tokens", "bottleneck_size": "Bottleneck size",
+    "bottleneck_placement": "Adapter placement", "kl_to_base_weight": "KL-to-base weight", "anchor_weight": "L2-SP anchor weight",
+    "ewc_weight": "EWC weight",
     "gpu": "GPU", "num_gpus": "GPUs per machine", "num_machines": "Machines", "strategy": "Multi-GPU strategy",
     "offload_optimizer": "Offload optimizer to CPU", "offload_params": "Offload weights to CPU",
     "tensor_parallel": "Tensor-parallel GPUs", "pipeline_parallel": "Pipeline stages",
@@ -251,7 +253,8 @@ SECTIONS = { # the estimator's groups, top to bottom (a RunSettings control in n
     "Run": ("batch_size", "seq_len", "gradient_accumulation_steps", "precision", "optim", "gradient_checkpointing",
             "attn_implementation", "use_liger_kernel"),
     "Method": ("stage", "method", "lora_r", "lora_target_modules", "lora_dropout", "use_dora", "double_quant",
-               "trainable_layers", "num_virtual_tokens"),
+               "trainable_layers", "num_virtual_tokens", "bottleneck_size", "bottleneck_placement"),
+    "Against forgetting": ("kl_to_base_weight", "anchor_weight", "ewc_weight"),
     "GPUs": ("gpu", "num_gpus", "num_machines", "strategy", "offload_optimizer", "offload_params", "tensor_parallel",
              "pipeline_parallel"),
     "Time and cost": ("data_tokens", "num_epochs", "usd_per_hour")}
@@ -347,6 +350,7 @@ SHOWN_WHEN = { # the controls that matter only for some runs: field -> when, fro
     "double_quant": lambda m, v: m.quantized_base,
     "trainable_layers": lambda m, v: m.name == "freeze",
     "num_virtual_tokens": lambda m, v: m.peft_config == "PrefixTuningConfig",
+    "bottleneck_size": lambda m, v: m.name == "bottleneck", "bottleneck_placement": lambda m, v: m.name == "bottleneck",
     "offload_optimizer": lambda m, v: v["strategy"] != "ddp" or v["offload_optimizer"],   # DDP cannot offload
     "offload_params": lambda m, v: v["strategy"] in ("zero3", "fsdp") or v["offload_params"],   # needs sharded weights
     "tensor_parallel": lambda m, v: v["num_gpus"] > 1 or v["tensor_parallel"] != 1,   # a machine's GPUs split layers
