@@ -10,6 +10,7 @@ import difflib, json, random, re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from .files import write_atomic
 
 # %% auto #0
 __all__ = ['ADJECTIVES', 'AGENTS', 'OBJECTS', 'VERBS_T', 'VERBS_I', 'ADVERBS', 'PREPOSITIONS', 'PLACES', 'TIMES', 'PRODUCTS',
@@ -452,7 +453,5 @@ def write_corpus(kind:str, # one of `CORPUS_KINDS`
     rows = make_corpus(kind, n, seed, world)
     is_text = kind in ("general", "domain")
     if path.suffix == ".txt" and not is_text: raise ValueError(f"kind={kind!r} has fields: write it to a .jsonl path, not {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        for r in rows: f.write((r if path.suffix == ".txt" else json.dumps({"text": r} if is_text else r)) + "\n")
-    return path
+    return write_atomic(path, "".join((r if path.suffix == ".txt" else json.dumps({"text": r} if is_text else r)) + "\n"
+                                      for r in rows))

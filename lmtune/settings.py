@@ -17,6 +17,7 @@ __all__ = ['METHOD_TABLE', 'METHODS', 'STAGE_TABLE', 'STAGES', 'STAGE_ALIASES', 
 import difflib, json, os
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
+from .files import write_atomic
 
 # %% ../nbs/00_settings.ipynb #a423b31c
 def bad_value(arg:str, # the argument's name, as the user wrote it
@@ -404,9 +405,7 @@ def _write_settings_file(s:RunSettings, path)->Path:
     if p.suffix == '.json': text = json.dumps(asdict(s), indent=1) + '\n'
     elif p.suffix in ('.yaml', '.yml'): text = _yaml_text(s)
     else: raise bad_value('path', str(path), "use a .json, .yaml or .yml file name")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text)
-    return p
+    return write_atomic(p, text)
 
 def yaml_loader():
     "PyYAML's safe loader that also reads `2e-4` as a number (YAML 1.1 alone reads it as a string)."

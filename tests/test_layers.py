@@ -8,7 +8,7 @@ import pytest
 
 LIB = pathlib.Path(__file__).resolve().parent.parent / 'lmtune'
 LAYERS = {'ground': 0, 'estimate': 1, 'plan': 2, 'train': 3, 'ui': 4}
-GROUND = {'settings', 'catalog', 'data', 'corpus', 'models', 'report', 'specs'}
+GROUND = {'settings', 'catalog', 'data', 'corpus', 'models', 'report', 'specs', 'files'}
 
 def module_name(path: pathlib.Path) -> str:
     return '.'.join(('lmtune',) + path.relative_to(LIB).with_suffix('').parts)

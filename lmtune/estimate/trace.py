@@ -9,9 +9,9 @@ Docs: https://lmtune.github.io/lmtune/estimate/trace.html.md"""
 from __future__ import annotations
 import time
 from pathlib import Path
-from .memory import ACCURACY, BREAKDOWN_ORDER, MemoryEstimate
+from .memory import BREAKDOWN_ORDER, MemoryEstimate
 from .run import CUDA_CONTEXT_BYTES, FRAG_CONST
-from ..settings import RunSettings, bad_value, method_info, resolve_defaults, run_settings, stage_info
+from ..settings import RunSettings, bad_value, resolve_defaults, run_settings, stage_info
 
 # %% auto #0
 __all__ = ['TRACE_METHODS', 'TRACE_OPTIMIZERS', 'TRACE_PARTS', 'traced_config', 'check_traceable', 'trace_memory']
@@ -104,7 +104,6 @@ def trace_memory(model, # a config dict with `model_type`, a `PretrainedConfig`,
                  **overrides, # `RunSettings` fields, e.g. method='lora', batch_size=4
                 )->MemoryEstimate:
     "Peak GPU memory of one training step of `model`, traced by PyTorch on fake tensors (any transformers architecture)."
-    import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
     asked = run_settings(settings, **overrides)
     s = resolve_defaults(asked, stage_info(stage).name, cuda=True)

@@ -10,8 +10,8 @@ __all__ = ['MITIGATIONS', 'active', 'check_mitigations', 'kl_to_base', 'anchor',
            'add_mitigations', 'general_batches']
 
 # %% ../../nbs/train/11_mitigate.ipynb #f4b485df
-import copy, math
-from ..settings import RunSettings, bad_value, method_info
+import copy
+from ..settings import RunSettings, bad_value
 
 # %% ../../nbs/train/11_mitigate.ipynb #cecec625
 MITIGATIONS = ("kl_to_base_weight", "anchor_weight", "ewc_weight") # the RunSettings fields of this module
@@ -90,7 +90,6 @@ def frozen_copy(model):
 class Mitigation:
     "The state the terms need: the base (adapters off, or a frozen copy), the starting parameters, the Fisher."
     def __init__(self, trainer, s:RunSettings, general_batches=None):
-        import torch
         self.s, self.ga, self.terms = s, max(1, s.gradient_accumulation_steps), {}
         model = trainer.model
         self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -102,7 +101,7 @@ class Mitigation:
 
     def base_logits(self, model, inputs):
         "The base's logits on `inputs` (no gradient)."
-        import torch, contextlib
+        import torch
         fwd = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "position_ids")}
         with torch.no_grad():
             if self.base is not None: return self.base(**fwd).logits

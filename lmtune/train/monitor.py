@@ -14,6 +14,7 @@ from ..estimate.memory import KL_CHUNK, monitor_memory_bytes
 from ..settings import bad_value, check_choice, check_positive, check_bool
 from ..corpus import IF_KINDS, follows
 from .console import in_notebook
+from ..files import write_atomic, write_json
 
 # %% auto #0
 __all__ = ['TASK_METRICS', 'FORGETTING_METRICS', 'DISPLAYS', 'HISTORY_COLUMNS', 'LOG_PREFIX', 'NOT_LOGGED', 'MITIGATIONS',
@@ -440,7 +441,9 @@ class BaseReference:
     def save(self, path:Path):
         "Write the cache (resuming a killed run needs it: the base weights are gone)."
         import torch
-        if self.mode != "adapter": torch.save(dict(mode=self.mode, top_k=self.top_k, cache=self.cache), path)
+        if self.mode == "adapter": return
+        buf = io.BytesIO(); torch.save(dict(mode=self.mode, top_k=self.top_k, cache=self.cache), buf)
+        write_atomic(path, buf.getvalue()) # whole or not at all: a resumed run reads it
 
     @classmethod
     def load(cls, path:Path)->"BaseReference":
@@ -934,8 +937,7 @@ def _save_state(self:ForgettingMonitor):
     d = dict(rows=self.rows, samples=self.samples, baseline=self.baseline, notes=self.notes, alert=self.alert,
              base_mc=getattr(self, "_base_mc", None), base_answers=getattr(self, "_base_answers", None),
              kl_mode=self.base.mode if self.base else None, spikes=self._spikes, log_points=self._log_points)
-    tmp = self._dir / "state.json.tmp"
-    tmp.write_text(json.dumps(d, default=float)); tmp.replace(self._dir / "state.json")
+    write_json(self._dir / "state.json", d, default=float)
     f = self._dir / "base_logprobs.pt"
     if self.base is not None and self.base.mode != "adapter" and self.base.cache and not f.exists(): self.base.save(f)
 
@@ -1170,11 +1172,9 @@ def report(self:ForgettingMonitor, path="forgetting.html", # the HTML file; the 
     "Write the view as an HTML page and its figure as a PNG; returns the HTML path."
     p = Path(path)
     if p.suffix.lower() != ".html": raise bad_value("path", str(path), "name the report's .html file, e.g. 'runs/forgetting.html' (the .png goes next to it).")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.with_suffix(".png").write_bytes(self.png())
-    p.write_text('<!doctype html><html><head><meta charset="utf-8"><title>lmtune forgetting report</title></head><body>'
-                 + self.to_html(embed_png=False, png_name=p.with_suffix(".png").name) + "</body></html>")
-    return p
+    write_atomic(p.with_suffix(".png"), self.png())
+    return write_atomic(p, '<!doctype html><html><head><meta charset="utf-8"><title>lmtune forgetting report</title></head>'
+                        '<body>' + self.to_html(embed_png=False, png_name=p.with_suffix(".png").name) + "</body></html>")
 
 @patch
 def summary(self:ForgettingMonitor)->dict:

@@ -10,16 +10,17 @@ import errno, fnmatch, hashlib, json, math, os, shutil, socket, time, warnings, 
 from dataclasses import dataclass, field
 from pathlib import Path
 from ..settings import FIELDS, RunSettings, bad_value, check_positive
+from ..files import (NO_ROOM_ERRNOS, NO_ROOM_WORDS, STAGING, TMP_PREFIX, DiskFull, _fsync_dir, _real, _size, disk_full,
+                          free_bytes, no_room, read_json, write_atomic, write_json)
 
 # %% auto #0
 __all__ = ['CHECKPOINT_PICKLES', 'ADAPTER_CONFIG', 'RUN_RECORD', 'RESULT_FILE', 'NON_TRAINING_FIELDS', 'SAME_PRODUCT_FIELDS',
-           'RESOLVED_FIELDS', 'DIVERGED_FILE', 'RECOVERY_FIELDS', 'TMP_PREFIX', 'STAGING', 'NO_ROOM_ERRNOS',
-           'NO_ROOM_WORDS', 'WEIGHT_SUFFIXES', 'MODEL_FILES', 'LMTUNE_NAMES', 'PREVIOUS_RUN', 'RUN_ARTIFACTS',
-           'LOCK_FILE', 'HOLDER_FILE', 'TrainResult', 'safetensors_problem', 'adapter_config_problem',
-           'unsafe_pickle_problem', 'checkpoint_problem', 'last_checkpoint', 'run_record', 'run_changes',
-           'model_fingerprint', 'data_fingerprint', 'DiskFull', 'no_room', 'free_bytes', 'disk_full', 'write_atomic',
-           'write_json', 'read_json', 'publish', 'clear_leftovers', 'run_inputs', 'check_output_dir',
-           'move_previous_run_aside', 'restore_previous_run', 'OutputDirInUse', 'OutputLock', 'check_disk_space']
+           'RESOLVED_FIELDS', 'DIVERGED_FILE', 'RECOVERY_FIELDS', 'WEIGHT_SUFFIXES', 'MODEL_FILES', 'LMTUNE_NAMES',
+           'PREVIOUS_RUN', 'RUN_ARTIFACTS', 'LOCK_FILE', 'HOLDER_FILE', 'TrainResult', 'safetensors_problem',
+           'adapter_config_problem', 'unsafe_pickle_problem', 'checkpoint_problem', 'last_checkpoint', 'run_record',
+           'run_changes', 'model_fingerprint', 'data_fingerprint', 'publish', 'clear_leftovers', 'run_inputs',
+           'check_output_dir', 'move_previous_run_aside', 'restore_previous_run', 'OutputDirInUse', 'OutputLock',
+           'check_disk_space']
 
 # %% ../../nbs/train/03_records.ipynb #c6f4d9a6
 @dataclass
@@ -254,81 +255,6 @@ def data_fingerprint(ds, # a `datasets.Dataset`
     head = ds.select(range(min(n, k))).to_list()
     tail = ds.select(range(max(n, k - n), k)).to_list() if k > n else []
     return f"{k} rows {_digest([head, tail])}"
-
-# %% ../../nbs/train/03_records.ipynb #whole002
-TMP_PREFIX = ".lmtune-tmp-" # a file being written: renamed to its own name once whole
-STAGING = ".lmtune-staging" # a folder being saved (the final weights): its files are moved into place once whole
-NO_ROOM_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) # a full disk, a full quota, a file-size limit (ulimit -f)
-NO_ROOM_WORDS = ("No space left", "Disk quota exceeded", "File too large", "unexpected pos", "failed writing file") # torch, safetensors
-
-class DiskFull(OSError):
-    "The disk that holds the output folder had no room for a file being written."
-
-def _real(p)->Path: return Path(os.path.realpath(p))
-
-def no_room(e:BaseException)->bool:
-    "Did `e` stop a write for lack of room (a full disk or quota, a file-size limit), as Python, torch or safetensors say it?"
-    if isinstance(e, OSError): return e.errno in NO_ROOM_ERRNOS
-    return isinstance(e, Exception) and any(w in str(e) for w in NO_ROOM_WORDS)
-
-def free_bytes(path)->int:
-    "Free bytes on the disk that holds `path` (or will hold it: its nearest existing parent)."
-    p = _real(path)
-    while not p.exists(): p = p.parent
-    return shutil.disk_usage(p).free
-
-def _size(n:float)->str: return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
-
-def disk_full(path, # the file being written
-              err:BaseException, # what the writer raised
-              kept:str="Everything saved before it is kept", # what is left, in words
-             )->DiskFull:
-    "The error for a write of `path` that found no room: the file, the free space, what is kept and the fix."
-    why = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-    return DiskFull(errno.ENOSPC, f"no room to write {path}: the disk that holds it has {_size(free_bytes(path))} free "
-                    f"({type(err).__name__}: {why}). {kept}. Fix: free space on that disk (or lower save_total_limit, or "
-                    "write the run to a larger disk with output_dir=...), then run the same call again: it resumes from the "
-                    "last complete checkpoint")
-
-# %% ../../nbs/train/03_records.ipynb #whole004
-def _fsync_dir(d:Path):
-    "Flush a folder's entries (a rename in it) to disk; a no-op where a folder cannot be opened (Windows)."
-    try: fd = os.open(d, os.O_RDONLY)
-    except OSError: return
-    try: os.fsync(fd)
-    except OSError: pass
-    finally: os.close(fd)
-
-def write_atomic(path, # the file to write
-                 data:str|bytes, # its whole content
-                )->Path:
-    "Write `path` whole or not at all: to a temporary name in the same folder, flushed to disk (fsync), renamed over `path`."
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f"{TMP_PREFIX}{p.name}.{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if no_room(e): raise disk_full(p, e, f"{p} is as it was before") from e
-        raise
-    _fsync_dir(p.parent)
-    return p
-
-# %% ../../nbs/train/03_records.ipynb #whole011
-def write_json(path, obj, indent:int|None=None, default=str)->Path:
-    "`write_atomic` of `obj` as JSON."
-    return write_atomic(path, json.dumps(obj, indent=indent, default=default))
-
-def read_json(path, # a JSON file lmtune wrote
-              fix:str, # what to do when it is damaged
-             ):
-    "The JSON in `path`; one that is not whole (cut short by a kill or a full disk, or edited) is an error naming it and the fix."
-    p = Path(path)
-    try: return json.loads(p.read_text())
-    except ValueError as e: raise ValueError(f"{p} is damaged: it is not whole JSON ({type(e).__name__}: {e}). {fix}") from None
 
 # %% ../../nbs/train/03_records.ipynb #whole009
 def publish(staging, # a folder whose files are complete (e.g. a model just saved into it)

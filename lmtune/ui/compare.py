@@ -17,6 +17,7 @@ from statistics import NormalDist
 from fastcore.basics import patch
 from ..settings import bad_value, check_choice, check_positive
 from .widgets import BackgroundCall, LiveView
+from ..files import write_atomic
 
 # %% auto #0
 __all__ = ['CHOICES', 'KEYS', 'PAIR_FIELDS', 'OUTCOMES', 'RECORD_FIELDS', 'BUTTONS', 'STATIC_ROWS', 'PREFERRED', 'check_pairs',
@@ -353,10 +354,7 @@ def _read_cache(cache, key:str)->list|None:
 
 def _write_cache(cache, key:str, pairs:list):
     "Keep `pairs` in `cache` (written whole, then renamed into place, so that a reader never sees half of it)."
-    p = Path(cache)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(dict(key=key, pairs=pairs), ensure_ascii=False, indent=1))
-    os.replace(tmp, p)
+    write_atomic(cache, json.dumps(dict(key=key, pairs=pairs), ensure_ascii=False, indent=1))
 
 # %% ../../nbs/ui/06_compare.ipynb #15117b28
 def generate_pairs(prompts:list[str], # the prompts both models answer

@@ -8,10 +8,11 @@ Docs: https://lmtune.github.io/lmtune/ui/demo.html.md"""
 __all__ = ['run_demo', 'summary_html']
 
 # %% ../../nbs/ui/03_demo.ipynb #10b1c62a
-import html, json, os, time
+import html, json, time
 from pathlib import Path
 from ..settings import RunSettings
 from .training import new_run_dir
+from ..files import write_atomic
 
 # %% ../../nbs/ui/03_demo.ipynb #1bf57ad9
 def _watched_sft(base, tasks, label:str, out:Path, inputs:dict, eval_every:int, say, **kw):
@@ -30,10 +31,7 @@ def _watched_sft(base, tasks, label:str, out:Path, inputs:dict, eval_every:int, 
 def _rows(d:dict)->str:
     return ''.join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in d.items())
 
-def _write_text(path:Path, text:str):
-    "Write through a temporary name and a rename: a killed demo never leaves half a report."
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text); os.replace(tmp, path)
+_write_text = write_atomic # a killed demo never leaves half a report
 
 def _write_html(path:Path, facts:dict, sections:dict, summary:str=""):
     body = ''.join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in sections.items())

@@ -9,23 +9,24 @@ Docs: https://lmtune.github.io/lmtune/ui/training.html.md"""
 __all__ = ['TINY_MODELS', 'DATA_CHOICES', 'UPLOAD_TYPES', 'RUNS_ROOT', 'TAB_MONITOR', 'new_run_dir', 'save_upload',
            'trainable_model', 'TrainingPanel', 'history_html']
 
-# %% ../../nbs/ui/04_training.ipynb #828d30ec
-import html, os, time
+# %% ../../nbs/ui/04_training.ipynb #4b4701ca
+import html
 from datetime import datetime
 from pathlib import Path
 from ..settings import STAGES, RunSettings, run_settings, stage_info
 from ..catalog import HUB_IDS, ModelSpec
 from .widgets import LiveView, summary
+from ..files import write_atomic
 from fastcore.basics import patch
 
-# %% ../../nbs/ui/04_training.ipynb #e90b34fa
+# %% ../../nbs/ui/04_training.ipynb #7a5893fb
 TINY_MODELS = ("tiny:llama", "tiny:qwen2", "tiny:gpt2") # lmtune.models.ARCHS as model specs: built on first use
 DATA_CHOICES = ("builtin:instruction?n=400", "builtin:preference?n=200", "builtin:domain?n=400", "builtin:general?n=400")
 UPLOAD_TYPES = (".jsonl", ".json", ".csv", ".parquet", ".txt") # what lmtune.data.load_data reads
 RUNS_ROOT = "lmtune-runs" # where the tab's runs and uploads go, unless `root=` says otherwise
 TAB_MONITOR = dict(n_general=32, n_mc=16, n_task=12) # held-out sets small enough to measure in a second on a CPU
 
-# %% ../../nbs/ui/04_training.ipynb #1fc054ab
+# %% ../../nbs/ui/04_training.ipynb #ee75e601
 def new_run_dir(root, # the runs folder
                 stage:str, # the run's stage
                )->Path:
@@ -35,7 +36,7 @@ def new_run_dir(root, # the runs folder
     while p.exists(): p, i = Path(f"{base}-{i}"), i + 1
     return p
 
-# %% ../../nbs/ui/04_training.ipynb #e9b0056c
+# %% ../../nbs/ui/04_training.ipynb #739b5583
 def save_upload(upload:dict, # one entry of `ipywidgets.FileUpload.value`: name and content
                 root, # the runs folder
                )->Path:
@@ -43,14 +44,9 @@ def save_upload(upload:dict, # one entry of `ipywidgets.FileUpload.value`: name 
     name = Path(str(upload["name"])).name
     if not name.lower().endswith(UPLOAD_TYPES):
         raise ValueError(f"upload {name!r}: lmtune reads {', '.join(UPLOAD_TYPES)} files; convert it to JSONL, one row a line.")
-    p = Path(root) / "uploads" / name
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f: f.write(bytes(upload["content"])); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, p)
-    return p
+    return write_atomic(Path(root) / "uploads" / name, bytes(upload["content"]))
 
-# %% ../../nbs/ui/04_training.ipynb #362a51ef
+# %% ../../nbs/ui/04_training.ipynb #322a5989
 def trainable_model(model, # the estimator's model: catalog name, hub id, path or ModelSpec
                    )->str:
     "The model spec the Training tab can load for an estimator's model."
@@ -58,7 +54,7 @@ def trainable_model(model, # the estimator's model: catalog name, hub id, path o
     hub = [h for h, n in HUB_IDS.items() if n == name and "/" in h]
     return sorted(hub)[0] if hub else name
 
-# %% ../../nbs/ui/04_training.ipynb #1eb7f51b
+# %% ../../nbs/ui/04_training.ipynb #e7209395
 class TrainingPanel(LiveView):
     "Start a run from the notebook and follow it: model, data, stage, Start/Stop, live status and dashboard, run history."
     def __init__(self,
@@ -78,7 +74,7 @@ class TrainingPanel(LiveView):
         self.handle = self.job = self.result = self.comparison = None
         self._build(W, model, data)
 
-# %% ../../nbs/ui/04_training.ipynb #c4917478
+# %% ../../nbs/ui/04_training.ipynb #7cd15876
 def _html_widget(W, css_class:str, value:str=""):
     w = W.HTML(value); w.add_class(css_class)
     return w
@@ -116,7 +112,7 @@ def _build(self:TrainingPanel, W, model:str, data:str):
                         self.status, self.dashboard, self.history_view, self.compare_box])
     self.view.add_class(self._css_class)
 
-# %% ../../nbs/ui/04_training.ipynb #4a4a73c9
+# %% ../../nbs/ui/04_training.ipynb #2029b796
 @patch
 def _show_settings(self:TrainingPanel):
     self.run_info.value = f"<small>Run: {html.escape(summary(self.settings))}</small>"
@@ -142,7 +138,7 @@ def _uploaded(self:TrainingPanel):
     except ValueError as e: self.error.value = f"<b style='color:#b00'>{html.escape(str(e))}</b>"
 
 
-# %% ../../nbs/ui/04_training.ipynb #376d8f80
+# %% ../../nbs/ui/04_training.ipynb #d496bd0c
 @patch
 def _job(self:TrainingPanel):
     "The checked run the boxes describe, in a new folder (raises with the argument, the value and the fix)."
@@ -154,7 +150,7 @@ def _job(self:TrainingPanel):
     resolve_data(job.data) # a missing file or a bad builtin: spec fails here, not in the thread
     return job
 
-# %% ../../nbs/ui/04_training.ipynb #ae8c1ead
+# %% ../../nbs/ui/04_training.ipynb #07e342b8
 @patch
 def start(self:TrainingPanel):
     "Check the run, then train it in a background thread with a forgetting monitor; the tab follows it."
@@ -171,7 +167,7 @@ def start(self:TrainingPanel):
     self.error.value, self.job = "", job
     return self.watch(monitor, lambda: self._train(job, monitor))
 
-# %% ../../nbs/ui/04_training.ipynb #416c90eb
+# %% ../../nbs/ui/04_training.ipynb #7acc1157
 @patch
 def _train(self:TrainingPanel, job, monitor):
     "The training thread: resolve the model and data, run the stage, return its result."
@@ -181,7 +177,7 @@ def _train(self:TrainingPanel, job, monitor):
     model, data = resolve_model(job.model), resolve_data(job.data)
     return getattr(stages, job.stage)(model, data, settings=job.settings, monitor=monitor)
 
-# %% ../../nbs/ui/04_training.ipynb #e315e377
+# %% ../../nbs/ui/04_training.ipynb #d368d0a4
 @patch
 def watch(self:TrainingPanel,
           monitor, # a `lmtune.train.monitor.ForgettingMonitor`
@@ -207,7 +203,7 @@ def _follow(self:TrainingPanel, monitor):
     if key != self._drawn: self._drawn, self.dashboard.value = key, monitor.to_html()
 
 
-# %% ../../nbs/ui/04_training.ipynb #731232c0
+# %% ../../nbs/ui/04_training.ipynb #8e33d1a1
 @patch
 def stop(self:TrainingPanel):
     "Stop the run after the current step, at a checkpoint (what the Stop button does)."
@@ -233,7 +229,7 @@ def _finished(self:TrainingPanel, monitor, result=None, error=None):
     self._publish()
 
 
-# %% ../../nbs/ui/04_training.ipynb #afab51ca
+# %% ../../nbs/ui/04_training.ipynb #0fc9bcc3
 @patch
 def compare(self:TrainingPanel,
             n:int=20, # prompts to rate: the monitor's task prompts
