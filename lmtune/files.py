@@ -24,12 +24,14 @@ class DiskFull(OSError):
 
 def _real(p)->Path: return Path(os.path.realpath(p))
 
-def no_room(e:BaseException)->bool:
+def no_room(e:BaseException, # what a write raised
+           )->bool:
     "Did `e` stop a write for lack of room (a full disk or quota, a file-size limit), as Python, torch or safetensors say it?"
     if isinstance(e, OSError): return e.errno in NO_ROOM_ERRNOS
     return isinstance(e, Exception) and any(w in str(e) for w in NO_ROOM_WORDS)
 
-def free_bytes(path)->int:
+def free_bytes(path, # a file or folder, existing or not
+              )->int:
     "Free bytes on the disk that holds `path` (or will hold it: its nearest existing parent)."
     p = _real(path)
     while not p.exists(): p = p.parent
@@ -76,7 +78,11 @@ def write_atomic(path, # the file to write
     return p
 
 # %% ../nbs/05_files.ipynb #ed6e197e
-def write_json(path, obj, indent:int|None=None, default=str)->Path:
+def write_json(path, # the file to write
+               obj, # what to write, as JSON
+               indent:int|None=None, # `json.dumps`' indent
+               default=str, # `json.dumps`' fallback for objects JSON cannot hold
+              )->Path:
     "`write_atomic` of `obj` as JSON."
     return write_atomic(path, json.dumps(obj, indent=indent, default=default))
 

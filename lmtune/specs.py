@@ -66,7 +66,8 @@ def resolve_data(source:str|None, # a file path or builtin:KIND
 # %% ../nbs/04_specs.ipynb #8e9736a4
 HUB_PROBE_S = 1.5 # seconds to wait for the hub's host to accept a connection
 
-def hub_reachable(timeout:float=HUB_PROBE_S)->bool:
+def hub_reachable(timeout:float=HUB_PROBE_S, # seconds to wait for the connection
+                 )->bool:
     "Can a TCP connection to the hub's host (HF_ENDPOINT, default huggingface.co:443) be opened within `timeout`?"
     import socket
     from urllib.parse import urlparse
@@ -79,7 +80,8 @@ def hub_reachable(timeout:float=HUB_PROBE_S)->bool:
     t = threading.Thread(target=probe, daemon=True); t.start(); t.join(timeout) # name lookup is not covered by the socket timeout
     return bool(ok)
 
-def in_hub_cache(repo_id:str)->bool:
+def in_hub_cache(repo_id:str, # a hub id, e.g. 'Qwen/Qwen2.5-0.5B'
+                )->bool:
     "Is `repo_id`'s config.json in the local hub cache (so it loads offline)?"
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -104,8 +106,9 @@ def resolve_model(source:str, # a model folder, hub id, catalog name or tiny:ARC
         raise bad_value('model', source, f"no such folder ({p.resolve()}); pass a model folder, a hub id or tiny:llama")
     from lmtune.catalog import catalog_name
     if catalog_name(source) or in_hub_cache(source) or hub_reachable(): return source
-    raise bad_value('model', source, f"there is no folder {p.resolve()} and the hub cannot be reached (offline?): pass a model "
-                    "folder, tiny:llama, or connect (a hub id downloads once, then loads from the cache offline)")
+    raise bad_value('model', source, f"there is no folder {p.resolve()}, the id is not in the local hub cache, and the hub "
+                    "cannot be reached (offline?): pass a local model folder, tiny:llama, or connect once (a hub id downloads "
+                    "once, then loads from the cache offline)")
 
 # %% ../nbs/04_specs.ipynb #543b8675
 def resolve_specs(model, # a model spec string, or anything the trainers take
