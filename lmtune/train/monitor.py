@@ -18,28 +18,37 @@ from ..files import write_atomic, write_json
 
 # %% auto #0
 __all__ = ['TASK_METRICS', 'FORGETTING_METRICS', 'DISPLAYS', 'HISTORY_COLUMNS', 'LOG_PREFIX', 'NOT_LOGGED', 'MITIGATIONS',
-           'VIEW_COLUMNS', 'PROGRESS_EVERY_S', 'load_multiple_choice', 'load_instruction_probes', 'load_general_texts',
-           'load_task_examples', 'token_batches', 'predicted_logprobs', 'kl_rows', 'top_k_reference', 'kl_rows_top_k',
-           'encode_pair', 'choice_logprobs', 'token_f1', 'text_scores', 'greedy_answers', 'EvalSuite', 'is_peft_model',
-           'BaseReference', 'pareto_front', 'suggest', 'MonitorConfig', 'ForgettingMonitor', 'fewshot_prompt',
-           'TrainingHandle', 'builtin_inputs', 'plot_runs']
+           'VIEW_COLUMNS', 'PROGRESS_EVERY_S', 'jsonl_items', 'load_multiple_choice', 'load_instruction_probes',
+           'load_general_texts', 'load_task_examples', 'token_batches', 'predicted_logprobs', 'kl_rows',
+           'top_k_reference', 'kl_rows_top_k', 'encode_pair', 'choice_logprobs', 'token_f1', 'text_scores',
+           'greedy_answers', 'EvalSuite', 'is_peft_model', 'BaseReference', 'pareto_front', 'suggest', 'MonitorConfig',
+           'ForgettingMonitor', 'fewshot_prompt', 'TrainingHandle', 'builtin_inputs', 'plot_runs']
 
 # %% ../../nbs/train/07_monitor.ipynb #c4a34cc6
+def jsonl_items(arg:str, # the argument the file was given as, for messages
+                path, # a JSONL file: one object a line
+                shape:str, # the object's keys, for messages, e.g. '{question, choices, answer}'
+                example:str, # what to pass instead, for messages
+               )->tuple[list, list]:
+    "The objects of a JSONL file and their line numbers; a missing file or a line that is not JSON is an error naming it."
+    p = Path(path)
+    if not p.is_file(): raise bad_value(arg, str(path), f"no such file: pass a JSONL file with one {shape} object a line, "
+                                       f"or a list of dicts such as {example}.")
+    rows, lines = [], []
+    for i, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip(): continue
+        try: rows.append(json.loads(line)); lines.append(i)
+        except ValueError as e: raise ValueError(f"{arg}={str(path)!r}: line {i} is not JSON ({e}); write one {shape} "
+                                                 "object a line.") from None
+    return rows, lines
+
 def load_multiple_choice(mc, # a list of {question, choices, answer} dicts, or a JSONL file of them
                         )->list[dict]:
     "Checked multiple-choice items: `question` (str), `choices` (>= 2 strings), `answer` (an index into `choices`)."
     if isinstance(mc, (str, Path)):
-        p = Path(mc)
-        if not p.is_file(): raise bad_value("mc", str(mc), "no such file: pass a JSONL file with one {question, choices, answer} "
-                                            "object a line, or a list of dicts such as lmtune.corpus.multiple_choice_set(100).")
-        rows, lines = [], []
-        for i, line in enumerate(p.read_text().splitlines(), 1):
-            if not line.strip(): continue
-            lines.append(i)
-            try: rows.append(json.loads(line))
-            except ValueError as e: raise ValueError(f"mc={str(mc)!r}: line {i} is not JSON ({e}); write one "
-                                                     "{\"question\", \"choices\", \"answer\"} object a line.") from None
-        mc, where = rows, (lambda i: f"mc item {i} (line {lines[i]} of {p})")
+        p = mc
+        mc, lines = jsonl_items("mc", p, "{question, choices, answer}", "lmtune.corpus.multiple_choice_set(100)")
+        where = lambda i: f"mc item {i} (line {lines[i]} of {p})"
     else: where = lambda i: f"mc item {i}"
     if not isinstance(mc, (list, tuple)) or not mc:
         raise bad_value("mc", mc if not isinstance(mc, (list, tuple)) else list(mc), "pass a non-empty list of "
@@ -68,10 +77,7 @@ def load_instruction_probes(probes, # a list of {prompt, kind, value} dicts, or 
                            )->list[dict]:
     "Checked instruction-following probes: `prompt` (str), `kind` (one of `lmtune.corpus.IF_KINDS`), `value`."
     if isinstance(probes, (str, Path)):
-        p = Path(probes)
-        if not p.is_file(): raise bad_value("instructions", str(probes), "no such file: pass a JSONL file of {prompt, kind, "
-                                            "value} objects, or lmtune.corpus.instruction_following_set(40).")
-        probes = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        probes, _ = jsonl_items("instructions", probes, "{prompt, kind, value}", "lmtune.corpus.instruction_following_set(40)")
     if not isinstance(probes, (list, tuple)) or not probes:
         raise bad_value("instructions", probes, "pass a non-empty list such as lmtune.corpus.instruction_following_set(40).")
     for i, r in enumerate(probes):
