@@ -217,6 +217,7 @@ def test_bad_input_fails_before_training():
     with pytest.raises(TypeError, match="eval_evry.*eval_every"): ForgettingMonitor(general_texts=GENERAL, eval_evry=5)
     with pytest.raises(ValueError, match="max_kl=-1"): ForgettingMonitor(general_texts=GENERAL, max_kl=-1)
     with pytest.raises(ValueError, match="mc item 0"): ForgettingMonitor(mc=[dict(question="q", choices=["a", "b"])])
+    with pytest.raises(ValueError, match="all the same"): ForgettingMonitor(mc=[dict(question="q", choices=["a", "a"], answer=0)])
 
 def test_dpo_and_continued_pretraining(model_dir, tmp_path):
     "The other lmtune stages: DPO scores the chosen answers, continued pretraining measures the loss of domain text."
