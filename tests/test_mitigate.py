@@ -66,3 +66,4 @@ def test_the_kl_term_acts_through_lmtunes_own_trainer(held_out, tmp_path):
             learning_rate=3e-3, kl_to_base_weight=w, output_dir=str(tmp_path / str(w)), progress_bar=False, callbacks=[m])
         kl[w] = m.rows[-1]["kl_to_base"]
     assert kl[1.0] < 0.8 * kl[0.0], kl
+    assert "Against forgetting, in the loss: kl_to_base_weight=1." in m.notes # the monitor records what limited it

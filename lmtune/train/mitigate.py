@@ -134,10 +134,12 @@ def add_mitigations(trainer, # a transformers/TRL trainer, built (its model has 
     m = Mitigation(trainer, s, general_batches)
     loss_fn, fused, seen = trainer.compute_loss, _fused_head(trainer) and bool(s.kl_to_base_weight), {}
     if fused: trainer.compute_loss_func = _loss_with_kl(m, seen)
+    need = bool(s.kl_to_base_weight) and not fused # the outputs' logits; TRL recomputes them with a forward when asked
     def compute_loss(model, inputs, return_outputs=False, **kw):
         seen.update(model=trainer.model if m.peft else model, inputs=inputs)
-        loss, outputs = loss_fn(model, inputs, return_outputs=True, **kw)
-        loss = loss + m.penalty(seen["model"], inputs, outputs, kl=not fused)
+        got = loss_fn(model, inputs, return_outputs=return_outputs or need, **kw)
+        loss, outputs = got if (return_outputs or need) else (got, None)
+        loss = loss + m.penalty(seen["model"], inputs, outputs, kl=need)
         return (loss, outputs) if return_outputs else loss
     trainer.compute_loss, trainer.mitigation = compute_loss, m
     return m

@@ -14,6 +14,7 @@ from ..estimate.memory import KL_CHUNK, monitor_memory_bytes
 from ..settings import bad_value, check_choice, check_positive, check_bool
 from ..corpus import IF_KINDS, follows
 from .console import in_notebook
+from .mitigate import active
 from ..files import write_atomic, write_json
 
 # %% auto #0
@@ -777,7 +778,9 @@ def on_train_begin(self:ForgettingMonitor, args, state, control, model=None, pro
         self._monitor_s += extra; row.update(monitor_seconds=row["monitor_seconds"] + extra, checkpoint=None, over_budget=False)
         self.rows.append(row)
         self._save_state(); self._log(row)
-    self.notes = [n for n in self.notes if not n.startswith("kl_to_base")] + [f"kl_to_base: {self.base.describe()}."]
+    self.notes = [n for n in self.notes if not n.startswith(("kl_to_base", "Against forgetting"))] + [f"kl_to_base: {self.base.describe()}."]
+    mit = getattr(self._trainer, "mitigation", None) # lmtune.train.mitigate's terms in this run's loss
+    if mit is not None: self.notes.append("Against forgetting, in the loss: " + ", ".join(f"{k}={v:g}" for k, v in active(mit.s).items()) + ".")
     self._last = dict(step=state.global_step, tokens=state.num_input_tokens_seen or 0, train_s=self._train_seconds())
     self.status = "training"; self._show()
     return control
