@@ -70,6 +70,6 @@ def test_buttons_and_keys_rate_save_and_resume(tmp_path):
         wait_until(lambda: rated(page) == 5, 60, "the second widget to count the saved ratings")
         rate_and_check(page, path, "tie", lambda: page.locator(".lmtune-compare-tie:visible").first.click())
         wait_until(lambda: f"All {N} pairs are rated" in shown(page, "prompt"), 30, "the end")
-        assert page.locator(".lmtune-compare-left:visible").first.is_disabled()
+        wait_until(lambda: page.locator(".lmtune-compare-left:visible").first.is_disabled(), 30, "the buttons to be disabled")
         assert [r["index"] for r in saved(path)] == list(range(N)), "each pair rated once, in order"
         screenshot(page, "compare-widget-done", ".lmtune-compare:visible")

@@ -112,8 +112,11 @@ def measured(tmp_path_factory):
     script, out = tmp / 'worker.py', tmp / 'measured.json'
     script.write_text(WORKER)
     env = dict(os.environ, OMP_NUM_THREADS='1', TOKENIZERS_PARALLELISM='false')
-    r = subprocess.run([TORCHRUN, '--nproc_per_node', '2', str(script), str(out), '1' if HAVE_DEEPSPEED else '0'],
-                       env=env, capture_output=True, text=True, timeout=400, cwd=ROOT)
+    run = lambda: subprocess.run([TORCHRUN, '--nproc_per_node', '2', str(script), str(out), '1' if HAVE_DEEPSPEED else '0'],
+                                 env=env, capture_output=True, text=True, timeout=400, cwd=ROOT)
+    r = run()
+    if r.returncode != 0 and 'terminate called without an active exception' in r.stderr:
+        r = run() # seen once on 2 loaded cores: a worker aborted in C++ teardown; results only come from a whole run
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
     return json.loads(out.read_text())
 
