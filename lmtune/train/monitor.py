@@ -1193,7 +1193,7 @@ def summary(self:ForgettingMonitor)->dict:
     return json.loads(json.dumps(d, default=float))
 
 # %% ../../nbs/train/07_monitor.ipynb #bcdaa3d0
-PROGRESS_EVERY_S = 1.0 # seconds between progress redraws between evaluations (a redraw costs about a millisecond)
+PROGRESS_EVERY_S = 1.0 # seconds between progress redraws between evaluations (a redraw is one line of HTML)
 
 class _HTML:
     "A display object that is only HTML, which a saved notebook keeps."

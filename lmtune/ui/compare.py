@@ -16,7 +16,7 @@ from pathlib import Path
 from statistics import NormalDist
 from fastcore.basics import patch
 from ..settings import bad_value, check_choice, check_positive
-from .widgets import BackgroundCall, LiveView
+from .widgets import BackgroundCall, LiveView, _html
 from ..files import write_atomic
 
 # %% auto #0
@@ -450,10 +450,6 @@ BUTTONS = dict(left=("Left (1)", "arrow-left", "the left answer is better"), # c
                right=("Right (2)", "arrow-right", "the right answer is better"),
                tie=("Tie (3)", "equals", "equally good, or equally bad"),
                skip=("Skip (0)", "forward", "no opinion: not counted"))
-
-def _html(W, cls:str):
-    w = W.HTML(); w.add_class(cls)
-    return w
 
 @patch
 def _build(self:CompareWidget, W):

@@ -7,26 +7,26 @@ Docs: https://lmtune.github.io/lmtune/ui/training.html.md"""
 
 # %% auto #0
 __all__ = ['TINY_MODELS', 'DATA_CHOICES', 'UPLOAD_TYPES', 'RUNS_ROOT', 'TAB_MONITOR', 'new_run_dir', 'save_upload',
-           'trainable_model', 'TrainingPanel', 'history_html']
+           'TrainingPanel', 'history_html']
 
-# %% ../../nbs/ui/04_training.ipynb #4b4701ca
+# %% ../../nbs/ui/04_training.ipynb #ec4349d5
 import html
 from datetime import datetime
 from pathlib import Path
 from ..settings import STAGES, RunSettings, run_settings, stage_info
-from ..catalog import HUB_IDS, ModelSpec
-from .widgets import LiveView, summary
+from .code import model_id
+from .widgets import LiveView, _html, summary
 from ..files import write_atomic
 from fastcore.basics import patch
 
-# %% ../../nbs/ui/04_training.ipynb #7a5893fb
+# %% ../../nbs/ui/04_training.ipynb #5361b98e
 TINY_MODELS = ("tiny:llama", "tiny:qwen2", "tiny:gpt2") # lmtune.models.ARCHS as model specs: built on first use
 DATA_CHOICES = ("builtin:instruction?n=400", "builtin:preference?n=200", "builtin:domain?n=400", "builtin:general?n=400")
 UPLOAD_TYPES = (".jsonl", ".json", ".csv", ".parquet", ".txt") # what lmtune.data.load_data reads
 RUNS_ROOT = "lmtune-runs" # where the tab's runs and uploads go, unless `root=` says otherwise
 TAB_MONITOR = dict(n_general=32, n_mc=16, n_task=12) # held-out sets small enough to measure in a second on a CPU
 
-# %% ../../nbs/ui/04_training.ipynb #ee75e601
+# %% ../../nbs/ui/04_training.ipynb #8712edf5
 def new_run_dir(root, # the runs folder
                 stage:str, # the run's stage
                )->Path:
@@ -36,7 +36,7 @@ def new_run_dir(root, # the runs folder
     while p.exists(): p, i = Path(f"{base}-{i}"), i + 1
     return p
 
-# %% ../../nbs/ui/04_training.ipynb #739b5583
+# %% ../../nbs/ui/04_training.ipynb #8e67bf53
 def save_upload(upload:dict, # one entry of `ipywidgets.FileUpload.value`: name and content
                 root, # the runs folder
                )->Path:
@@ -46,15 +46,7 @@ def save_upload(upload:dict, # one entry of `ipywidgets.FileUpload.value`: name 
         raise ValueError(f"upload {name!r}: lmtune reads {', '.join(UPLOAD_TYPES)} files; convert it to JSONL, one row a line.")
     return write_atomic(Path(root) / "uploads" / name, bytes(upload["content"]))
 
-# %% ../../nbs/ui/04_training.ipynb #322a5989
-def trainable_model(model, # the estimator's model: catalog name, hub id, path or ModelSpec
-                   )->str:
-    "The model spec the Training tab can load for an estimator's model."
-    name = model.name if isinstance(model, ModelSpec) else str(model)
-    hub = [h for h, n in HUB_IDS.items() if n == name and "/" in h]
-    return sorted(hub)[0] if hub else name
-
-# %% ../../nbs/ui/04_training.ipynb #e7209395
+# %% ../../nbs/ui/04_training.ipynb #00af60bc
 class TrainingPanel(LiveView):
     "Start a run from the notebook and follow it: model, data, stage, Start/Stop, live status and dashboard, run history."
     def __init__(self,
@@ -74,11 +66,7 @@ class TrainingPanel(LiveView):
         self.handle = self.job = self.result = self.comparison = None
         self._build(W, model, data)
 
-# %% ../../nbs/ui/04_training.ipynb #7cd15876
-def _html_widget(W, css_class:str, value:str=""):
-    w = W.HTML(value); w.add_class(css_class)
-    return w
-
+# %% ../../nbs/ui/04_training.ipynb #8a98c09b
 @patch
 def _build(self:TrainingPanel, W, model:str, data:str):
     "The controls, the live outputs, and their layout."
@@ -99,9 +87,9 @@ def _build(self:TrainingPanel, W, model:str, data:str):
     for w, c in ((self.model_box, "model"), (self.data_box, "data"), (self.steps_box, "steps"), (self.start_btn, "start"),
                  (self.stop_btn, "stop"), (self.compare_btn, "compare")):
         w.add_class(f"lmtune-train-{c}")
-    self.run_info, self.error = _html_widget(W, "lmtune-train-run"), _html_widget(W, "lmtune-train-error")
-    self.status = _html_widget(W, "lmtune-train-status", "no run yet: press Start")
-    self.dashboard, self.history_view = _html_widget(W, "lmtune-train-dashboard"), _html_widget(W, "lmtune-train-history")
+    self.run_info, self.error = _html(W, "lmtune-train-run"), _html(W, "lmtune-train-error")
+    self.status = _html(W, "lmtune-train-status", value="no run yet: press Start")
+    self.dashboard, self.history_view = _html(W, "lmtune-train-dashboard"), _html(W, "lmtune-train-history")
     self.upload.observe(lambda ch: self._uploaded(), "value")
     self.start_btn.on_click(lambda b: self.start())
     self.stop_btn.on_click(lambda b: self.stop())
@@ -112,7 +100,7 @@ def _build(self:TrainingPanel, W, model:str, data:str):
                         self.status, self.dashboard, self.history_view, self.compare_box])
     self.view.add_class(self._css_class)
 
-# %% ../../nbs/ui/04_training.ipynb #2029b796
+# %% ../../nbs/ui/04_training.ipynb #e4a33de1
 @patch
 def _show_settings(self:TrainingPanel):
     self.run_info.value = f"<small>Run: {html.escape(summary(self.settings))}</small>"
@@ -125,7 +113,7 @@ def use(self:TrainingPanel,
     "Take a run from the Estimator tab: its settings, and its model as the Training tab can load it."
     self.settings = run_settings(settings)
     self.steps_box.value = self.settings.max_steps
-    if model is not None: self.model_box.value = trainable_model(model)
+    if model is not None: self.model_box.value = model_id(model) # a catalog name: its hub id, which the trainer loads
     self._show_settings()
     return self
 
@@ -138,19 +126,18 @@ def _uploaded(self:TrainingPanel):
     except ValueError as e: self.error.value = f"<b style='color:#b00'>{html.escape(str(e))}</b>"
 
 
-# %% ../../nbs/ui/04_training.ipynb #d496bd0c
+# %% ../../nbs/ui/04_training.ipynb #fc1d5b56
 @patch
-def _job(self:TrainingPanel):
-    "The checked run the boxes describe, in a new folder (raises with the argument, the value and the fix)."
+def _job(self:TrainingPanel)->tuple:
+    "`(run, data)`: the checked run the boxes describe, in a new folder, and its data resolved (raises with the fix)."
     from lmtune.train.launch import RunConfig, resolve_data
     model, data = self.model_box.value.strip(), self.data_box.value.strip()
     out = new_run_dir(self.root, stage_info(self.stage_box.value).name)
     s = self.settings.replace(max_steps=self.steps_box.value, output_dir=str(out), progress_bar=False)
     job = RunConfig(stage=self.stage_box.value, model=model, data=data, settings=s)
-    resolve_data(job.data) # a missing file or a bad builtin: spec fails here, not in the thread
-    return job
+    return job, resolve_data(job.data) # a missing file or a bad builtin: spec fails here, not in the thread
 
-# %% ../../nbs/ui/04_training.ipynb #07e342b8
+# %% ../../nbs/ui/04_training.ipynb #ac1723d3
 @patch
 def start(self:TrainingPanel):
     "Check the run, then train it in a background thread with a forgetting monitor; the tab follows it."
@@ -158,26 +145,25 @@ def start(self:TrainingPanel):
     if self.handle is not None and self.handle.running:
         self.error.value = "<b style='color:#b00'>A run is in progress: stop it first.</b>"; return None
     try:
-        job = self._job()
+        job, data = self._job()
         steps = job.settings.max_steps
         monitor = ForgettingMonitor(**builtin_inputs(**self.monitor_inputs), settings=job.settings, stage=job.stage,
                                     eval_every=max(steps // 4, 1) if steps > 0 else 50, display="none")
     except Exception as e:
         self.error.value = f"<b style='color:#b00'>{html.escape(str(e))}</b>"; return None
     self.error.value, self.job = "", job
-    return self.watch(monitor, lambda: self._train(job, monitor))
+    return self.watch(monitor, lambda: self._train(job, data, monitor))
 
-# %% ../../nbs/ui/04_training.ipynb #7acc1157
+# %% ../../nbs/ui/04_training.ipynb #55c69d05
 @patch
-def _train(self:TrainingPanel, job, monitor):
-    "The training thread: resolve the model and data, run the stage, return its result."
+def _train(self:TrainingPanel, job, data, monitor):
+    "The training thread: resolve the model (a tiny model is built, a hub id fetched), run the stage, return its result."
     from lmtune.train import stages
-    from lmtune.train.launch import resolve_model, resolve_data
+    from lmtune.train.launch import resolve_model
     self.status.value = f"preparing {html.escape(job.model)}…"
-    model, data = resolve_model(job.model), resolve_data(job.data)
-    return getattr(stages, job.stage)(model, data, settings=job.settings, monitor=monitor)
+    return getattr(stages, job.stage)(resolve_model(job.model), data, settings=job.settings, monitor=monitor)
 
-# %% ../../nbs/ui/04_training.ipynb #d368d0a4
+# %% ../../nbs/ui/04_training.ipynb #c0de260b
 @patch
 def watch(self:TrainingPanel,
           monitor, # a `lmtune.train.monitor.ForgettingMonitor`
@@ -203,7 +189,7 @@ def _follow(self:TrainingPanel, monitor):
     if key != self._drawn: self._drawn, self.dashboard.value = key, monitor.to_html()
 
 
-# %% ../../nbs/ui/04_training.ipynb #8e33d1a1
+# %% ../../nbs/ui/04_training.ipynb #9f782647
 @patch
 def stop(self:TrainingPanel):
     "Stop the run after the current step, at a checkpoint (what the Stop button does)."
@@ -229,7 +215,7 @@ def _finished(self:TrainingPanel, monitor, result=None, error=None):
     self._publish()
 
 
-# %% ../../nbs/ui/04_training.ipynb #0fc9bcc3
+# %% ../../nbs/ui/04_training.ipynb #b3ec1fc9
 @patch
 def compare(self:TrainingPanel,
             n:int=20, # prompts to rate: the monitor's task prompts

@@ -21,6 +21,7 @@ from ..plan.fit import fixes, max_batch_size, max_seq_len
 from ..report import fmt_count, fmt_gib, fmt_seconds, fmt_usd, html_table
 from ..settings import (ATTN_IMPLEMENTATIONS, BOTTLENECK_PLACEMENTS, ESTIMATOR_FIELDS, METHODS, PRECISIONS, STAGES, STRATEGIES,
                              RunSettings, bad_value, changed_fields, method_info, run_settings, stage_info)
+from ..specs import in_hub_cache
 from .code import SETUP_FORMATS, SETUP_IMPORTS, setup_code, setup_ready
 
 # %% auto #0
@@ -459,12 +460,12 @@ def hub_miss_offline(text:str, # what the model box holds
                     )->bool:
     "`text` is a hub id that cannot be read: no catalog name or path, the hub offline (`HF_HUB_OFFLINE`), not cached."
     if text.count("/") != 1 or text.endswith(".json") or os.path.exists(text) or catalog_name(text): return False
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import constants
     from huggingface_hub.utils import validate_repo_id
     if not constants.HF_HUB_OFFLINE: return False
     try: validate_repo_id(text)
     except ValueError: return False                     # not a hub id: `model_spec` says what is wrong with it
-    return not isinstance(try_to_load_from_cache(text, "config.json"), str)
+    return not in_hub_cache(text)
 
 def lookup_model(model, # catalog name, hub id, path, config dict or ModelSpec
                 )->ModelSpec:
@@ -931,7 +932,8 @@ class AdvisorWidget(LiveView):
         self._chart_soon(rec)
 
     def _chart_soon(self, rec):
-        "The card at once without its chart, the chart after `DETAILS_DELAY_S` (drawing it costs 0.1-0.3 s a new situation)."
+        "The card at once, its chart after `DETAILS_DELAY_S`."
+        # drawn at once, the chart made the first-pass redraw 149 ms median (benchmarks/results/widget_latency.txt, 184b709)
         if getattr(self, "_pending", None) is not None: self._pending.cancel(); self._pending = None
         loop = _running_loop()
         if loop is None: self._card.value = rec._repr_html_(); self._publish(); return
