@@ -6,10 +6,10 @@ Docs: https://lmtune.github.io/lmtune/settings.html.md"""
 
 # %% auto #0
 __all__ = ['METHOD_TABLE', 'METHODS', 'STAGE_TABLE', 'STAGES', 'STAGE_ALIASES', 'LR_PRESET_NAMES', 'PRECISIONS', 'STRATEGIES',
-           'ATTN_IMPLEMENTATIONS', 'TRAINER_OPTIMIZERS', 'LR_SCHEDULERS', 'BOTTLENECK_PLACEMENTS', 'ALIASES', 'FIELDS',
-           'DEFAULT_OPTIM', 'DEFAULT_ATTN', 'ESTIMATOR_FIELDS', 'GPUS_PER_MACHINE', 'bad_value', 'check_choice',
-           'check_positive', 'check_nonnegative', 'check_fraction', 'check_count', 'check_bool', 'Method',
-           'method_info', 'Stage', 'stage_info', 'check_bottleneck_size', 'RunSettings', 'run_settings',
+           'ATTN_IMPLEMENTATIONS', 'TRAINER_OPTIMIZERS', 'LR_SCHEDULERS', 'BOTTLENECK_PLACEMENTS', 'LORA_INITS',
+           'ALIASES', 'FIELDS', 'DEFAULT_OPTIM', 'DEFAULT_ATTN', 'ESTIMATOR_FIELDS', 'GPUS_PER_MACHINE', 'bad_value',
+           'check_choice', 'check_positive', 'check_nonnegative', 'check_fraction', 'check_count', 'check_bool',
+           'Method', 'method_info', 'Stage', 'stage_info', 'check_bottleneck_size', 'RunSettings', 'run_settings',
            'changed_fields', 'yaml_loader', 'read_settings_file', 'resolve_precision', 'resolve_packing',
            'resolve_defaults', 'gpu_layout']
 
@@ -124,7 +124,7 @@ def method_info(method:str, # one of `METHODS`, in any case: 'QLoRA' is 'qlora'
 @dataclass(frozen=True)
 class Stage:
     "A training stage: its default method, its learning-rate preset, the data it trains on."
-    name:str # what `stage=` takes: pretrain, continue_pretraining, sft, dpo
+    name:str # what `stage=` takes: pretrain, continue_pretraining, sft, dpo, kto, orpo, grpo
     default_method:str # what `method=None` means for this stage
     lr_preset:str # a key of `lmtune.train.recipe.LR_PRESETS`
     data:str # what rows it trains on
@@ -135,6 +135,9 @@ STAGE_TABLE = {s.name: s for s in [
     Stage('continue_pretraining', 'full', 'continued', "domain text: strings or rows with 'text'", text_data=True),
     Stage('sft', 'lora', 'finetune', "instructions: 'prompt'/'response', 'prompt'/'completion', 'messages' or 'text'"),
     Stage('dpo', 'lora', 'finetune', "preference pairs: 'prompt', 'chosen', 'rejected'"),
+    Stage('kto', 'lora', 'finetune', "thumbs up or down: 'prompt', 'completion', 'label' (True: desirable)"),
+    Stage('orpo', 'lora', 'finetune', "preference pairs: 'prompt', 'chosen', 'rejected' (no SFT stage first)"),
+    Stage('grpo', 'lora', 'finetune', "prompts: 'prompt' (plus any columns the reward reads), and a reward function"),
 ]}
 STAGES = tuple(STAGE_TABLE)
 STAGE_ALIASES = {'continued': 'continue_pretraining', 'cpt': 'continue_pretraining', 'pretraining': 'pretrain'}
@@ -193,6 +196,9 @@ class RunSettings:
     lora_dropout:float = 0.0 # dropout on the LoRA input, in [0, 1)
     lora_target_modules:str|list = 'all-linear' # 'all-linear' or module names such as ['q_proj', 'v_proj'] (LoRA, QLoRA, DoRA)
     use_dora:bool = False # LoRA with a learned magnitude (DoRA); method='dora' sets it
+    use_rslora:bool = False # rank-stabilised LoRA: scale by lora_alpha/sqrt(lora_r) instead of lora_alpha/lora_r
+    lora_init:str = 'default' # LoRA's starting matrices: default (B=0), pissa, olora or loftq (PEFT's init_lora_weights)
+    loraplus_lr_ratio:float|None = None # LoRA+: the B matrices learn this many times faster than A (e.g. 16); None: off
     trainable_layers:int = 2 # method='freeze': train only the last N decoder layers (and the final norm)
     num_virtual_tokens:int = 20 # method='prefix': learned key/value positions per layer
     bottleneck_size:int = 64 # method='bottleneck': width of each adapter's down-projection (< hidden size)
@@ -219,7 +225,9 @@ class RunSettings:
     packing:bool|None = None # concatenate examples into seq_len blocks; None: on for pretraining stages, off for sft
     padding_free:bool = False # flatten a batch into one row without pad tokens (SFT: turns packing on)
     completion_only_loss:bool = True # SFT: loss on the responses only
-    beta:float = 0.1 # DPO: strength of the pull toward the reference model
+    beta:float = 0.1 # DPO, KTO, ORPO: strength of the preference term; GRPO: KL coefficient to the reference (0: none)
+    num_generations:int = 8 # GRPO: completions sampled per prompt, compared with each other (TRL's default)
+    max_completion_length:int = 256 # GRPO: most tokens generated per completion
     replay_fraction:float = 0.0 # fraction of training rows drawn from general `replay_data`, against forgetting
     kl_to_base_weight:float = 0.0 # adds w x KL(p_base || p_model) on the training batch, against forgetting (lmtune.train.mitigate)
     anchor_weight:float = 0.0 # L2-SP: adds w/2 x ||theta - theta_start||^2 over the trained parameters, against forgetting
@@ -280,13 +288,15 @@ class RunSettings:
 
 # %% ../nbs/00_settings.ipynb #74b660ee
 _POSITIVE_INTS = ('batch_size', 'seq_len', 'gradient_accumulation_steps', 'lora_r', 'trainable_layers', 'num_virtual_tokens',
-                  'bottleneck_size', 'num_gpus', 'num_machines', 'tensor_parallel', 'pipeline_parallel',
+                  'bottleneck_size', 'num_generations', 'max_completion_length', 'num_gpus', 'num_machines', 'tensor_parallel', 'pipeline_parallel',
                   'logging_steps', 'save_steps')
 _OPTIONAL_POSITIVE_INTS = ('eval_steps', 'early_stopping', 'save_total_limit')
-_BOOLS = ('gradient_checkpointing', 'use_dora', 'double_quant', 'use_liger_kernel', 'offload_optimizer', 'offload_params',
+_BOOLS = ('gradient_checkpointing', 'use_dora', 'use_rslora', 'double_quant', 'use_liger_kernel', 'offload_optimizer', 'offload_params',
           'padding_free', 'completion_only_loss', 'trust_remote_code', 'progress_bar')
 _FRACTIONS = ('lora_dropout', 'warmup_ratio', 'replay_fraction', 'eval_fraction')
-_NONNEGATIVE = ('weight_decay', 'max_grad_norm', 'early_stopping_threshold', 'kl_to_base_weight', 'anchor_weight', 'ewc_weight')
+_NONNEGATIVE = ('weight_decay', 'max_grad_norm', 'early_stopping_threshold', 'beta', 'kl_to_base_weight', 'anchor_weight',
+                'ewc_weight')
+LORA_INITS = ('default', 'pissa', 'olora', 'loftq') # PEFT's `init_lora_weights` choices lmtune offers
 
 def _check_names(arg:str, value)->str|list:
     "'all-linear', a module name, or a non-empty list of module names (a tuple becomes a list)."
@@ -307,6 +317,7 @@ def _check_fields(s:RunSettings):
     check_choice('optim', s.optim, ('auto',) + TRAINER_OPTIMIZERS)
     check_choice('lr_scheduler_type', s.lr_scheduler_type, LR_SCHEDULERS)
     check_choice('strategy', s.strategy, STRATEGIES)
+    check_choice('lora_init', s.lora_init, LORA_INITS)
     if isinstance(s.bottleneck_placement, str): s.bottleneck_placement = s.bottleneck_placement.strip().lower()
     check_choice('bottleneck_placement', s.bottleneck_placement, tuple(BOTTLENECK_PLACEMENTS))
     if s.attn_implementation is not None: check_choice('attn_implementation', s.attn_implementation, ATTN_IMPLEMENTATIONS)
@@ -315,7 +326,7 @@ def _check_fields(s:RunSettings):
     if s.learning_rate is not None:
         if not (_is_number(s.learning_rate) and s.learning_rate > 0): raise bad_value('learning_rate', s.learning_rate, "must be a positive number, e.g. 2e-4")
     if s.lora_alpha is not None: check_positive('lora_alpha', s.lora_alpha, integer=False)
-    check_positive('beta', s.beta, integer=False)
+    if s.loraplus_lr_ratio is not None: check_positive('loraplus_lr_ratio', s.loraplus_lr_ratio, integer=False)
     check_positive('num_epochs', s.num_epochs, integer=False)
     if isinstance(s.max_steps, bool) or not isinstance(s.max_steps, int) or not (s.max_steps == -1 or s.max_steps > 0):
         raise bad_value('max_steps', s.max_steps, "must be a positive number of optimizer steps, or -1 to train num_epochs epochs")
@@ -334,6 +345,9 @@ def _check_combinations(s:RunSettings):
     if s.method == 'dora': s.use_dora = True
     if s.use_dora and s.method is not None and not method_info(s.method).lora:
         raise bad_value('use_dora', True, f"DoRA is a LoRA variant; it needs method='lora', 'qlora' or 'dora' (got method={s.method!r})")
+    for k, off in (('use_rslora', False), ('lora_init', 'default'), ('loraplus_lr_ratio', None)):
+        if getattr(s, k) != off and s.method is not None and not method_info(s.method).lora:
+            raise bad_value(k, getattr(s, k), f"is a LoRA option; it needs method='lora', 'qlora' or 'dora' (got method={s.method!r})")
     if s.offload_params and s.strategy not in ('zero3', 'fsdp'):
         raise bad_value('offload_params', True, f"parameter offload needs sharded parameters: use strategy='zero3' or 'fsdp' (got strategy={s.strategy!r})")
     if s.strategy == 'fsdp' and s.offload_params != s.offload_optimizer:
@@ -469,7 +483,7 @@ ESTIMATOR_FIELDS = ('method', 'batch_size', 'seq_len', 'gradient_accumulation_st
                     'use_dora', 'trainable_layers', 'num_virtual_tokens', 'bottleneck_size', 'bottleneck_placement',
                     'double_quant', 'use_liger_kernel', 'num_gpus', 'num_machines', 'strategy', 'offload_optimizer',
                     'offload_params', 'tensor_parallel', 'pipeline_parallel', 'kl_to_base_weight', 'anchor_weight',
-                    'ewc_weight') # fields that change memory or speed
+                    'ewc_weight', 'num_generations', 'max_completion_length') # fields that change memory or speed
 
 # %% ../nbs/00_settings.ipynb #set00002
 GPUS_PER_MACHINE = 8 # GPUs in one HGX/DGX server
