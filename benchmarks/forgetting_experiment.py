@@ -11,8 +11,10 @@ compared at comparable task gain, with replay data and lower learning rates, on 
    (the tutorial draws its figures from it) and a readable summary to benchmarks/results/forgetting_experiment.txt.
 
 `--quick` runs a 2-arm smoke version into a temporary folder (for checking the script, not for results).
-`--mitigations` runs the loss terms of `lmtune.train.mitigate` instead (`kl_to_base_weight`, `anchor_weight`,
-`ewc_weight`) against the same full fine-tune without them, 3 seeds each, into forgetting_mitigations.json/.txt.
+`--mitigations` runs the levers against forgetting instead: the loss terms of `lmtune.train.mitigate`
+(`kl_to_base_weight`, `anchor_weight`, `ewc_weight`), replay, a lower learning rate and LoRA at two ranks, each against
+the same full fine-tune at lr 1e-3, 3 seeds each, into forgetting_mitigations.json/.txt; the summary compares them at
+the end and at equal task gain (the KL to the base where exact match first reaches `EQUAL_GAIN`).
 """
 from __future__ import annotations
 import argparse, datetime, json, math, os, platform, shlex, sys, tempfile, time
@@ -25,7 +27,7 @@ EVAL_EVERY = 15
 N_TRAIN = 2000 # domain instruction pairs to train on (seed 0)
 HELD_OUT = dict(n_general=64, n_mc=40, n_task=43, seed=1000) # 43 task rows: 3 few-shot examples + 40 scored
 REPLAY = dict(n=2000, seed=7, fraction=0.25) # general text mixed into the SFT rows (a different seed from the held-out text)
-TARGETS = (0.25, 0.5, 0.75) # exact-match levels at which forgetting is compared
+TARGETS = (0.25, 0.5, 0.75) # exact-match levels at which forgetting is compared (EQUAL_GAIN is one of them)
 
 def arms()->list[dict]:
     "Every fine-tuning run: (method, rank, learning rate, replay, seed)."
@@ -41,15 +43,19 @@ def arms()->list[dict]:
 
 MITIGATION_BASE = dict(method="full", lr=1e-3) # the arm that forgot most above (KL 1.29 at the end)
 MITIGATION_WEIGHTS = dict(kl_to_base_weight=1.0, anchor_weight=0.01, ewc_weight=0.01)
+OTHER_LEVERS = {"replay 0.25": dict(replay=REPLAY["fraction"]), "lr 3e-4": dict(lr=3e-4), # the seed's other levers, same base
+                "LoRA r=16 lr 2e-3": dict(method="lora", lora_r=16, lr=2e-3), "LoRA r=64 lr 5e-4": dict(method="lora", lora_r=64, lr=5e-4)}
 SEEDS = (0, 1, 2)
+EQUAL_GAIN = 0.75 # the exact match at which the arms are compared ("equal task gain"): the highest level most arms reach
 
 def mitigation_arms()->list[dict]:
-    "The full fine-tune at lr 1e-3 without and with each mitigation, 3 seeds each."
-    a = [dict(MITIGATION_BASE, seed=s, mitigation={}) for s in SEEDS]
-    a += [dict(MITIGATION_BASE, seed=s, mitigation={k: w}) for k, w in MITIGATION_WEIGHTS.items() for s in SEEDS]
+    "The full fine-tune at lr 1e-3 without and with each loss term, replay, a lower learning rate and LoRA; 3 seeds each."
+    a = [dict(MITIGATION_BASE, seed=s, mitigation={}, group="none") for s in SEEDS]
+    a += [dict(MITIGATION_BASE, seed=s, mitigation={k: w}, group=f"{k}={w:g}") for k, w in MITIGATION_WEIGHTS.items() for s in SEEDS]
+    a += [dict(MITIGATION_BASE, seed=s, mitigation={}, group=g, **kw) for g, kw in OTHER_LEVERS.items() for s in SEEDS]
     for x in a:
-        x["replay"] = 0.0
-        x["name"] = "full lr=0.001" + "".join(f" {k}={w:g}" for k, w in x["mitigation"].items()) + f" seed={x['seed']}"
+        x.setdefault("replay", 0.0)
+        x["name"] = x["group"] + f" seed={x['seed']}"
     return a
 
 def first_crossing(history:list[dict], target:float, key:str="exact_match")->dict|None:
@@ -112,18 +118,21 @@ def summary_lines(res:dict)->list[str]:
     return out
 
 def group_lines(res:dict)->list[str]:
-    "Per mitigation, over the seeds: mean final exact match and KL to the base, each with a 95% t-interval."
+    "Per lever, over the seeds: final exact match and KL to the base, and the KL to the base at equal task gain, with 95% t-intervals."
     import statistics
     T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776} # Student t, two-sided 95%, by degrees of freedom
     groups = {}
-    for a in res["arms"]: groups.setdefault(" ".join(f"{k}={w:g}" for k, w in a.get("mitigation", {}).items()) or "none", []).append(a)
+    for a in res["arms"]: groups.setdefault(a.get("group") or " ".join(f"{k}={w:g}" for k, w in a.get("mitigation", {}).items()) or "none", []).append(a)
     def ci(xs):
+        if not xs: return "-"
         m = statistics.mean(xs)
         return f"{m:.3f} ± {T95.get(len(xs) - 1, 2.0) * statistics.stdev(xs) / len(xs) ** 0.5:.3f}" if len(xs) > 1 else f"{m:.3f}"
-    out = ["", f"{'mitigation':28s} {'seeds':>5s} {'final EM (95% CI)':>20s} {'final KL to base (95% CI)':>26s}"]
-    for g, arms_ in groups.items():
-        out.append(f"{g:28s} {len(arms_):5d} {ci([a['history'][-1]['exact_match'] for a in arms_]):>20s} "
-                   f"{ci([a['history'][-1]['kl_to_base'] for a in arms_]):>26s}")
+    g = f"{EQUAL_GAIN:g}"
+    out = ["", f"{'lever':22s} {'seeds':>5s} {'final EM (95% CI)':>18s} {'final KL to base':>17s} {'KL at EM ' + g + ' (seeds reaching)':>30s}"]
+    for name, arms_ in groups.items():
+        at = [a["at_target"][g]["kl_to_base"] for a in arms_ if a["at_target"].get(g)]
+        out.append(f"{name:22s} {len(arms_):5d} {ci([a['history'][-1]['exact_match'] for a in arms_]):>18s} "
+                   f"{ci([a['history'][-1]['kl_to_base'] for a in arms_]):>17s} {ci(at) + f' ({len(at)}/{len(arms_)})':>30s}")
     return out
 
 def main():
@@ -142,7 +151,7 @@ def main():
     base_dir, pre = pretrain_base(work, a.quick)
     print(f"pretrained: loss {pre.losses[0]['loss']:.3f} -> {pre.final_loss:.3f} in {pre.metrics.get('train_runtime', 0):.0f} s", flush=True)
     todo = (mitigation_arms() if a.mitigations else arms())
-    todo = todo[:2] if a.quick else todo
+    todo = [todo[0], todo[-1]] if a.quick else todo
     if a.mitigations and a.out.endswith("forgetting_experiment.json"): a.out = a.out.replace("forgetting_experiment", "forgetting_mitigations")
     results = []
     for i, arm in enumerate(todo, 1):
