@@ -8,36 +8,42 @@ Docs: https://lmtune.github.io/lmtune/plan/advisor.html.md"""
 from __future__ import annotations
 import html, math
 from dataclasses import dataclass, field, replace
+from fastcore.basics import patch
 from ..report import fmt_count, fmt_usd, fmt_hours
 from ..settings import RunSettings, check_choice, gpu_layout, resolve_precision
 from ..catalog import DEFAULT_GPU
 
 # %% auto #0
-__all__ = ['GOALS', 'APPROACHES', 'VERDICTS', 'KNOWLEDGE_LEVELS', 'PROMPTING_RESULTS', 'DATA_QUALITIES', 'MIN_SFT_EXAMPLES',
-           'SFT_EXAMPLES', 'CURATE_EXAMPLES', 'MANY_EXAMPLES', 'MIN_PREFERENCE_PAIRS', 'PREFERENCE_PAIRS',
-           'MANY_PREFERENCE_PAIRS', 'MIN_CPT_TOKENS', 'CPT_TOKENS', 'DAPT_TOKENS', 'PRETRAIN_TOKENS', 'PRETRAIN_USD',
-           'LARGE_MODEL_PARAMS', 'THRESHOLDS', 'AMOUNTS', 'RULES', 'BATCH_SIZES', 'STAGE_CACHE_SIZE', 'RECOMMEND_AT',
-           'POSSIBLE_AT', 'CAPABILITIES', 'VERDICT_COLORS', 'Assumptions', 'NotGiven', 'Unknown', 'Situation', 'Rule',
-           'rules_table', 'Step', 'machines', 'estimate_training', 'embedding_cost', 'prompt_token_price',
-           'pretraining_model', 'largest_trainable_model', 'plan_options', 'Cost', 'Option', 'option_cost',
-           'feasibility', 'verdict_for', 'confidence_for', 'long_run_caution', 'Recommendation', 'price_note',
-           'advice_chart', 'advice_chart_html', 'make_situation', 'data_needed', 'score_options', 'advise']
+__all__ = ['GOALS', 'APPROACHES', 'VERDICTS', 'KNOWLEDGE_LEVELS', 'PROMPTING_RESULTS', 'DATA_QUALITIES', 'START_FROM',
+           'MIN_SFT_EXAMPLES', 'SFT_EXAMPLES', 'CURATE_EXAMPLES', 'MANY_EXAMPLES', 'MIN_PREFERENCE_PAIRS',
+           'PREFERENCE_PAIRS', 'MANY_PREFERENCE_PAIRS', 'THUMBS_PER_PAIR', 'MIN_CPT_TOKENS', 'CPT_TOKENS',
+           'DAPT_TOKENS', 'PRETRAIN_TOKENS', 'PRETRAIN_USD', 'LARGE_MODEL_PARAMS', 'COST_MARGIN', 'THRESHOLDS',
+           'AMOUNTS', 'UNSAID', 'RULES', 'BATCH_SIZES', 'STAGE_CACHE_SIZE', 'START_NOTES', 'PREFERENCE_STAGES',
+           'PLANNERS', 'RECOMMEND_AT', 'POSSIBLE_AT', 'CAPABILITIES', 'VERDICT_COLORS', 'Assumptions', 'NotGiven',
+           'Unknown', 'AtLeast', 'Situation', 'preference_data', 'base_lacks_domain', 'Rule', 'rules_table', 'Step',
+           'machines', 'estimate_training', 'embedding_cost', 'prompt_token_price', 'pretraining_model',
+           'largest_trainable_model', 'preference_stage_for', 'starting_point', 'plan_options', 'Cost', 'Option',
+           'option_cost', 'feasibility', 'verdict_for', 'confidence_for', 'long_run_caution', 'Recommendation',
+           'price_note', 'advice_chart', 'advice_chart_html', 'make_situation', 'data_needed', 'score_options',
+           'advise']
 
 # %% ../../nbs/plan/01_advisor.ipynb #16796ad7
 GOALS = {
     "behavior": "format, style, tone, instruction following",
     "task": "classification, extraction, a specific input->output mapping",
     "knowledge": "a specialised domain's knowledge and vocabulary",
-    "fresh-facts": "facts that change often, or private documents",
+    "fresh-facts": "facts that change often, facts newer than the model, or private documents",
     "new-language": "a language the base model handles poorly or not at all",
     "new-modality": "a data type the base model never saw (protein sequences, a proprietary format)",
     "alignment": "preferences, safety, company values",
 }
-APPROACHES = ("prompting", "rag", "fine-tuning", "preference-tuning", "continued-pretraining", "pretraining")
+APPROACHES = ("prompting", "rag", "fine-tuning", "preference-tuning", "rl-verifiable-reward", "continued-pretraining",
+              "pretraining")
 VERDICTS = ("recommended", "possible", "not advised")
 KNOWLEDGE_LEVELS = ("none", "partial", "good")
 PROMPTING_RESULTS = ("untested", "no", "partly", "yes")
 DATA_QUALITIES = ("unknown", "mixed", "high")
+START_FROM = ("base", "instruct")  # the checkpoint a plan starts from: the pretrained model, or its instruction-tuned release
 
 # %% ../../nbs/plan/01_advisor.ipynb #7071693d
 MIN_SFT_EXAMPLES = 100         # fewer labels: use them as few-shot demonstrations (OpenAI's fine-tuning guide: gains from 50-100 examples)
@@ -47,18 +53,21 @@ MANY_EXAMPLES = 10_000         # on a fixed task this many labels let a fine-tun
 MIN_PREFERENCE_PAIRS = 500     # fewer pairs: no preference tuning (lmtune's judgement; DPO papers train on thousands)
 PREFERENCE_PAIRS = 1_000       # enough pairs to shift tone and values (lmtune's judgement, the scale of small DPO sets)
 MANY_PREFERENCE_PAIRS = 10_000 # a robust preference run: InstructGPT ranked answers for ~33k prompts (Ouyang et al. 2022)
+THUMBS_PER_PAIR = 2            # a thumb up or down counts as half a pair: KTO's paper splits each pair into two thumbs (Ethayarajh et al. 2024)
 MIN_CPT_TOKENS = 1e7           # less raw text: no continued pretraining (task-adaptive pretraining's scale, Gururangan et al. 2020)
 CPT_TOKENS = 1e8               # enough raw text to inject domain knowledge and vocabulary (Gururangan et al. 2020)
 DAPT_TOKENS = 1e9              # domain-adaptive pretraining at Gururangan et al.'s scale (several GB of text)
 PRETRAIN_TOKENS = 1e12         # a competitive model from scratch trains on trillions of tokens (Hoffmann et al. 2022; open 7-8B models: 2e12-1.5e13)
 PRETRAIN_USD = 1e6             # from scratch costs hundreds of thousands to millions of dollars (Hoffmann et al. 2022)
 LARGE_MODEL_PARAMS = 3e10      # below ~30B parameters a failing prompt may be a capability gap (Gudibande et al. 2023)
+COST_MARGIN = 2                # a cost comparison decides only when one side exceeds the other this many times: the
+                               # estimators are approximations (lmtune's judgement; a limit within 2x is "medium" confidence)
 
 THRESHOLDS = dict(MIN_SFT_EXAMPLES=MIN_SFT_EXAMPLES, SFT_EXAMPLES=SFT_EXAMPLES, CURATE_EXAMPLES=CURATE_EXAMPLES,
                   MANY_EXAMPLES=MANY_EXAMPLES, MIN_PREFERENCE_PAIRS=MIN_PREFERENCE_PAIRS, PREFERENCE_PAIRS=PREFERENCE_PAIRS,
-                  MANY_PREFERENCE_PAIRS=MANY_PREFERENCE_PAIRS, MIN_CPT_TOKENS=MIN_CPT_TOKENS, CPT_TOKENS=CPT_TOKENS,
-                  DAPT_TOKENS=DAPT_TOKENS, PRETRAIN_TOKENS=PRETRAIN_TOKENS, PRETRAIN_USD=PRETRAIN_USD,
-                  LARGE_MODEL_PARAMS=LARGE_MODEL_PARAMS)  # the names rule conditions and reasons may use
+                  MANY_PREFERENCE_PAIRS=MANY_PREFERENCE_PAIRS, THUMBS_PER_PAIR=THUMBS_PER_PAIR, MIN_CPT_TOKENS=MIN_CPT_TOKENS,
+                  CPT_TOKENS=CPT_TOKENS, DAPT_TOKENS=DAPT_TOKENS, PRETRAIN_TOKENS=PRETRAIN_TOKENS, PRETRAIN_USD=PRETRAIN_USD,
+                  LARGE_MODEL_PARAMS=LARGE_MODEL_PARAMS, COST_MARGIN=COST_MARGIN)  # the names rule conditions and reasons may use
 
 # %% ../../nbs/plan/01_advisor.ipynb #5f448c7c
 @dataclass(frozen=True)
@@ -66,10 +75,16 @@ class Assumptions:
     "The numbers the advisor assumes; each is documented in the notebook."
     tokens_per_example: int = 512       # average tokens of a labeled example (prompt + answer) or one side of a preference pair
     sft_epochs: int = 3                 # passes over the labeled examples
-    dpo_epochs: int = 1                 # passes over the preference pairs
+    dpo_epochs: int = 1                 # passes over the preference data (DPO, ORPO, KTO)
     dpo_time_factor: float = 4/3        # DPO adds a reference-model forward (2N FLOPs/token) to the policy's 6N
-    sft_examples_if_none: int = SFT_EXAMPLES  # SFT stage when you have too few labels, or did not say how many
-    dpo_pairs_if_none: int = PREFERENCE_PAIRS # DPO stage of the preference-tuning plan when you have too few pairs, or did not say
+    orpo_time_factor: float = 1.        # ORPO has no reference model: the policy's forward and backward only (Hong et al. 2024)
+    kto_time_factor: float = 2.         # KTO (TRL's default loss) adds the policy's forward on mismatched completions for its KL
+                                        # term (2N) and the reference's forwards on both (4N) to the policy's 6N: 12N/6N
+    grpo_time_factor: float = 5/3       # GRPO: policy 6N + reference forward 2N (beta > 0, RunSettings' default) + generating the
+                                        # completions, counted at 2N a token: a lower bound (decoding runs far below training speed)
+    grpo_epochs: int = 1                # passes over the prompts of the RL stage
+    sft_examples_if_none: int = SFT_EXAMPLES  # SFT (or GRPO) stage when you have too few labels/prompts, or did not say how many
+    dpo_pairs_if_none: int = PREFERENCE_PAIRS # preference stage when you have too little preference data, or did not say (pairs' worth)
     few_shot_examples: int = 8          # labeled examples placed in a few-shot prompt
     test_set_examples: int = 200        # held-out examples for the prompt baseline
     min_test_examples: int = 20         # fewer labeled examples than this: write a test set instead
@@ -87,9 +102,8 @@ class Assumptions:
     full_sft_tokens: float = 1e8        # SFT on at least this many tokens prefers full fine-tuning (LoRA learns less at scale)
     general_pretraining_tokens: float = PRETRAIN_TOKENS  # a competitive general-purpose model from scratch trains on at least this many tokens
     stage_overhead_hours: float = 0.25  # fixed wall-clock per training stage on the whole allocation: load, startup, eval, saves
-    queries_per_day: float = 1_000      # production volume when you do not give `queries_per_day`
+    queries_per_day: float = 1_000      # production volume that prices prompts when you do not give `queries_per_day`
     few_shot_tokens: int = 1_500        # extra prompt tokens per query for few-shot prompting when you do not give `few_shot_tokens`
-    base_knows_domain: str = "partial"  # how well the base model knows the domain when you do not say
     long_run_days: float = 7.           # a plan longer than this on your GPUs gets a caution and what would shorten it (lmtune's judgement)
     max_gpus_tried: int = 1_024         # the most GPUs the caution prices a shorter run on
 
@@ -99,7 +113,8 @@ def _usd(x)->str:
     return fmt_usd(x, inf_text="n/a (does not fit)")
 
 # %% ../../nbs/plan/01_advisor.ipynb #3fe5c46e
-AMOUNTS = ("labeled_examples", "preference_pairs", "domain_tokens")  # how much data you have: None means not given
+AMOUNTS = ("labeled_examples", "preference_pairs", "thumbs", "domain_tokens")  # how much data you have: None means not given
+UNSAID = ("base_knows_domain", "checkable_answers", "domain_public", "start_from")  # what only you know: None means not given
 
 class NotGiven(Exception):
     "A rule condition needs an input that was not given."
@@ -118,6 +133,23 @@ class Unknown:
     __hash__ = object.__hash__
     def __repr__(self): return f"Unknown({self.name!r})"
 
+# %% ../../nbs/plan/01_advisor.ipynb #9eb4f8b5
+class AtLeast(Unknown):
+    "An amount known only from below (a part of it was not given): a comparison the lower bound cannot settle raises `NotGiven`."
+    def __init__(self,
+                 value:float, # the lower bound: the sum of the parts that were given
+                 name:str, # the part nobody gave, e.g. 'thumbs'
+                ): super().__init__(name); self.value = value
+    def __ge__(self, x): return True if self.value >= x else self._need()
+    def __gt__(self, x): return True if self.value > x else self._need()
+    def __lt__(self, x): return False if self.value >= x else self._need()
+    def __le__(self, x): return False if self.value > x else self._need()
+    def __eq__(self, x): return False if self.value > x else self._need()
+    def __ne__(self, x): return True if self.value > x else self._need()
+    def __bool__(self): return True if self.value > 0 else self._need()
+    __hash__ = object.__hash__
+    def __repr__(self): return f"AtLeast({self.value!r}, {self.name!r})"
+
 # %% ../../nbs/plan/01_advisor.ipynb #9eb4a157
 @dataclass
 class Situation:
@@ -130,15 +162,19 @@ class Situation:
     deadline_days: float|None   # GPU time available, in days; None: no limit
     gpu: object                 # lmtune.catalog.GPU
     num_gpus: int               # GPUs you can use together
-    base_knows_domain: str      # how well the base model already knows the domain: none, partial, good
+    base_knows_domain: str|None # how well the base model already knows the domain: none, partial, good; None: not given
     language_supported: bool    # the base model reads/writes the language
-    queries_per_day: float      # expected production volume (prices long prompts)
+    queries_per_day: float      # production volume (prices long prompts); Assumptions.queries_per_day when not given
     on_prem: bool               # data must stay on your machines (no hosted API)
     model: object               # lmtune.catalog.ModelSpec
     prompting_works: str        # have you tried prompting a good model? untested, no, partly, yes
     data_quality: str           # quality of the labeled examples: unknown, mixed, high
     few_shot_tokens: int        # extra prompt tokens per query that few-shot prompting needs
     usd_per_mtok: float         # price of one million prompt tokens (input or derived)
+    thumbs: int|None = None     # thumbs up or down on single answers (KTO's data); None: not given
+    checkable_answers: bool|None = None  # a program can check an answer (tests, exact answer, format); None: not given
+    domain_public: bool|None = None      # the domain text is public on the web; None: not given
+    start_from: str|None = None          # 'base' or 'instruct'; None: each plan starts where the advisor recommends
     assumptions: Assumptions = field(default_factory=Assumptions)  # numbers the advisor assumes
     fine_tune_usd: float = math.inf   # filled in once the fine-tuning plan is costed (NaN: not costed, too few labels or not given)
     assumed: dict = field(default_factory=dict)  # input name -> what the advisor assumed because it was not given
@@ -160,39 +196,71 @@ class Situation:
     def total_gpu_gib(self)->float: return self.num_gpus * self.gpu.memory_gib
     @property
     def volume_pays_for_fine_tuning(self)->bool:
-        "Few-shot prompts would cost more per year than fine-tuning once, and the difference is material."
-        return self.few_shot_usd_per_year > max(self.fine_tune_usd, self.assumptions.material_usd_per_year)
+        "Few-shot prompts cost over `COST_MARGIN` times the larger of fine-tuning once and `material_usd_per_year`."
+        ft = self.fine_tune_usd if self.fine_tune_usd == self.fine_tune_usd else 0.   # NaN: not costed
+        return self.few_shot_usd_per_year > COST_MARGIN * max(ft, self.assumptions.material_usd_per_year)
     @property
     def not_given(self)->tuple:
-        "The amounts of data you did not give."
-        return tuple(k for k in AMOUNTS if getattr(self, k) is None)
+        "The inputs you did not give that rules may not decide on: amounts, what only you know, the volume."
+        left = tuple(k for k in AMOUNTS + UNSAID if getattr(self, k) is None)
+        return left + (("queries_per_day",) if "queries_per_day" in self.assumed else ())
 
-    _raw = ("goal", "labeled_examples", "preference_pairs", "domain_tokens", "budget_usd", "deadline_days", "num_gpus",
-            "base_knows_domain", "language_supported", "queries_per_day", "on_prem", "prompting_works", "data_quality",
-            "few_shot_tokens", "usd_per_mtok", "fine_tune_usd", "params", "few_shot_usd_per_year",
-            "volume_pays_for_fine_tuning", "weights_gib", "total_gpu_gib")
+    _raw = ("goal", "labeled_examples", "preference_pairs", "thumbs", "domain_tokens", "budget_usd", "deadline_days",
+            "num_gpus", "base_knows_domain", "language_supported", "queries_per_day", "on_prem", "prompting_works",
+            "data_quality", "few_shot_tokens", "usd_per_mtok", "checkable_answers", "domain_public", "start_from",
+            "fine_tune_usd", "params", "few_shot_usd_per_year", "volume_pays_for_fine_tuning", "weights_gib", "total_gpu_gib")
 
-    def namespace(self)->dict:
-        "The names rule conditions may use: the situation (an `Unknown` for each amount not given) and `THRESHOLDS`."
-        ns = {k: getattr(self, k) for k in self._raw} | {k: Unknown(k) for k in self.not_given}
-        if self.labeled_examples is None:   # no labels given, no fine-tune price: what compares with it is undecided
-            ns["fine_tune_usd"] = Unknown("labeled_examples")
-            if self.few_shot_usd_per_year > self.assumptions.material_usd_per_year:
-                ns["volume_pays_for_fine_tuning"] = Unknown("labeled_examples")
-        return ns | dict(gpu=self.gpu.name, model=self.model.name, gpu_memory_gib=self.gpu.memory_gib) | THRESHOLDS
+# %% ../../nbs/plan/01_advisor.ipynb #838b13db
+@patch
+def namespace(self:Situation)->dict:
+    "The names rule conditions may use: the situation (an `Unknown` for each input not given), derived facts, `THRESHOLDS`."
+    ns = {k: getattr(self, k) for k in self._raw} | {k: Unknown(k) for k in self.not_given}
+    ns |= dict(preference_data=preference_data(self), base_lacks_domain=base_lacks_domain(self))
+    if "queries_per_day" in self.not_given:   # no volume given: what compares volumes is undecided
+        ns["few_shot_usd_per_year"] = ns["volume_pays_for_fine_tuning"] = Unknown("queries_per_day")
+    if self.labeled_examples is None:   # no labels given, no fine-tune price: what compares with it is undecided
+        ns["fine_tune_usd"] = Unknown("labeled_examples")
+        if "queries_per_day" not in self.not_given and \
+                self.few_shot_usd_per_year > COST_MARGIN * self.assumptions.material_usd_per_year:
+            ns["volume_pays_for_fine_tuning"] = Unknown("labeled_examples")
+    return ns | dict(gpu=self.gpu.name, model=self.model.name, gpu_memory_gib=self.gpu.memory_gib) | THRESHOLDS
 
-    def pretty(self)->dict:
-        "The same names, formatted for reason templates (`?` for an amount not given)."
-        ns = {k: getattr(self, k) for k in self._raw} | dict(gpu=self.gpu.name, model=self.model.name) | THRESHOLDS
-        def num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        out = {k: (fmt_count(v) if num(v) else str(v)) for k, v in ns.items()}
-        for k in self.not_given: out[k] = "?"
-        for k in ("budget_usd", "fine_tune_usd", "few_shot_usd_per_year", "PRETRAIN_USD"): out[k] = _usd(ns[k])
-        out["usd_per_mtok"] = _usd(self.usd_per_mtok)
-        out["params"] = f"{self.params/1e9:.1f}B params"
-        out["gpu_memory_gib"] = f"{self.gpu.memory_gib:.0f} GiB"
-        out["weights_gib"], out["total_gpu_gib"] = f"{self.weights_gib:.0f} GiB", f"{self.total_gpu_gib:.0f} GiB"
-        return out
+@patch
+def pretty(self:Situation)->dict:
+    "The same names, formatted for reason templates (`?` for an input not given)."
+    ns = {k: getattr(self, k) for k in self._raw} | dict(gpu=self.gpu.name, model=self.model.name) | THRESHOLDS
+    def num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    out = {k: (fmt_count(v) if num(v) else str(v)) for k, v in ns.items()} | _derived_text(self)
+    for k in ("budget_usd", "fine_tune_usd", "few_shot_usd_per_year", "PRETRAIN_USD"): out[k] = _usd(ns[k])
+    out["usd_per_mtok"], out["material_usd_per_year"] = _usd(self.usd_per_mtok), _usd(self.assumptions.material_usd_per_year)
+    out["params"] = f"{self.params/1e9:.1f}B params"
+    out["gpu_memory_gib"] = f"{self.gpu.memory_gib:.0f} GiB"
+    out["weights_gib"], out["total_gpu_gib"] = f"{self.weights_gib:.0f} GiB", f"{self.total_gpu_gib:.0f} GiB"
+    for k in self.not_given: out[k] = "?"
+    if "queries_per_day" in self.not_given: out["few_shot_usd_per_year"] = "?"
+    return out
+
+# %% ../../nbs/plan/01_advisor.ipynb #2d720cb6
+def preference_data(sit:Situation, # the situation
+                   ):
+    "Preference data in pairs' worth: `preference_pairs + thumbs / THUMBS_PER_PAIR`; `AtLeast` when one part was not given."
+    p, t = sit.preference_pairs, sit.thumbs
+    if p is None and t is None: return Unknown("preference_pairs")
+    worth = (p or 0) + (t or 0) / THUMBS_PER_PAIR
+    return AtLeast(worth, "thumbs" if t is None else "preference_pairs") if None in (p, t) else worth
+
+def base_lacks_domain(sit:Situation, # the situation
+                     ):
+    "Whether the base may lack the domain's knowledge (`base_knows_domain` 'none' or 'partial'); unknown when you did not say."
+    return Unknown("base_knows_domain") if sit.base_knows_domain is None else sit.base_knows_domain != "good"
+
+def _derived_text(sit:Situation)->dict:
+    "The derived facts as reasons quote them: the inputs they came from."
+    p, t = sit.preference_pairs, sit.thumbs
+    parts = [f"preference_pairs={fmt_count(p)}"] * (p is not None) + [f"thumbs={fmt_count(t)}"] * (t is not None)
+    worth = f" ({fmt_count((p or 0) + t / THUMBS_PER_PAIR)} pairs' worth)" if t else ""
+    lacks = "base_knows_domain=?" if sit.base_knows_domain is None else f"base_knows_domain='{sit.base_knows_domain}'"
+    return dict(preference_data=" and ".join(parts) + worth if parts else "preference_pairs=?", base_lacks_domain=lacks)
 
 # %% ../../nbs/plan/01_advisor.ipynb #71cb93d7
 @dataclass(frozen=True)
@@ -221,8 +289,12 @@ _BRO, _LIMA, _GEK, _OVA = "Brown et al. 2020; OpenAI/Anthropic prompting guides"
 _GUR, _BID, _CHI, _GUD = "Gururangan et al. 2020 (Don't Stop Pretraining)", "Biderman et al. 2024 (LoRA Learns Less and Forgets Less)", \
     "Hoffmann et al. 2022 (Chinchilla)", "Gudibande et al. 2023"
 _DPO, _RAG, _LANG, _ESM = "Rafailov et al. 2023 (DPO); Ouyang et al. 2022", "Lewis et al. 2020 (RAG)", \
-    "Cui et al. 2023 (Chinese LLaMA)", "Lin et al. 2023 (ESM-2)"
-_VOL = "inference price assumption (Assumptions)"
+    "Cui et al. 2023 (Chinese LLaMA); Fujii et al. 2024 (Swallow)", "Lin et al. 2023 (ESM-2)"
+_PREF = "Rafailov et al. 2023 (DPO); Hong et al. 2024 (ORPO); Ethayarajh et al. 2024 (KTO)"
+_GRPO, _RLVR = "Shao et al. 2024 (DeepSeekMath, GRPO); DeepSeek-AI 2025 (DeepSeek-R1)", "Yue et al. 2025 (Does RL Really Incentivize Reasoning?)"
+_MED = "Jeong et al. 2024 (Medical Adaptation of LLMs and VLMs: Are We Making Progress?)"
+_VOL = "inference price assumption (Assumptions); decided only beyond COST_MARGIN"
+_RL = "rl-verifiable-reward"
 
 RULES = [
     # ---- prompting
@@ -239,30 +311,39 @@ RULES = [
          "base_knows_domain='good': the knowledge is already in the weights; prompting elicits it", _LIMA),
     Rule("prompting", "goal == 'knowledge' and base_knows_domain == 'none'", -2,
          "base_knows_domain='none': no prompt surfaces knowledge the model does not have", _GEK),
+    Rule("prompting", "goal == 'knowledge' and domain_public", 1,
+         "domain_public=True: public text is probably in the base model's pretraining data already; test a well-prompted base "
+         "first (medical models continued on public text beat their base in only 12.1% of 3-shot comparisons)", _MED),
     Rule("prompting", "goal == 'fresh-facts'", -2,
          "goal='fresh-facts': the model cannot know facts newer than its training data or private documents", _OVA),
     Rule("prompting", "not language_supported", -4,
          "language_supported=False: the base model cannot read or write the language well", _LANG, blocks=True),
     Rule("prompting", "goal == 'new-modality'", -4, "goal='new-modality': the base model never saw this kind of data", _ESM, blocks=True),
-    Rule("prompting", "volume_pays_for_fine_tuning and labeled_examples >= MIN_SFT_EXAMPLES", -2,
+    Rule("prompting", "labeled_examples >= MIN_SFT_EXAMPLES and volume_pays_for_fine_tuning", -2,
          "queries_per_day={queries_per_day}: {few_shot_tokens} few-shot tokens per query at {usd_per_mtok}/1M tokens cost "
-         "{few_shot_usd_per_year}/yr, more than fine-tuning once ({fine_tune_usd})", _VOL),
-    Rule("prompting", "goal in ('behavior', 'alignment') and preference_pairs >= MANY_PREFERENCE_PAIRS", -1,
-         "preference_pairs={preference_pairs} ≥ {MANY_PREFERENCE_PAIRS}: a prompt shows a handful of examples; this many comparisons are worth training on", _DPO),
+         "{few_shot_usd_per_year}/yr, over {COST_MARGIN}× the larger of fine-tuning once ({fine_tune_usd}) and a training "
+         "pipeline's upkeep ({material_usd_per_year}/yr)", _VOL),
+    Rule("prompting", "goal in ('behavior', 'alignment') and preference_data >= MANY_PREFERENCE_PAIRS", -1,
+         "{preference_data} ≥ {MANY_PREFERENCE_PAIRS}: a prompt shows a handful of examples; this many comparisons are worth training on", _DPO),
     Rule("prompting", "weights_gib > total_gpu_gib", -1,
          "{model}'s bf16 weights alone take {weights_gib}, more than your {num_gpus}×{gpu} hold ({total_gpu_gib}): to prompt it, "
          "serve it 4-bit quantized (~1/4 of that), on more GPUs, or through a hosted API", "serving memory: 2 bytes per parameter"),
     Rule("prompting", "on_prem", -1,
          "on_prem=True: no hosted frontier model; prompting relies on the local {model} alone", "deployment constraint"),
     # ---- retrieval
-    Rule("rag", "goal == 'fresh-facts'", 5,   # the goal itself says there are facts to retrieve; a known domain_tokens=0 costs -3 below
+    Rule("rag", "goal == 'fresh-facts'", 5,   # the goal itself says there are facts to retrieve; a known domain_tokens=0 costs -3
          "goal='fresh-facts': changing facts and private documents belong in a retrieval index: update the index, not the weights", f"{_RAG}; {_OVA}"),
     Rule("rag", "goal == 'knowledge' and domain_tokens > 0", 2,
          "goal='knowledge' with domain_tokens={domain_tokens}: retrieval over the documents injects knowledge more reliably than fine-tuning", _OVA),
-    Rule("rag", "goal == 'knowledge' and domain_tokens > 0 and base_knows_domain != 'good'", 1,
-         "base_knows_domain='{base_knows_domain}': retrieved passages fill the model's gaps and ground its answers instead of hallucinated facts", _GEK),
-    Rule("rag", "goal in ('knowledge', 'fresh-facts') and domain_tokens == 0", -3,
-         "domain_tokens=0: there are no documents to retrieve from", _RAG),
+    Rule("rag", "goal == 'knowledge' and domain_tokens > 0 and base_lacks_domain", 1,
+         "{base_lacks_domain}: retrieved passages fill the model's gaps and ground its answers instead of hallucinated facts", _GEK),
+    Rule("rag", "goal == 'knowledge' and labeled_examples >= MIN_SFT_EXAMPLES and domain_tokens == 0 and base_lacks_domain", 3,
+         "labeled_examples={labeled_examples} about facts the base lacks ({base_lacks_domain}) and no documents: the answers are "
+         "a corpus to retrieve from; retrieval beat fine-tuning for new facts, and fine-tuning on unknown facts raises "
+         "hallucinations", f"{_OVA}; {_GEK}"),
+    Rule("rag", "goal in ('knowledge', 'fresh-facts') and labeled_examples < MIN_SFT_EXAMPLES and domain_tokens == 0", -3,
+         "domain_tokens=0 and labeled_examples={labeled_examples} < {MIN_SFT_EXAMPLES}: there are no documents, and too few "
+         "answers, to retrieve from", _RAG),
     Rule("rag", "goal in ('behavior', 'task', 'alignment')", -3,
          "goal='{goal}': retrieval adds facts to the prompt, not format, style, skill or values", _OVA),
     Rule("rag", "goal in ('new-language', 'new-modality')", -3,
@@ -280,8 +361,8 @@ RULES = [
          "data_quality='high': 1,000 excellent examples can beat 10,000 mediocre ones", _LIMA),
     Rule("fine-tuning", "data_quality == 'mixed' and labeled_examples >= CURATE_EXAMPLES", 0,
          "data_quality='mixed' with labeled_examples={labeled_examples}: curate the best few thousand first; quality beats quantity", _LIMA),
-    Rule("fine-tuning", "goal == 'knowledge' and base_knows_domain != 'good'", -2,
-         "goal='knowledge', base_knows_domain='{base_knows_domain}': fine-tuning teaches form, not facts; new facts are learned slowly and raise hallucinations", f"{_GEK}; {_OVA}"),
+    Rule("fine-tuning", "goal == 'knowledge' and base_lacks_domain", -2,
+         "goal='knowledge', {base_lacks_domain}: fine-tuning teaches form, not facts; new facts are learned slowly and raise hallucinations", f"{_GEK}; {_OVA}"),
     Rule("fine-tuning", "goal == 'knowledge' and base_knows_domain == 'good' and labeled_examples >= MIN_SFT_EXAMPLES", 1,
          "base_knows_domain='good': SFT on {labeled_examples} examples teaches the model to use what it knows in your format", _LIMA),
     Rule("fine-tuning", "goal == 'fresh-facts'", -4,
@@ -290,36 +371,63 @@ RULES = [
          "language_supported=False: labeled examples alone cannot teach a language; that needs raw text first", _LANG, blocks=True),
     Rule("fine-tuning", "goal == 'new-modality'", -3,
          "goal='new-modality': a few labeled examples cannot teach a data type the model never saw", _ESM, blocks=True),
-    Rule("fine-tuning", "volume_pays_for_fine_tuning and labeled_examples >= MIN_SFT_EXAMPLES", 2,
-         "queries_per_day={queries_per_day}: few-shot prompts would cost {few_shot_usd_per_year}/yr at {usd_per_mtok}/1M tokens; "
-         "fine-tuning once costs {fine_tune_usd} and shortens every prompt", _VOL),
-    Rule("fine-tuning", "prompting_works == 'yes' and not volume_pays_for_fine_tuning", -2,
-         "prompting_works='yes' and queries_per_day={queries_per_day}: a fine-tune adds a training pipeline to maintain for little gain", _BRO),
+    Rule("fine-tuning", "labeled_examples >= MIN_SFT_EXAMPLES and volume_pays_for_fine_tuning", 2,
+         "queries_per_day={queries_per_day}: few-shot prompts would cost {few_shot_usd_per_year}/yr at {usd_per_mtok}/1M tokens, "
+         "over {COST_MARGIN}× fine-tuning once ({fine_tune_usd}, which shortens every prompt) and a pipeline's upkeep", _VOL),
+    Rule("fine-tuning", "prompting_works == 'yes'", -2,
+         "prompting_works='yes': a fine-tune adds a training pipeline to maintain; it pays only through cheaper prompts at volume", _BRO),
     Rule("fine-tuning", "prompting_works == 'partly' and labeled_examples >= MIN_SFT_EXAMPLES", 1,
          "prompting_works='partly': fine-tuning closes the gap on format and consistency", _LIMA),
     Rule("fine-tuning", "prompting_works == 'no' and goal in ('task', 'knowledge') and params < LARGE_MODEL_PARAMS", -1,
          "prompting_works='no' on {model} ({params}): if it lacks the capability, fine-tuning copies style, not ability; consider a larger base model", _GUD),
     Rule("fine-tuning", "on_prem and labeled_examples >= MIN_SFT_EXAMPLES", 1,
          "on_prem=True: fine-tuning a local model is how you get close to hosted-model quality without sending data out", "deployment constraint"),
-    # ---- preference tuning
-    Rule("preference-tuning", "goal == 'alignment' and preference_pairs >= PREFERENCE_PAIRS", 4,
-         "goal='alignment' with preference_pairs={preference_pairs} ≥ {PREFERENCE_PAIRS}: preference optimisation (DPO/RLHF) is the tool for values and safety", _DPO),
-    Rule("preference-tuning", "goal in ('alignment', 'behavior') and preference_pairs >= MANY_PREFERENCE_PAIRS", 1,
-         "preference_pairs={preference_pairs} ≥ {MANY_PREFERENCE_PAIRS}: enough comparisons for a robust run (InstructGPT ranked answers for ~33k prompts)", _DPO),
-    Rule("preference-tuning", "goal == 'behavior' and preference_pairs >= PREFERENCE_PAIRS", 2,
-         "preference_pairs={preference_pairs} ≥ {PREFERENCE_PAIRS}: pairs teach which tone and style you prefer", _DPO),
-    Rule("preference-tuning", "preference_pairs < MIN_PREFERENCE_PAIRS", -4,
-         "preference_pairs={preference_pairs} < {MIN_PREFERENCE_PAIRS}: too few pairs for preference tuning", _DPO),
+    Rule("fine-tuning", "goal == 'task' and checkable_answers", -2,
+         "checkable_answers=True: SFT alone leaves the gain of an RL stage unused (rl-verifiable-reward): GRPO after SFT raised "
+         "DeepSeekMath-Instruct 7B to 88.2% on GSM8K and 51.7% on MATH", _GRPO),
+    # ---- preference tuning (pairs: DPO or ORPO; thumbs: KTO)
+    Rule("preference-tuning", "goal == 'alignment' and preference_data >= PREFERENCE_PAIRS", 4,
+         "goal='alignment' with {preference_data} ≥ {PREFERENCE_PAIRS}: preference optimisation (DPO, ORPO, KTO or RLHF) is the tool for values and safety", _PREF),
+    Rule("preference-tuning", "goal in ('alignment', 'behavior') and preference_data >= MANY_PREFERENCE_PAIRS", 1,
+         "{preference_data} ≥ {MANY_PREFERENCE_PAIRS}: enough comparisons for a robust run (InstructGPT ranked answers for ~33k prompts)", _DPO),
+    Rule("preference-tuning", "goal == 'behavior' and preference_data >= PREFERENCE_PAIRS", 2,
+         "{preference_data} ≥ {PREFERENCE_PAIRS}: preferred and rejected answers teach which tone and style you want", _PREF),
+    Rule("preference-tuning", "preference_data < MIN_PREFERENCE_PAIRS", -4,
+         "{preference_data} < {MIN_PREFERENCE_PAIRS}: too little preference data (pairs, a thumb counting as half a pair)", _PREF),
     Rule("preference-tuning", "goal in ('knowledge', 'fresh-facts', 'new-language', 'new-modality')", -3,
          "goal='{goal}': preferences shape which answers the model prefers, not what it knows", _DPO, blocks=True),
     Rule("preference-tuning", "goal == 'task'", -1,
-         "goal='task': for a fixed input->output mapping, SFT on labels is simpler than preference pairs", _DPO),
-    # ---- continued pretraining
-    Rule("continued-pretraining", "goal in ('knowledge', 'new-language') and domain_tokens >= CPT_TOKENS", 4,
+         "goal='task': for a fixed input->output mapping, SFT on labels is simpler than preference data", _DPO),
+    # ---- reinforcement learning with a verifiable reward (checkable_answers last: a rule that cannot fire whatever it is
+    #      is then decided, not listed as waiting for it)
+    Rule(_RL, "goal == 'task' and checkable_answers", 4,
+         "checkable_answers=True on a task: a program scores each sampled answer, so RL with a verifiable reward (GRPO) learns "
+         "from the model's own attempts, with no written-out solutions needed", _GRPO),
+    Rule(_RL, "goal == 'behavior' and checkable_answers", 1,
+         "checkable_answers=True: a format check is a verifiable reward too (DeepSeek-R1 rewarded format alongside accuracy)", _GRPO),
+    Rule(_RL, "goal in ('behavior', 'task') and not checkable_answers", -3,
+         "checkable_answers=False: without a program that scores answers, RL needs a learned reward model (RLHF); labels or "
+         "preference data are the simpler route", _GRPO, blocks=True),
+    Rule(_RL, "goal in ('knowledge', 'fresh-facts', 'new-language', 'new-modality')", -3,
+         "goal='{goal}': RL sharpens what the model can already sample; it adds no knowledge, language or data type", _RLVR, blocks=True),
+    Rule(_RL, "goal == 'alignment'", -2,
+         "goal='alignment': values and tone rarely have a program that checks them; preference data is the tool", _PREF),
+    Rule(_RL, "goal in ('behavior', 'task') and prompting_works == 'partly' and checkable_answers", 1,
+         "prompting_works='partly': some sampled answers already pass the check; RL makes them the first answer more often", _RLVR),
+    Rule(_RL, "goal in ('behavior', 'task') and labeled_examples >= MIN_SFT_EXAMPLES and checkable_answers", 1,
+         "labeled_examples={labeled_examples} ≥ {MIN_SFT_EXAMPLES}: an SFT stage on them first teaches the answer format the "
+         "check reads (DeepSeek-R1's cold start)", _GRPO),
+    Rule(_RL, "goal in ('behavior', 'task') and prompting_works == 'no' and labeled_examples < MIN_SFT_EXAMPLES and checkable_answers", -3,
+         "prompting_works='no' and labeled_examples={labeled_examples} < {MIN_SFT_EXAMPLES}: if no sampled answer passes the "
+         "check, all rewards of a group are equal and GRPO's group-relative advantage is zero: SFT on worked examples first", f"{_GRPO}; {_RLVR}"),
+    Rule(_RL, "prompting_works == 'yes'", -2,
+         "prompting_works='yes': RL adds a training pipeline to maintain for little gain", _BRO),
+    # ---- continued pretraining: on a known domain, only when the base may lack it (ask, not guess from the volume)
+    Rule("continued-pretraining", "goal in ('knowledge', 'new-language') and domain_tokens >= CPT_TOKENS and (goal == 'new-language' or base_lacks_domain)", 4,
          "domain_tokens={domain_tokens} ≥ {CPT_TOKENS}: enough raw text for continued pretraining to inject domain knowledge and vocabulary", _GUR),
-    Rule("continued-pretraining", "goal in ('knowledge', 'new-language') and domain_tokens >= DAPT_TOKENS", 1,
+    Rule("continued-pretraining", "goal in ('knowledge', 'new-language') and domain_tokens >= DAPT_TOKENS and (goal == 'new-language' or base_lacks_domain)", 1,
          "domain_tokens={domain_tokens} ≥ {DAPT_TOKENS}: domain-adaptive pretraining at the scale Gururangan et al. used (billions of tokens)", _GUR),
-    Rule("continued-pretraining", "goal in ('knowledge', 'new-language') and MIN_CPT_TOKENS <= domain_tokens < CPT_TOKENS", 2,
+    Rule("continued-pretraining", "goal in ('knowledge', 'new-language') and MIN_CPT_TOKENS <= domain_tokens < CPT_TOKENS and (goal == 'new-language' or base_lacks_domain)", 2,
          "domain_tokens={domain_tokens} ≥ {MIN_CPT_TOKENS}: enough raw text for a focused continued-pretraining pass", _GUR),
     Rule("continued-pretraining", "domain_tokens < MIN_CPT_TOKENS", -4,
          "domain_tokens={domain_tokens} < {MIN_CPT_TOKENS}: too little raw text for continued pretraining", _GUR),
@@ -327,6 +435,9 @@ RULES = [
          "base_knows_domain='good': the base model already has this knowledge", _LIMA),
     Rule("continued-pretraining", "goal == 'knowledge' and base_knows_domain == 'none'", 2,
          "base_knows_domain='none': knowledge and vocabulary enter through training on raw text, not a few labeled examples", f"{_GUR}; {_GEK}"),
+    Rule("continued-pretraining", "goal == 'knowledge' and domain_public", -2,
+         "domain_public=True: public domain text is probably in the base's pretraining data; medical models continued on public "
+         "biomedical text beat their base in only 12.1% of 3-shot comparisons (tied 49.8%, lost 38.2%)", _MED),
     Rule("continued-pretraining", "not language_supported and domain_tokens >= CPT_TOKENS", 2,
          "language_supported=False: continued pretraining on the language's text (with an extended tokenizer) is how models learn a new language", _LANG),
     Rule("continued-pretraining", "goal == 'new-modality' and domain_tokens >= CPT_TOKENS", 1,
@@ -375,10 +486,10 @@ class Step:
     missing: str = ""           # the stage cannot run: you have none of the data it needs (it has no cost)
     unknown: str = ""           # the amount of its data was not given, so it has no cost (no reason to rule it out)
     short: str = ""             # you have less of its data than it trains on, so it has no cost until you collect it
-    train_stage: str = ""       # the lmtune training stage it runs: pretrain, continue_pretraining, sft or dpo
+    train_stage: str = ""       # the lmtune training stage it runs: pretrain, continue_pretraining, sft, dpo, orpo, kto or grpo
     model: object = field(default=None, repr=False)  # the ModelSpec it is costed for (pretraining may size its own model)
     kind: str = ""              # the setup list it was priced with (a key of `_SETUPS`), to price it again on more GPUs
-    time_factor: float = 1.     # what its compute time was multiplied by (DPO: `dpo_time_factor`)
+    time_factor: float = 1.     # what its compute time was multiplied by (DPO: `dpo_time_factor`, ...)
 
     def __post_init__(self):
         if self.gap: self.hours = self.usd = math.nan   # a stage without a cost has none, not a zero one
@@ -419,9 +530,9 @@ def estimate_training(model, # a ModelSpec (or anything `model_spec` accepts)
                       gpu, # a catalog GPU
                       num_gpus:int, # GPUs used together
                       tokens:float, # training tokens to process
-                      kind:str, # a key of `_SETUPS`: "sft", "sft-large", "cpt" or "pretrain" (DPO is priced as "sft")
+                      kind:str, # a key of `_SETUPS`: "sft", "sft-large", "cpt" or "pretrain" (DPO, ORPO, KTO, GRPO: "sft")
                       a:Assumptions=Assumptions(), # numbers the advisor assumes
-                      time_factor:float=1., # multiplies the compute time (DPO: `dpo_time_factor`)
+                      time_factor:float=1., # multiplies the compute time (DPO: `dpo_time_factor`, ...)
                      )->Step:
     "Pick the preferred setup that fits `gpu` memory (lmtune.estimate.memory); its time and cost (lmtune.estimate.time) plus the stage overhead."
     key = (repr(model), repr(gpu), num_gpus, tokens, kind, a, time_factor)   # the dataclass reprs hold every field
@@ -523,7 +634,13 @@ def _uncosted(st:Step, unknown:str="", short:str="")->Step:
     "`st` without a cost: its data amount was not given (`unknown`), or you have less than it trains on (`short`)."
     return replace(st, unknown=unknown, short=short) if unknown or short else st   # `Step.__post_init__` drops its cost
 
-def _sft_stage(sit:Situation, name="SFT", examples=None)->Step:
+START_NOTES = {  # what an SFT stage does with the checkpoint it starts from (lmtune.train.rows.sft_rows; tests/test_instruct_start.py)
+    "instruct": "from the instruct model: lmtune's SFT renders your rows with the model's own chat template, so it keeps it; ",
+    "base": "from a base model: unless its tokenizer has a chat template, lmtune's SFT trains on prompt, newline, response "
+            "as plain text; ",
+}
+
+def _sft_stage(sit:Situation, name="SFT", examples=None, start:str|None=None)->Step:
     a = sit.assumptions
     have = sit.labeled_examples
     n = examples if examples is not None else (have if _enough(have, MIN_SFT_EXAMPLES) else a.sft_examples_if_none)
@@ -539,18 +656,58 @@ def _sft_stage(sit:Situation, name="SFT", examples=None)->Step:
                  f"~{fmt_count(n - have)} more)"))
     lora = ("" if not st.fits else "LoRA forgets less of the base model than full fine-tuning (Biderman et al. 2024); "
             if st.setup.startswith(("lora", "qlora")) else f"full fine-tuning: at {fmt_count(tokens)} training tokens LoRA would learn less (Biderman et al. 2024); ")
-    return _uncosted(replace(st, name=name, data=f"{data} × {a.sft_epochs} epochs", note=lora + st.note), **gap)
+    note = START_NOTES.get(start, "") + lora + st.note
+    return _uncosted(replace(st, name=name, data=f"{data} × {a.sft_epochs} epochs", note=note), **gap)
 
-def _dpo_stage(sit:Situation)->Step:
-    a, have = sit.assumptions, sit.preference_pairs
-    n = have if _enough(have, MIN_PREFERENCE_PAIRS) else a.dpo_pairs_if_none
-    st = estimate_training(sit.model, sit.gpu, sit.num_gpus, 2 * n * a.tokens_per_example * a.dpo_epochs, "sft", a,
-                           time_factor=a.dpo_time_factor)
-    gap = {} if _enough(have, n) else dict(unknown="preference_pairs not given") if have is None \
-        else dict(short=f"you have {fmt_count(have)} of the ~{fmt_count(n)} preference pairs it trains on")
-    data = f"{'~' if gap else ''}{fmt_count(n)} preference pairs (chosen vs rejected)" + ("" if not gap else
-            "; assumed: preference_pairs not given" if have is None else f"; you have {fmt_count(have)}: collect ~{fmt_count(n - have)} more")
-    return _uncosted(replace(st, name="DPO", data=data, train_stage="dpo"), **gap)
+# %% ../../nbs/plan/01_advisor.ipynb #137475f1
+PREFERENCE_STAGES = {  # train_stage: (the input it trains on, sequences per item, `Assumptions` time factor, why this stage)
+    "dpo": ("preference_pairs", 2, "dpo_time_factor", "DPO: the SFT'd or instruct model is its reference (Rafailov et al. 2023)"),
+    "orpo": ("preference_pairs", 2, "orpo_time_factor",
+             "ORPO: pairs and no SFT data: one stage from the base model, no reference model (Hong et al. 2024)"),
+    "kto": ("thumbs", 1, "kto_time_factor", "KTO: thumbs up or down on single answers, no pairs needed (Ethayarajh et al. 2024)"),
+}
+
+def preference_stage_for(sit:Situation, # the situation (from `make_situation`)
+                         start:str|None, # the checkpoint the stage starts from: 'base', 'instruct', or an SFT'd model (None)
+                        )->str:
+    "'kto' when thumbs are your preference data; else 'dpo' after SFT or from an instruct model, 'orpo' from a base without labels."
+    thumbs_first = (sit.thumbs or 0) > THUMBS_PER_PAIR * (sit.preference_pairs or 0)
+    if thumbs_first and not _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS): return "kto"
+    return "orpo" if start == "base" and not _enough(sit.labeled_examples, MIN_SFT_EXAMPLES) else "dpo"
+
+def _preference_stage(sit:Situation, stage:str)->Step:
+    "The DPO, ORPO or KTO stage on your pairs or thumbs (sized for `dpo_pairs_if_none` pairs' worth when short or not said)."
+    a, (arg, seqs, factor, why) = sit.assumptions, PREFERENCE_STAGES[stage]
+    have, per, what = getattr(sit, arg), 1 if seqs == 2 else THUMBS_PER_PAIR, arg.replace("_", " ")
+    n = have if _enough(have, MIN_PREFERENCE_PAIRS * per) else a.dpo_pairs_if_none * per
+    st = estimate_training(sit.model, sit.gpu, sit.num_gpus, seqs * n * a.tokens_per_example * a.dpo_epochs, "sft", a,
+                           time_factor=getattr(a, factor))
+    gap = {} if _enough(have, n) else dict(unknown=f"{arg} not given") if have is None \
+        else dict(short=f"you have {fmt_count(have)} of the ~{fmt_count(n)} {what} it trains on")
+    data = f"{'~' if gap else ''}{fmt_count(n)} {what} ({'chosen vs rejected' if seqs == 2 else 'up or down'})" + (
+        "" if not gap else f"; assumed: {arg} not given" if have is None
+        else f"; you have {fmt_count(have)}: collect ~{fmt_count(n - have)} more")
+    return _uncosted(replace(st, name=stage.upper(), data=data, train_stage=stage, note=f"{why}; {st.note}"), **gap)
+
+def _preference_known(sit:Situation)->bool:
+    "You gave enough preference data for a preference stage: pairs, or thumbs."
+    return _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS) or _enough(sit.thumbs, MIN_PREFERENCE_PAIRS * THUMBS_PER_PAIR)
+
+# %% ../../nbs/plan/01_advisor.ipynb #b4734a81
+def _grpo_stage(sit:Situation)->Step:
+    "GRPO on your prompts whose answers a program checks, `num_generations` sampled completions each (`RunSettings`' default)."
+    a, have, g = sit.assumptions, sit.labeled_examples, RunSettings().num_generations
+    n = have if _enough(have, MIN_SFT_EXAMPLES) else a.sft_examples_if_none
+    st = estimate_training(sit.model, sit.gpu, sit.num_gpus, n * g * a.tokens_per_example * a.grpo_epochs, "sft", a,
+                           time_factor=a.grpo_time_factor)
+    gap = {} if _enough(have, n) else dict(unknown="labeled_examples not given") if have is None \
+        else dict(short=f"you have {fmt_count(have)} of the ~{fmt_count(n)} prompts it trains on")
+    data = (f"{'~' if gap else ''}{fmt_count(n)} prompts whose answers your program checks × {g} sampled completions each"
+            + ("" if not gap else "; assumed: labeled_examples not given" if have is None
+               else f"; you have {fmt_count(have)}: collect ~{fmt_count(n - have)} more"))
+    note = ("GRPO: scores every completion with your check and reinforces those that beat their group's mean (Shao et al. "
+            "2024); generation priced at training speed, a lower bound; ")
+    return _uncosted(replace(st, name="GRPO", data=data, train_stage="grpo", note=note + st.note), **gap)
 
 def _baseline_stage(sit:Situation)->Step:
     a = sit.assumptions
@@ -560,65 +717,132 @@ def _baseline_stage(sit:Situation)->Step:
     return Step("prompt baseline", f"a held-out test set ({fmt_count(n)} of your examples)" if n >= a.min_test_examples
                  else f"a test set of ~{a.written_test_examples} inputs with the outputs you want (write them)")
 
+# %% ../../nbs/plan/01_advisor.ipynb #47c6cf4a
+def _recommended_start(sit:Situation, approach:str)->tuple:
+    "(checkpoint, why) the advisor recommends for `approach`, whatever you said."
+    if approach == "pretraining": return None, "pretraining starts from random weights"
+    if approach == "continued-pretraining":
+        return "base", ("raw text wears away an instruct model's chat behaviour anyway: continue the base model, then "
+                        "instruction-tune it (Swallow continued the base Llama 2, Fujii et al. 2024)")
+    if approach in ("prompting", "rag"):
+        return "instruct", ("an instruct model follows the prompt's instructions; a base model only continues the text "
+                            "(Ouyang et al. 2022)")
+    if approach == "rl-verifiable-reward":
+        return "instruct", ("GRPO learns only where some sampled answers pass the check, and an instruct model answers in a "
+                            "checkable form from the first step (DeepSeekMath ran GRPO on its instruct model)")
+    if sit.goal in ("behavior", "alignment"):
+        return "instruct", f"goal='{sit.goal}': an instruct model already behaves as an assistant; your data adjusts it"
+    if not _enough(sit.labeled_examples, SFT_EXAMPLES):
+        have = "not given" if sit.labeled_examples is None else f"={fmt_count(sit.labeled_examples)} < {fmt_count(SFT_EXAMPLES)}"
+        return "instruct", f"labeled_examples {have}: with little data, start from a model that already follows instructions"
+    return "instruct", ("an instruct model already follows instructions (Ouyang et al. 2022); start from 'base' instead if "
+                        "its chat template or refusals get in the way of your task")
+
+def starting_point(sit:Situation, # the situation (from `make_situation`)
+                   approach:str, # one of APPROACHES
+                  )->tuple:
+    "(checkpoint, why): 'base' or 'instruct' for `approach`'s plan (None: from scratch); yours when you gave `start_from`."
+    rec, why = _recommended_start(sit, approach)
+    if rec is None or sit.start_from is None: return rec, why
+    if sit.start_from == rec: return rec, f"start_from='{rec}', as recommended: {why}"
+    return sit.start_from, f"start_from='{sit.start_from}' as you said; the advisor would start from '{rec}': {why}"
+
 # %% ../../nbs/plan/01_advisor.ipynb #963371c5
-def plan_options(sit:Situation, # the situation (from `make_situation`)
-                )->dict[str, list[Step]]:
-    "A staged plan for every approach, each training stage costed on the user's hardware."
-    a, plans = sit.assumptions, {}
-    k = min(sit.labeled_examples or 0, a.few_shot_examples)
-    plans["prompting"] = [Step("write the prompt", f"instructions + {k} of your examples as few-shot demonstrations" if k
-                                else "instructions + a few hand-written examples", note=_per_request(sit, sit.few_shot_tokens)),
-                          _baseline_stage(sit)]
-    docs, embed = sit.domain_tokens, f"embedding model {a.embed_params/1e6:.0f}M params"
-    renew = "re-embed documents as they change" if sit.goal == "fresh-facts" else ""
-    if docs is None: index = Step("build the retrieval index", "your documents (domain_tokens not given)", setup=embed,
-                                   note=renew, unknown="domain_tokens not given")
-    else:
-        hours, usd = embedding_cost(docs, sit.gpu, sit.num_gpus, a)
-        index = Step("build the retrieval index", f"{fmt_count(docs)} document tokens in ~{fmt_count(round(docs / a.rag_chunk_tokens))} chunks"
-                      if docs else "the documents to search (you have none yet)", setup=embed, tokens=docs, hours=hours, usd=usd, note=renew)
-    plans["rag"] = [index,
-                    Step("retrieve + prompt", f"top passages (~{fmt_count(a.rag_context_tokens)} tokens) added to each query",
-                         note=_per_request(sit, a.rag_context_tokens)),
-                    Step("evaluate", "questions with reference answers and their source passages")]
-    sft = _sft_stage(sit)
-    dpo = [_dpo_stage(sit)] if _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS) else []
+def _prompting_plan(sit:Situation, start)->list:
+    k = min(sit.labeled_examples or 0, sit.assumptions.few_shot_examples)
+    return [Step("write the prompt", f"instructions + {k} of your examples as few-shot demonstrations" if k
+                 else "instructions + a few hand-written examples", note=_per_request(sit, sit.few_shot_tokens)), _baseline_stage(sit)]
+
+def _index_stage(sit:Situation)->Step:
+    "The retrieval index: your documents, or the answers of your labeled question-answer pairs when you have no documents."
+    a, docs = sit.assumptions, sit.domain_tokens
+    embed, renew = f"embedding model {a.embed_params/1e6:.0f}M params", "re-embed documents as they change" if sit.goal == "fresh-facts" else ""
+    if docs is None: return Step("build the retrieval index", "your documents (domain_tokens not given)", setup=embed,
+                                 note=renew, unknown="domain_tokens not given")
+    qa = docs == 0 and sit.goal in ("knowledge", "fresh-facts") and _enough(sit.labeled_examples, MIN_SFT_EXAMPLES)
+    tokens = sit.labeled_examples * a.tokens_per_example if qa else docs
+    hours, usd = embedding_cost(tokens, sit.gpu, sit.num_gpus, a)
+    what = (f"the answers of your {fmt_count(sit.labeled_examples)} labeled question-answer pairs (~{fmt_count(tokens)} tokens)" if qa
+            else f"{fmt_count(docs)} document tokens in ~{fmt_count(round(docs / a.rag_chunk_tokens))} chunks" if docs
+            else "the documents to search (you have none yet)")
+    return Step("build the retrieval index", what, setup=embed, tokens=tokens, hours=hours, usd=usd, note=renew)
+
+def _rag_plan(sit:Situation, start)->list:
+    a = sit.assumptions
+    return [_index_stage(sit),
+            Step("retrieve + prompt", f"top passages (~{fmt_count(a.rag_context_tokens)} tokens) added to each query",
+                 note=_per_request(sit, a.rag_context_tokens)),
+            Step("evaluate", "questions with reference answers and their source passages")]
+
+# %% ../../nbs/plan/01_advisor.ipynb #33845b2a
+def _sft_or_smaller(sit:Situation, start)->Step:
+    "The SFT stage; when it fits no setup, its note names the largest catalog model that does."
+    sft = _sft_stage(sit, start=start)
     if not sft.fits and (m := largest_trainable_model(sit)):
         sft = replace(sft, note=f"{sft.note}; try {m.name} ({m.num_params/1e9:.1f}B params), the largest catalog model "
                                 f"{'of the same family ' if m.name.split('-')[0] == sit.model.name.split('-')[0] else ''}"
                                 f"whose QLoRA run fits {sit.num_gpus}×{sit.gpu.name}, or more/larger GPUs")
-    plans["fine-tuning"] = [_baseline_stage(sit), sft] + dpo
-    pairs, dpo_st = sit.preference_pairs if _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS) else a.dpo_pairs_if_none, _dpo_stage(sit)
-    first = sft if _enough(sit.labeled_examples, MIN_SFT_EXAMPLES) else _uncosted(replace(_sft_stage(sit, examples=pairs),
-        name="SFT", data=f"the chosen answers of {'~' if dpo_st.gap else 'the '}{fmt_count(pairs)} preference pairs × {a.sft_epochs} epochs"),
-        unknown=dpo_st.unknown, short=dpo_st.short)   # trained on the pairs: costed only when they are
-    plans["preference-tuning"] = [_baseline_stage(sit), first, dpo_st]
-    # after (continued) pretraining: SFT (+ DPO) to make it follow instructions; a new data type needs it only for a task
+    return sft
+
+def _then_preference(sit:Situation)->list:
+    "The preference stage after an SFT stage (DPO, or KTO on thumbs) when you gave enough preference data."
+    return [_preference_stage(sit, preference_stage_for(sit, None))] if _preference_known(sit) else []
+
+def _fine_tuning_plan(sit:Situation, start)->list:
+    return [_baseline_stage(sit), _sft_or_smaller(sit, start)] + _then_preference(sit)
+
+def _preference_plan(sit:Situation, start)->list:
+    "SFT first with labels (or from a base model, except for ORPO); then DPO, ORPO or KTO."
+    stage = preference_stage_for(sit, start)
+    sft = _enough(sit.labeled_examples, MIN_SFT_EXAMPLES) or (start == "base" and stage != "orpo")
+    return [_baseline_stage(sit)] + ([_sft_or_smaller(sit, start)] if sft else []) + [_preference_stage(sit, stage)]
+
+def _rl_plan(sit:Situation, start)->list:
+    "SFT first when you have worked examples or start from a base model; then GRPO on the prompts."
+    sft = _enough(sit.labeled_examples, MIN_SFT_EXAMPLES) or start == "base"
+    return [_baseline_stage(sit)] + ([_sft_or_smaller(sit, start)] if sft else []) + [_grpo_stage(sit)]
+
+# %% ../../nbs/plan/01_advisor.ipynb #86a654bf
+def _after_pretraining(sit:Situation, start)->list:
+    "SFT (and a preference stage) after (continued) pretraining; a new data type needs SFT only for a task."
     then_sft = sit.goal != "new-modality" or _enough(sit.labeled_examples, MIN_SFT_EXAMPLES)
+    return ([_sft_or_smaller(sit, start)] if then_sft else []) + _then_preference(sit)
+
+def _cpt_plan(sit:Situation, start)->list:
+    a, docs = sit.assumptions, sit.domain_tokens
     tok = "extend the tokenizer with the new language's tokens first; " if not sit.language_supported else ""
     if docs == 0:  # nothing to pretrain on: no stage to price, and no SFT/DPO pretending to be its cost
-        plans["continued-pretraining"] = [Step("continued pretraining", "raw domain text (domain_tokens=0: you have none)",
-                                                missing="no domain text given", train_stage="continue_pretraining")]
-    elif docs is None:  # not given: the plan stands, its first stage is not costed
-        plans["continued-pretraining"] = [Step("continued pretraining", "raw domain text, 1 epoch (domain_tokens not given)",
-            note=f"{tok}mix in ~5-10% general text to limit forgetting", unknown="domain_tokens not given",
-            train_stage="continue_pretraining")] + ([sft] if then_sft else []) + dpo
-    else:
-        cpt = estimate_training(sit.model, sit.gpu, sit.num_gpus, docs, "cpt", a)
-        lora = "LoRA learns less from raw text than full training (Biderman et al. 2024); " if cpt.fits and cpt.setup.startswith(("lora", "qlora")) else ""
-        plans["continued-pretraining"] = [replace(cpt, name="continued pretraining", data=f"{fmt_count(docs)} tokens of raw domain text, 1 epoch",
-            note=f"{tok}{lora}mix in ~5-10% general text to limit forgetting; {cpt.note}")] + ([sft] if then_sft else []) + dpo
+        return [Step("continued pretraining", "raw domain text (domain_tokens=0: you have none)",
+                     missing="no domain text given", train_stage="continue_pretraining")]
+    if docs is None:  # not given: the plan stands, its first stage is not costed
+        return [Step("continued pretraining", "raw domain text, 1 epoch (domain_tokens not given)",
+                     note=f"{tok}mix in ~5-10% general text to limit forgetting", unknown="domain_tokens not given",
+                     train_stage="continue_pretraining")] + _after_pretraining(sit, start)
+    cpt = estimate_training(sit.model, sit.gpu, sit.num_gpus, docs, "cpt", a)
+    adapter = cpt.fits and cpt.setup.startswith(("lora", "qlora"))
+    lora = "LoRA learns less from raw text than full training (Biderman et al. 2024); " if adapter else ""
+    return [replace(cpt, name="continued pretraining", data=f"{fmt_count(docs)} tokens of raw domain text, 1 epoch",
+                    note=f"{tok}{lora}mix in ~5-10% general text to limit forgetting; {cpt.note}")] + _after_pretraining(sit, start)
+
+def _pretraining_plan(sit:Situation, start)->list:
+    a, docs = sit.assumptions, sit.domain_tokens
     pm, ptokens = pretraining_model(sit)
-    pre, short, psit = estimate_training(pm, sit.gpu, sit.num_gpus, ptokens, "pretrain", a), ptokens - (docs or 0), replace(sit, model=pm)
+    pre, short = estimate_training(pm, sit.gpu, sit.num_gpus, ptokens, "pretrain", a), ptokens - (docs or 0)
     why = ("all your data" if ptokens == docs else f"Chinchilla: {a.chinchilla_tokens_per_param:.0f} per parameter"
            if sit.goal == "new-modality" or ptokens > a.general_pretraining_tokens else
            f"a competitive general model needs ≥ {fmt_count(a.general_pretraining_tokens)}")
     have = ("; domain_tokens not given" if docs is None else
             f"; you have {fmt_count(docs)}, so {fmt_count(short)} more" if short > 0 else "")
-    plans["pretraining"] = [replace(pre, name=f"pretrain {pm.name} ({pm.num_params/1e9:.2f}B params) from scratch",
-        data=f"{fmt_count(ptokens)} tokens ({why}){have}")] \
-        + ([_sft_stage(psit)] if then_sft else []) + ([_dpo_stage(psit)] if dpo else [])
-    return plans
+    return [replace(pre, name=f"pretrain {pm.name} ({pm.num_params/1e9:.2f}B params) from scratch",
+                    data=f"{fmt_count(ptokens)} tokens ({why}){have}")] + _after_pretraining(replace(sit, model=pm), None)
+
+PLANNERS = {"prompting": _prompting_plan, "rag": _rag_plan, "fine-tuning": _fine_tuning_plan,
+            "preference-tuning": _preference_plan, "rl-verifiable-reward": _rl_plan, "continued-pretraining": _cpt_plan, "pretraining": _pretraining_plan}
+
+def plan_options(sit:Situation, # the situation (from `make_situation`)
+                )->dict[str, list[Step]]:
+    "A staged plan for every approach, from the checkpoint `starting_point` gives it, each training stage costed."
+    return {ap: PLANNERS[ap](sit, starting_point(sit, ap)[0]) for ap in APPROACHES}
 
 # %% ../../nbs/plan/01_advisor.ipynb #5b76b012
 RECOMMEND_AT, POSSIBLE_AT = 3, 0
@@ -630,8 +854,13 @@ CAPABILITIES = {  # (can, cannot): what each approach achieves, per the literatu
             "change style, format or skills; answers are only as good as what retrieval finds"),
     "fine-tuning": ("teaches format, style, tone and a specific input->output mapping; shortens prompts; LoRA keeps most base abilities",
                     "reliably add new facts (it raises hallucinations); make a small model as capable as a large one"),
-    "preference-tuning": ("shifts which answers the model prefers: tone, helpfulness, refusals, company values",
-                          "add knowledge or skills; needs an SFT'd model and consistent preference labels"),
+    "preference-tuning": ("shifts which answers the model prefers: tone, helpfulness, refusals, company values; from pairs "
+                          "(DPO, or ORPO without SFT) or thumbs up/down (KTO)",
+                          "add knowledge or skills; needs an SFT'd or instruct model (ORPO: a base) and consistent preference labels"),
+    "rl-verifiable-reward": ("raises how often the model's answers pass a check a program runs (tests, an exact answer, a "
+                             "format), training on its own sampled attempts; needs no written-out solutions",
+                             "add knowledge or abilities the model never shows: it sharpens what the model can already "
+                             "sample; needs a program that checks answers, and samples many completions per prompt"),
     "continued-pretraining": ("injects domain vocabulary and knowledge, or a new language, from raw text",
                               "follow instructions by itself (needs SFT after); keep facts fresh; avoid some forgetting without general-data replay"),
     "pretraining": ("a model for a data type no existing model reads, with your own tokenizer and data",
@@ -692,6 +921,8 @@ class Option:
     blocked: bool = False # made "not advised" by hardware, budget or deadline
     vetoed: bool = False  # a rule with blocks=True fired: the approach cannot reach the goal
     caution: str = ""     # the plan runs for weeks on your GPUs: how long, what would shorten it (`long_run_caution`)
+    start_from: str|None = None  # the checkpoint its plan starts from, 'base' or 'instruct' (None: from scratch): `starting_point`
+    start_why: str = ""   # why that checkpoint
 
     def __str__(self): return f"{self.approach}: {self.verdict} ({self.confidence} confidence, score {self.score:+g}); {self.cost}"
 
@@ -852,7 +1083,9 @@ class Recommendation:
         first = ", collect data first" if b.plan and b.plan[0].name == "collect data" else ""
         lines += [f"{head}: {b.approach}: {b.verdict}, {b.confidence} confidence, score {b.score:+g}{first}", "  why:"]
         lines += [f"    {r}" for r in b.reasons]
-        lines += [f"  can: {b.can}", f"  cannot: {b.cannot}", "  plan:"]
+        lines += [f"  can: {b.can}", f"  cannot: {b.cannot}"]
+        if b.start_from: lines += [f"  start from: {b.start_from} ({b.start_why})"]
+        lines += ["  plan:"]
         lines += [f"    {i}. {st}" for i, st in enumerate(b.plan, 1)]
         lines += [f"  cost: {b.cost}"]
         if self.assumed: lines += ["", "ASSUMED (you did not say)"] + [f"  {k}: {v}" for k, v in self.assumed.items()]
@@ -894,6 +1127,7 @@ class Recommendation:
         assumed = "".join(f"<li><code>{e(k)}</code>: {e(v)}</li>" for k, v in self.assumed.items())
         needs = "".join(f"<li>{e(l)}</li>" for l in self.need_lines())
         first = ", collect data first" if b.plan and b.plan[0].name == "collect data" else ""
+        start = f"<p><b>Start from:</b> the {e(b.start_from)} model ({e(b.start_why)})</p>" if b.start_from else ""
         caution = (f"<div class='lmtune-caution' style='background:#fff8c5;border-left:3px solid #9a6700;"
                    f"padding:4px 8px;margin:6px 0'><b>Caution:</b> {e(b.caution)}</div>" if b.caution else "")
         return ("<div class='lmtune-advice' style='border:1px solid #d0d7de;border-radius:8px;padding:12px;"
@@ -905,7 +1139,7 @@ class Recommendation:
                 f"confidence, score {b.score:+g}{first}</span></h3>{caution}"
                 + (advice_chart_html(self) if chart else "")
                 + f"<p><b>Why</b></p><ul>{_reasons_html([r for r in b.reasons if not r.startswith('[caution]')])}</ul>"
-                f"<p><b>Plan</b> ({e(str(b.cost))}):</p><ol>{_plan_html(b)}</ol>"
+                f"{start}<p><b>Plan</b> ({e(str(b.cost))}):</p><ol>{_plan_html(b)}</ol>"
                 f"<p><b>Can:</b> {e(b.can)}<br><b>Cannot:</b> {e(b.cannot)}</p>"
                 + fold("<b>All options</b> (the best first, then by verdict and score)", table)
                 + (fold(f"<b>Assumed</b> (you did not say): {e(', '.join(self.assumed))}", f"<ul>{assumed}</ul>")
@@ -1009,6 +1243,24 @@ def _lookup(arg:str, value, fn):
         head, _, rest = msg.partition(": ")     # drop the catalog's own "config=...: " prefix
         raise ValueError(f"{arg}={value!r}: {rest if rest and '=' in head else msg}") from None
 
+_FLAGS = {"on_prem": "", "language_supported": " (or None: False when goal='new-language')",   # True/False inputs, and what None means
+          "checkable_answers": " (or None: not given)", "domain_public": " (or None: not given)"}
+
+def _check_inputs(kw:dict):
+    "Refuse a bad value of any `advise` input, naming it, before anything is costed."
+    check_choice("goal", kw["goal"], list(GOALS))
+    for k in AMOUNTS + ("queries_per_day", "few_shot_tokens", "usd_per_million_tokens"): _count(k, kw[k], none_ok=True)
+    for k in ("budget_usd", "deadline_days"): _count(k, kw[k], none_ok=True, positive=True)
+    if isinstance(kw["num_gpus"], bool) or not isinstance(kw["num_gpus"], int) or kw["num_gpus"] < 1:
+        raise ValueError(f"num_gpus={kw['num_gpus']!r} must be a positive integer.")
+    for k, choices in (("base_knows_domain", KNOWLEDGE_LEVELS), ("start_from", START_FROM)):
+        if kw[k] is not None: check_choice(k, kw[k], choices, "Or None: not given.")
+    check_choice("prompting_works", kw["prompting_works"], PROMPTING_RESULTS)
+    check_choice("data_quality", kw["data_quality"], DATA_QUALITIES)
+    for k, none in _FLAGS.items():
+        if not (isinstance(kw[k], bool) or (kw[k] is None and none)): raise ValueError(f"{k}={kw[k]!r} must be True or False{none}.")
+
+# %% ../../nbs/plan/01_advisor.ipynb #869326ae
 def make_situation(goal:str, # behavior, task, knowledge, fresh-facts, new-language, new-modality or alignment
                    labeled_examples=None, # input->output examples you have (or can write); None: not given (unknown, not zero)
                    preference_pairs=None, # (prompt, chosen, rejected) triples; None: not given
@@ -1017,64 +1269,57 @@ def make_situation(goal:str, # behavior, task, knowledge, fresh-facts, new-langu
                    deadline_days=None, # GPU time available, in days; None: no limit
                    gpu=DEFAULT_GPU, # GPU type (a lmtune.catalog name, e.g. "RTX-4090", "H100-SXM") or a `GPU`
                    num_gpus=1, # GPUs you can use together
-                   base_knows_domain=None, # how well the base model already knows the domain: none, partial, good; None: assume partial
+                   base_knows_domain=None, # how well the base model already knows the domain: none, partial, good; None: not given
                    language_supported=None, # the base model reads/writes the language; None: False iff goal='new-language'
-                   queries_per_day=None, # expected production volume (prices long prompts); None: Assumptions.queries_per_day
+                   queries_per_day=None, # expected production volume; None: not given (prices assume Assumptions.queries_per_day)
                    on_prem=False, # data must stay on your machines (no hosted API)
                    model="llama-3.1-8b", # base model: catalog name, config dict/path or transformers config
                    prompting_works="untested", # have you tried prompting a good model? untested, no, partly, yes
                    data_quality="unknown", # quality of the labeled examples: unknown, mixed, high
                    few_shot_tokens=None, # extra prompt tokens per query that few-shot prompting needs; None: Assumptions.few_shot_tokens
                    usd_per_million_tokens=None, # your prompt-token price; None: self-hosted prefill on `gpu`
+                   thumbs=None, # thumbs up or down on single answers (KTO's data); None: not given
+                   checkable_answers=None, # a program can check an answer (tests pass, exact answer, format); None: not given
+                   domain_public=None, # the domain text is public on the web (papers, guidelines, case law); None: not given
+                   start_from=None, # 'base' or 'instruct': where plans start; None: where the advisor recommends, per option
                    assumptions=None, # numbers the advisor assumes
                   )->Situation:
     "Check the inputs of `advise` and build the `Situation` (see `advise` for the arguments)."
     from lmtune.catalog import gpu_spec, model_spec
-    check_choice("goal", goal, list(GOALS))
-    for k, v in dict(labeled_examples=labeled_examples, preference_pairs=preference_pairs, domain_tokens=domain_tokens,
-                     queries_per_day=queries_per_day, few_shot_tokens=few_shot_tokens).items(): _count(k, v, none_ok=True)
-    _count("budget_usd", budget_usd, none_ok=True, positive=True)
-    _count("deadline_days", deadline_days, none_ok=True, positive=True)
-    _count("usd_per_million_tokens", usd_per_million_tokens, none_ok=True)
-    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
-        raise ValueError(f"num_gpus={num_gpus!r} must be a positive integer.")
-    if base_knows_domain is not None: check_choice("base_knows_domain", base_knows_domain, KNOWLEDGE_LEVELS)
-    check_choice("prompting_works", prompting_works, PROMPTING_RESULTS)
-    check_choice("data_quality", data_quality, DATA_QUALITIES)
-    for k, v in dict(on_prem=on_prem, language_supported=language_supported).items():
-        if not (isinstance(v, bool) or (v is None and k == "language_supported")):
-            raise ValueError(f"{k}={v!r} must be True or False" + (" (or None: False when goal='new-language')." if k == "language_supported" else "."))
+    kw = {k: v for k, v in locals().items() if k not in ("gpu_spec", "model_spec")}
+    _check_inputs(kw)
     g, m = _lookup("gpu", gpu, gpu_spec), _lookup("model", model, model_spec)
     a = assumptions or Assumptions()
     price = prompt_token_price(m, g, a) if usd_per_million_tokens is None else usd_per_million_tokens
-    assumed = _assumed(goal, a, labeled_examples=labeled_examples, preference_pairs=preference_pairs, domain_tokens=domain_tokens,
-                       queries_per_day=queries_per_day, few_shot_tokens=few_shot_tokens, base_knows_domain=base_knows_domain,
-                       language_supported=language_supported, usd_per_million_tokens=usd_per_million_tokens,
-                       price=f"{_usd(price)}/1M tokens, the prefill of {m.name} self-hosted on {g.name}")
+    assumed = _assumed(a=a, **kw, price=f"{_usd(price)}/1M tokens, the prefill of {m.name} self-hosted on {g.name}")
     def amount(v, kind): return None if v is None else kind(v)
     return Situation(goal=goal, labeled_examples=amount(labeled_examples, int), preference_pairs=amount(preference_pairs, int),
                      domain_tokens=amount(domain_tokens, float), budget_usd=budget_usd, deadline_days=deadline_days, gpu=g,
-                     num_gpus=num_gpus, base_knows_domain=base_knows_domain or a.base_knows_domain,
+                     num_gpus=num_gpus, base_knows_domain=base_knows_domain,
                      language_supported=(goal != "new-language") if language_supported is None else language_supported,
                      queries_per_day=a.queries_per_day if queries_per_day is None else queries_per_day, on_prem=on_prem, model=m,
                      prompting_works=prompting_works, data_quality=data_quality,
                      few_shot_tokens=int(a.few_shot_tokens if few_shot_tokens is None else few_shot_tokens),
-                     usd_per_mtok=price,
-                     assumptions=a, assumed=assumed)
+                     usd_per_mtok=price, thumbs=amount(thumbs, int), checkable_answers=checkable_answers,
+                     domain_public=domain_public, start_from=start_from, assumptions=a, assumed=assumed)
 
 # %% ../../nbs/plan/01_advisor.ipynb #073ebb80
+_UNDECIDED = "not given: the rules that need it are undecided"
+_ASK = {"labeled_examples": lambda a: f"; a stage that trains on labels is sized for ~{fmt_count(a.sft_examples_if_none)} examples, not costed",
+        "preference_pairs": lambda a: f"; a preference stage is sized for ~{fmt_count(a.dpo_pairs_if_none)} pairs, not costed",
+        "thumbs": lambda a: "; thumbs up or down count as half a pair each",
+        "domain_tokens": lambda a: "; indexing and continued pretraining are not costed",
+        "base_knows_domain": lambda a: "; test the base model on a sample of domain questions",
+        "checkable_answers": lambda a: "; can a program check an answer (tests, exact answer, format)?",
+        "domain_public": lambda a: "; public text is probably in the base model already"}
+
 def _assumed(goal:str, a:Assumptions, **given)->dict:
     "Input name -> what the advisor assumes because it is None in `given`."
-    out = {}
-    for k in AMOUNTS:
-        if given[k] is None: out[k] = "not given: the rules that need it are undecided" + {
-            "labeled_examples": f"; a stage that trains on labels is sized for ~{fmt_count(a.sft_examples_if_none)} "
-                                "examples, not costed",
-            "preference_pairs": f"; a DPO stage is sized for ~{fmt_count(a.dpo_pairs_if_none)} pairs, not costed",
-            "domain_tokens": "; indexing and continued pretraining are not costed"}[k]
-    if given["queries_per_day"] is None: out["queries_per_day"] = f"{fmt_count(a.queries_per_day)} queries a day (Assumptions.queries_per_day)"
+    out = {k: _UNDECIDED + why(a) for k, why in _ASK.items() if given[k] is None}
+    if given["start_from"] is None: out["start_from"] = "not given: each plan starts from the checkpoint the advisor recommends for it"
+    if given["queries_per_day"] is None: out["queries_per_day"] = (f"{_UNDECIDED}; prompt costs are priced at "
+        f"{fmt_count(a.queries_per_day)} queries a day (Assumptions.queries_per_day)")
     if given["few_shot_tokens"] is None: out["few_shot_tokens"] = f"{fmt_count(a.few_shot_tokens)} extra prompt tokens per query for few-shot examples (Assumptions.few_shot_tokens)"
-    if given["base_knows_domain"] is None: out["base_knows_domain"] = f"'{a.base_knows_domain}' (Assumptions.base_knows_domain)"
     if given["language_supported"] is None: out["language_supported"] = f"{goal != 'new-language'} (False only when goal='new-language')"
     if given["usd_per_million_tokens"] is None: out["usd_per_million_tokens"] = (f"{given['price']} at "
         f"{a.inference_mfu:.0%} utilisation (Assumptions.inference_mfu)")
@@ -1090,17 +1335,25 @@ def data_needed(sit:Situation, # the situation (from `make_situation`)
     docs, have = sit.domain_tokens, f"(you have {fmt_count(sit.domain_tokens)})"
     def tell(name, least, purpose, typical): return (f"say how many {name.replace('_', ' ')} you have ({name}=...) or collect "
                                                      f"~{fmt_count(typical)}: {purpose} needs at least {fmt_count(least)}")
-    a = sit.assumptions
-    if approach == "fine-tuning" and not _enough(sit.labeled_examples, MIN_SFT_EXAMPLES):
+    a, labels_ok = sit.assumptions, _enough(sit.labeled_examples, MIN_SFT_EXAMPLES)
+    if approach == "fine-tuning" and not labels_ok:
         if sit.labeled_examples is None: return tell("labeled_examples", MIN_SFT_EXAMPLES, "supervised fine-tuning", a.sft_examples_if_none)
         return f"collect at least {MIN_SFT_EXAMPLES} labeled examples (you have {fmt_count(sit.labeled_examples)}) for supervised fine-tuning"
-    if approach == "preference-tuning" and not _enough(sit.preference_pairs, MIN_PREFERENCE_PAIRS):
-        if sit.preference_pairs is None: return tell("preference_pairs", MIN_PREFERENCE_PAIRS, "preference tuning", a.dpo_pairs_if_none)
-        return f"collect at least {MIN_PREFERENCE_PAIRS} preference pairs (you have {fmt_count(sit.preference_pairs)}) for preference tuning"
+    if approach == "rl-verifiable-reward" and not labels_ok:
+        if sit.labeled_examples is None: return tell("labeled_examples", MIN_SFT_EXAMPLES, "RL on prompts whose answers a program checks",
+                                                     a.sft_examples_if_none)
+        return (f"collect at least {MIN_SFT_EXAMPLES} prompts whose answers a program can check (you have "
+                f"{fmt_count(sit.labeled_examples)}) for RL with a verifiable reward")
+    if approach == "preference-tuning" and not _preference_known(sit):
+        least = f"{MIN_PREFERENCE_PAIRS} preference pairs or {fmt_count(MIN_PREFERENCE_PAIRS * THUMBS_PER_PAIR)} thumbs up or down"
+        if sit.preference_pairs is None and sit.thumbs is None:
+            return (f"say how much preference data you have (preference_pairs=... or thumbs=...) or collect "
+                    f"~{fmt_count(a.dpo_pairs_if_none)} pairs: preference tuning needs at least {least}")
+        return f"collect at least {least} (you have {_derived_text(sit)['preference_data']}) for preference tuning"
     if approach == "continued-pretraining" and not _enough(docs, MIN_CPT_TOKENS):
         if docs is None: return tell("domain_tokens", MIN_CPT_TOKENS, "continued pretraining", CPT_TOKENS)
         return f"collect at least {fmt_count(MIN_CPT_TOKENS)} tokens of {what} {have} for continued pretraining"
-    if approach == "rag" and docs == 0: return "collect the documents to retrieve from"
+    if approach == "rag" and docs == 0 and not labels_ok: return "collect the documents to retrieve from"
     if approach == "pretraining" and plan and not _enough(docs, plan[0].tokens):
         return f"collect {fmt_count(plan[0].tokens)} tokens of {what} {have if docs is not None else '(domain_tokens not given)'} to pretrain from scratch"
     return None
@@ -1128,10 +1381,10 @@ def score_options(sit:Situation, # the situation (from `make_situation`)
         reasons += [f"[not advised] {why}" for why, _ in blocks]
         over = [x for _, x in blocks] + ([math.inf] if vetoed else [])
         conf = confidence_for(score, [r.effect for r in fired], over, [r.effect for r, _ in undecided])
-        caution = long_run_caution(sit, plans[ap])
+        caution, (start, start_why) = long_run_caution(sit, plans[ap]), starting_point(sit, ap)
         options.append(Option(ap, verdict, conf, score, reasons + ([f"[caution] {caution}"] if caution else []), cost,
                               plans[ap], *CAPABILITIES[ap], fired=fired, undecided=undecided, blocked=bool(blocks),
-                              vetoed=vetoed, caution=caution))
+                              vetoed=vetoed, caution=caution, start_from=start, start_why=start_why))
     ranked = sorted(options, key=lambda o: (VERDICTS.index(o.verdict), -o.score, o.cost.usd if o.cost.complete else math.inf))
     best = next((o for o in ranked if not o.vetoed), ranked[0])   # nothing advised: the least bad option no veto rules out
     ranked.remove(best); ranked.insert(0, best)
@@ -1144,19 +1397,28 @@ def score_options(sit:Situation, # the situation (from `make_situation`)
     return ranked
 
 # %% ../../nbs/plan/01_advisor.ipynb #213e8ab9
+def _fine_tune_usd(sit:Situation, plan:list)->float:
+    "What fine-tuning once costs, for the volume rules: inf when it fits no setup, NaN when not costed (labels not given or too few)."
+    ft = option_cost(sit, "fine-tuning", plan)
+    return math.inf if not ft.fits else ft.usd if ft.complete else math.nan
+
 def advise(goal:str, # behavior, task, knowledge, fresh-facts, new-language, new-modality or alignment
            labeled_examples:int|None=None, # input->output examples you have (or can write); None: not given (unknown, not zero)
            preference_pairs:int|None=None, # (prompt, chosen, rejected) triples; None: not given
+           thumbs:int|None=None, # thumbs up or down on single answers (KTO's data); None: not given
            domain_tokens:float|None=None, # raw unlabeled domain text, in tokens (documents, code, sequences); None: not given
+           checkable_answers:bool|None=None, # a program can check an answer (tests pass, exact answer, format); None: not given
            budget_usd:float|None=None, # one-off GPU budget for the adaptation; None: no limit
            deadline_days:float|None=None, # GPU time available, in days; None: no limit
            gpu=DEFAULT_GPU, # GPU type (a lmtune.catalog name, e.g. "RTX-4090", "H100-SXM") or a `GPU`
            num_gpus:int=1, # GPUs you can use together
-           base_knows_domain:str|None=None, # how well the base model already knows the domain: none, partial, good; None: assume partial
+           base_knows_domain:str|None=None, # how well the base model already knows the domain: none, partial, good; None: not given
+           domain_public:bool|None=None, # the domain text is public on the web (papers, guidelines, case law); None: not given
            language_supported:bool|None=None, # the base model reads/writes the language; None: False iff goal='new-language'
-           queries_per_day:float|None=None, # expected production volume (prices long prompts); None: Assumptions.queries_per_day
+           queries_per_day:float|None=None, # expected production volume; None: not given (prices assume Assumptions.queries_per_day)
            on_prem:bool=False, # data must stay on your machines (no hosted API)
            model="llama-3.1-8b", # base model: catalog name, config dict/path or transformers config
+           start_from:str|None=None, # 'base' or 'instruct': where plans start; None: where the advisor recommends, per option
            prompting_works:str="untested", # have you tried prompting a good model? untested, no, partly, yes
            data_quality:str="unknown", # quality of the labeled examples: unknown, mixed, high
            few_shot_tokens:int|None=None, # extra prompt tokens per query that few-shot prompting needs; None: Assumptions.few_shot_tokens
@@ -1164,13 +1426,11 @@ def advise(goal:str, # behavior, task, knowledge, fresh-facts, new-language, new
            assumptions:Assumptions|None=None, # numbers the advisor assumes
            rules:list|None=None, # the rule table; defaults to `RULES`
           )->Recommendation:
-    "Rank prompting, RAG, fine-tuning, preference tuning, continued pretraining and pretraining for your situation."
-    sit = make_situation(goal, labeled_examples, preference_pairs, domain_tokens, budget_usd, deadline_days, gpu, num_gpus,
-                         base_knows_domain, language_supported, queries_per_day, on_prem, model, prompting_works,
-                         data_quality, few_shot_tokens, usd_per_million_tokens, assumptions)
+    "Rank prompting, RAG, fine-tuning, preference tuning, RL, continued pretraining and pretraining for your situation."
+    kw = {k: v for k, v in locals().items() if k != "rules"}
+    sit = make_situation(**kw)
     rules = RULES if rules is None else rules
     for r in rules: check_choice("Rule.approach", r.approach, APPROACHES)
     plans = plan_options(sit)
-    ft = option_cost(sit, "fine-tuning", plans["fine-tuning"])
-    sit.fine_tune_usd = math.inf if not ft.fits else ft.usd if ft.complete else math.nan   # NaN: no labels to price on
+    sit.fine_tune_usd = _fine_tune_usd(sit, plans["fine-tuning"])
     return Recommendation(sit, score_options(sit, plans, rules))
