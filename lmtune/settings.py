@@ -9,9 +9,9 @@ __all__ = ['METHOD_TABLE', 'METHODS', 'STAGE_TABLE', 'STAGES', 'STAGE_ALIASES', 
            'ATTN_IMPLEMENTATIONS', 'TRAINER_OPTIMIZERS', 'LR_SCHEDULERS', 'BOTTLENECK_PLACEMENTS', 'LORA_INITS',
            'ALIASES', 'FIELDS', 'DEFAULT_OPTIM', 'DEFAULT_ATTN', 'ESTIMATOR_FIELDS', 'GPUS_PER_MACHINE', 'bad_value',
            'check_choice', 'check_positive', 'check_nonnegative', 'check_fraction', 'check_count', 'check_bool',
-           'Method', 'method_info', 'Stage', 'stage_info', 'check_bottleneck_size', 'RunSettings', 'run_settings',
-           'changed_fields', 'yaml_loader', 'read_settings_file', 'resolve_precision', 'resolve_packing',
-           'resolve_defaults', 'gpu_layout']
+           'Method', 'method_info', 'Stage', 'stage_info', 'check_bottleneck_size', 'RunSettings', 'check_lora_init',
+           'run_settings', 'changed_fields', 'yaml_loader', 'read_settings_file', 'resolve_precision',
+           'resolve_packing', 'resolve_defaults', 'gpu_layout']
 
 # %% ../nbs/00_settings.ipynb #2d91285e
 import difflib, json, os
@@ -340,14 +340,36 @@ def _check_fields(s:RunSettings):
     if isinstance(s.resume, os.PathLike): s.resume = str(s.resume)
     _check_combinations(s)
 
+def check_lora_init(method:str, # the resolved method
+                    s:RunSettings, # the run: its `lora_init` and `use_dora`
+                   )->str:
+    "`s.lora_init` if it can train `method` and be saved for the original base; else an error naming what to use."
+    m, init = method_info(method), s.lora_init
+    if init == "default": return init
+    if not m.lora:
+        raise bad_value('lora_init', init, f"is a LoRA option; use method='lora', 'qlora' or 'dora' (got {method!r})")
+    if init == "loftq" and not m.quantized_base:
+        raise bad_value('lora_init', init, "LoftQ starts LoRA where it makes up for the 4-bit rounding of the "
+                        "base, so it is for method='qlora'; on a full-precision base PEFT would replace the base's "
+                        "weights by their 4-bit round trip, and you would train a model other than the one you started "
+                        "from. Use method='qlora', or lora_init='pissa' or 'olora' for a non-zero start on a "
+                        "full-precision base")
+    if s.use_dora or m.dora:
+        raise bad_value('lora_init', init, "lmtune starts DoRA only from B = 0 (lora_init='default'): DoRA's magnitude "
+                        "is computed from the starting weights, and a PiSSA/OLoRA adapter saved for the original base "
+                        "(A and B stacked with the starting ones) is exact for plain LoRA only. Use method='lora' with "
+                        "this lora_init, or DoRA with 'default'")
+    return init
+
 def _check_combinations(s:RunSettings):
     "Settings that cannot work together."
     if s.method == 'dora': s.use_dora = True
     if s.use_dora and s.method is not None and not method_info(s.method).lora:
         raise bad_value('use_dora', True, f"DoRA is a LoRA variant; it needs method='lora', 'qlora' or 'dora' (got method={s.method!r})")
-    for k, off in (('use_rslora', False), ('lora_init', 'default'), ('loraplus_lr_ratio', None)):
+    for k, off in (('use_rslora', False), ('loraplus_lr_ratio', None)):
         if getattr(s, k) != off and s.method is not None and not method_info(s.method).lora:
             raise bad_value(k, getattr(s, k), f"is a LoRA option; it needs method='lora', 'qlora' or 'dora' (got method={s.method!r})")
+    if s.method is not None: check_lora_init(s.method, s)
     if s.offload_params and s.strategy not in ('zero3', 'fsdp'):
         raise bad_value('offload_params', True, f"parameter offload needs sharded parameters: use strategy='zero3' or 'fsdp' (got strategy={s.strategy!r})")
     if s.strategy == 'fsdp' and s.offload_params != s.offload_optimizer:

@@ -1,4 +1,5 @@
-"""List, measure, load, swap, merge and combine PEFT adapters.
+"""List, measure, load, swap, merge and combine PEFT adapters (and list lmtune's bottleneck adapters); write a merged
+model folder ready for serving.
 
 Docs: https://lmtune.github.io/lmtune/train/adapters.html.md"""
 
@@ -6,22 +7,26 @@ Docs: https://lmtune.github.io/lmtune/train/adapters.html.md"""
 
 # %% ../../nbs/train/06_adapters.ipynb #7bb518bb
 from __future__ import annotations
-import difflib, json, warnings
+import difflib, json, shutil, warnings
 from dataclasses import dataclass
 from pathlib import Path
-from ..settings import bad_value, check_bool, check_choice, check_positive
-from .records import ADAPTER_CONFIG, adapter_config_problem, safetensors_problem
+from ..settings import BOTTLENECK_PLACEMENTS, bad_value, check_bool, check_choice, check_positive
+from .bottleneck import (BOTTLENECK_CONFIG, bottleneck_summary, is_bottleneck_folder, merge_bottleneck,
+                                     read_bottleneck_config)
+from .records import (ADAPTER_CONFIG, RUN_RECORD, STAGING, TrainResult, adapter_config_problem,
+                                  check_output_dir, publish, read_json, run_inputs, safetensors_problem)
 
 # %% auto #0
 __all__ = ['WEIGHT_FILES', 'COMBINATION_TYPES', 'pickled_weights_message', 'adapter_dir', 'AdapterSize', 'adapter_size',
-           'AdapterInfo', 'list_adapters', 'adapter_table', 'check_adapter_fits', 'load_adapter', 'swap_adapter',
-           'merge_adapter', 'combine_adapters', 'save_adapter']
+           'reachable_base', 'AdapterInfo', 'list_adapters', 'adapter_table', 'check_adapter_fits', 'load_adapter',
+           'swap_adapter', 'merge_adapter', 'combine_adapters', 'save_adapter']
 
 # %% ../../nbs/train/06_adapters.ipynb #5c3d5375
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin") # what PEFT saves; lmtune reads only the first
 
-def _find_adapter_dirs(root:Path)->list:
-    return sorted(p.parent for p in Path(root).rglob(ADAPTER_CONFIG))
+def _find_adapter_dirs(root:Path, config:str=ADAPTER_CONFIG)->list:
+    "The folders under `root` that hold `config` (PEFT's adapter config, or `BOTTLENECK_CONFIG`)."
+    return sorted(p.parent for p in Path(root).rglob(config))
 
 def pickled_weights_message(pickle_file, # a pickled weights file (`adapter_model.bin`, `pytorch_model.bin`)
                             convert:str, # the one-line Python that writes the safetensors file
@@ -54,6 +59,8 @@ def adapter_dir(path, # a folder saved by `PeftModel.save_pretrained`
         raise ValueError(f"adapter path {str(p)!r} is a file. Fix: pass the folder that holds {ADAPTER_CONFIG}")
     if (p/ADAPTER_CONFIG).exists(): return p
     msg = f"{str(p)!r} has no {ADAPTER_CONFIG}, so it is not a PEFT adapter folder."
+    if is_bottleneck_folder(p): raise ValueError(msg + f" It holds lmtune's bottleneck adapters ({BOTTLENECK_CONFIG}): "
+                                                 "load them with lmtune.train.bottleneck.load_bottleneck(base, path)")
     inside = _find_adapter_dirs(p)
     if inside: msg += f" Adapters were found below it: {[str(d) for d in inside[:5]]}. Fix: pass one of those"
     elif (p/"config.json").exists(): msg += (" It holds a full model (config.json): load it with "
@@ -96,10 +103,13 @@ def _require_peft(model):
         raise TypeError(f"expected a peft.PeftModel, got a {type(model).__name__}. Fix: wrap the base model with "
                         "`load_adapter(base, path, name)` (or `peft.get_peft_model`) first")
 
-def adapter_size(path_or_model, # an adapter folder, or a `PeftModel`
+def adapter_size(path_or_model, # an adapter folder (PEFT's or lmtune's bottleneck adapters), or a `PeftModel`
                  name:str|None=None, # for a model: which loaded adapter (default: the active one)
                 )->AdapterSize:
     "Parameter count and size in bytes of a saved adapter (file size) or of a loaded one (tensor bytes)."
+    if is_bottleneck_folder(path_or_model):
+        b = bottleneck_summary(path_or_model)
+        return AdapterSize(b["n_params"], b["n_bytes"])
     if isinstance(path_or_model, (str, Path)):
         d = adapter_dir(path_or_model)
         return AdapterSize(_file_param_count(d), _adapter_weights(d).stat().st_size)
@@ -117,55 +127,85 @@ def _adapter_config(d:Path, what:str="load_adapter")->dict:
                                  "or save the adapter again (`save_adapter`)")
     return json.loads((d/ADAPTER_CONFIG).read_text())
 
+def reachable_base(base, # an adapter's `base_model_name_or_path`
+                  )->str|None:
+    "`base` as `from_pretrained` takes it: a local folder (expanded), or a name that is no path (a hub id); None: gone."
+    path_like = isinstance(base, str) and (base.startswith((".", "/", "~")) or base.count("/") > 1)
+    if not base or (path_like and not Path(base).expanduser().is_dir()): return None
+    return str(Path(base).expanduser()) if path_like else base
+
 # %% ../../nbs/train/06_adapters.ipynb #bf245b63
 @dataclass
 class AdapterInfo:
     "One adapter: where it is (folder or name in a model), its PEFT type, rank, targets and size."
     name: str  # its folder's name, or its name in the model
-    peft_type: str  # PEFT's name for the method, e.g. 'LORA'
+    peft_type: str  # PEFT's name for the method, e.g. 'LORA'; 'bottleneck' for lmtune's adapter layers
     r: int|None  # rank (LoRA family), else None
     lora_alpha: float|None  # LoRA scaling numerator, else None
-    target_modules: list  # the module names it adapts
+    target_modules: list  # the module names it adapts (bottleneck: the blocks it follows)
     size: AdapterSize  # its parameters and bytes
     path: str|None = None  # folder, for a saved adapter
     base_model: str|None = None  # `base_model_name_or_path` from its config
     active: bool|None = None  # for a loaded adapter: whether it is the active one
     problem: str|None = None  # for a saved adapter that cannot be loaded: why (pickled or damaged weights)
+    bottleneck_size: int|None = None  # for bottleneck adapters: the width of their down-projection
 
 def _targets(t)->list: return sorted(t) if isinstance(t, (list, set, tuple)) else ([t] if t else [])
 
-def list_adapters(path_or_model, # a folder (searched recursively for adapter folders) or a `PeftModel`
+def _peft_info(d:Path, name:str)->AdapterInfo:
+    "A saved PEFT adapter as a listing shows it; one that cannot be loaded is listed with the reason."
+    try: cfg = json.loads((d/ADAPTER_CONFIG).read_text())
+    except ValueError: cfg = {}
+    try: size, problem = adapter_size(d), adapter_config_problem(d)
+    except ValueError as e: size, problem = None, str(e)  # listed with the reason, so one bad folder hides nothing else
+    return AdapterInfo(name=name, peft_type=cfg.get("peft_type"), r=cfg.get("r"), lora_alpha=cfg.get("lora_alpha"),
+                       target_modules=_targets(cfg.get("target_modules")), size=size, path=str(d),
+                       base_model=cfg.get("base_model_name_or_path"), problem=problem)
+
+# %% ../../nbs/train/06_adapters.ipynb #adl00001
+def _bottleneck_info(d:Path, name:str)->AdapterInfo:
+    "A saved bottleneck adapter (`lmtune.train.bottleneck.save_bottleneck`) as a listing shows it."
+    try: b, problem = bottleneck_summary(d), None
+    except ValueError as e: b, problem = {}, str(e)
+    if not b:
+        try: b = json.loads((d/BOTTLENECK_CONFIG).read_text())
+        except ValueError: b = {}
+    size = AdapterSize(b["n_params"], b["n_bytes"]) if "n_params" in b else None
+    return AdapterInfo(name=name, peft_type=b.get("adapter_type"), r=None, lora_alpha=None, size=size, path=str(d),
+                       target_modules=list(BOTTLENECK_PLACEMENTS.get(b.get("bottleneck_placement"), ())),
+                       base_model=b.get("base_model_name_or_path"), problem=problem,
+                       bottleneck_size=b.get("bottleneck_size"))
+
+# %% ../../nbs/train/06_adapters.ipynb #adl00002
+def list_adapters(path_or_model, # a folder (searched for PEFT and bottleneck adapter folders) or a `PeftModel`
                  )->list:
-    "An `AdapterInfo` for every adapter saved under a folder, or loaded in a `PeftModel`."
+    "An `AdapterInfo` for every adapter saved under a folder (PEFT's and bottleneck ones) or loaded in a `PeftModel`."
     if isinstance(path_or_model, (str, Path)):
         root = Path(path_or_model)
-        if not root.exists(): raise FileNotFoundError(f"list_adapters: {str(root)!r} does not exist. Fix: check the path")
-        out = []
-        for d in _find_adapter_dirs(root):
-            try: cfg = json.loads((d/ADAPTER_CONFIG).read_text())
-            except ValueError: cfg = {}
-            try: size, problem = adapter_size(d), adapter_config_problem(d)
-            except ValueError as e: size, problem = None, str(e)  # listed with the reason, so one bad folder hides nothing else
-            out.append(AdapterInfo(name=str(d.relative_to(root)) if d != root else d.name, peft_type=cfg.get("peft_type"),
-                                   r=cfg.get("r"), lora_alpha=cfg.get("lora_alpha"), target_modules=_targets(cfg.get("target_modules")),
-                                   size=size, path=str(d), base_model=cfg.get("base_model_name_or_path"), problem=problem))
-        return out
+        if not root.exists():
+            raise FileNotFoundError(f"list_adapters: {str(root)!r} does not exist. Fix: check the path")
+        name = lambda d: str(d.relative_to(root)) if d != root else d.name
+        found = ([(d, _peft_info) for d in _find_adapter_dirs(root)]
+                 + [(d, _bottleneck_info) for d in _find_adapter_dirs(root, BOTTLENECK_CONFIG)])
+        return [info(d, name(d)) for d, info in sorted(found, key=lambda x: x[0])]
     _require_peft(path_or_model)
     active = path_or_model.active_adapter
     return [AdapterInfo(name=n, peft_type=str(getattr(c.peft_type, "value", c.peft_type)), r=getattr(c, "r", None),
-                        lora_alpha=getattr(c, "lora_alpha", None), target_modules=_targets(getattr(c, "target_modules", None)),
+                        lora_alpha=getattr(c, "lora_alpha", None),
+                        target_modules=_targets(getattr(c, "target_modules", None)),
                         size=adapter_size(path_or_model, n), base_model=c.base_model_name_or_path, active=n == active)
             for n, c in path_or_model.peft_config.items()]
 
-def adapter_table(path_or_model, # a folder (searched recursively for adapter folders) or a `PeftModel`
+def adapter_table(path_or_model, # a folder (searched for PEFT and bottleneck adapter folders) or a `PeftModel`
                  )->"pandas.DataFrame":
     "`list_adapters` as a DataFrame, one row per adapter."
     import pandas as pd
-    rows = [dict(name=a.name, type=a.peft_type, r=a.r, alpha=a.lora_alpha, targets=", ".join(a.target_modules),
-                 params=a.size.n_params if a.size else None, MiB=round(a.size.mb, 4) if a.size else None, active=a.active,
-                 path=a.path, problem=a.problem) for a in list_adapters(path_or_model)]
+    rows = [dict(name=a.name, type=a.peft_type, r=a.r, alpha=a.lora_alpha, bottleneck=a.bottleneck_size,
+                 targets=", ".join(a.target_modules), params=a.size.n_params if a.size else None,
+                 MiB=round(a.size.mb, 4) if a.size else None, active=a.active, path=a.path, problem=a.problem)
+            for a in list_adapters(path_or_model)]
     df = pd.DataFrame(rows)
-    return df.drop(columns=[c for c in ("active", "path", "problem") if c in df and df[c].isna().all()])
+    return df.drop(columns=[c for c in ("bottleneck", "active", "path", "problem") if c in df and df[c].isna().all()])
 
 # %% ../../nbs/train/06_adapters.ipynb #dba290b0
 def _in_out(module)->tuple|None:
@@ -280,29 +320,133 @@ def swap_adapter(model, # a `PeftModel`
     return model
 
 # %% ../../nbs/train/06_adapters.ipynb #d875ff32
-def merge_adapter(model, # a `PeftModel`
-                  name:str|None=None, # which adapter to merge (default: the active one)
-                  safe_merge:bool=True, # check for NaNs before merging
+def _is_4bit(model)->bool:
+    "Is the base held in 4 bits (bitsandbytes' `Params4bit`: a QLoRA base)?"
+    return any(type(p).__name__ == "Params4bit" for p in _base_of(model).parameters())
+
+def _nothing_to_merge(name:str, peft_type)->ValueError:
+    return ValueError(f"merge_adapter: {name!r} is a {peft_type} adapter, which adds virtual tokens and has no weights "
+                      "to merge. Fix: keep serving it as a PeftModel")
+
+def _merge_loaded(model, # a `PeftModel`
+                  name:str|None, # which adapter (default: the active one)
+                  safe_merge:bool, # check for NaNs first
                  ):
-    "The base model with adapter `name` merged into its weights (a plain `PreTrainedModel`; `model` is consumed)."
-    _require_peft(model)
-    check_bool("safe_merge", safe_merge)
+    "The base of `model` with adapter `name` merged in; `model` is consumed."
     name = _check_loaded_name(model, name or model.active_adapter)
-    if model.peft_config[name].is_prompt_learning:
-        raise ValueError(f"merge_adapter: {name!r} is a {model.peft_config[name].peft_type} adapter, which adds virtual "
-                         "tokens and has no weights to merge. Fix: keep serving it as a PeftModel")
+    if model.peft_config[name].is_prompt_learning: raise _nothing_to_merge(name, model.peft_config[name].peft_type)
+    if _is_4bit(model):
+        raise ValueError("merge_adapter: this model's base is held in 4 bits (a QLoRA base): merged there, W + BA "
+                         "would be rounded back to 4-bit NF4 and the merged model would not be the trained one. Fix: "
+                         "save the adapter (save_adapter(model, folder)) and merge the folder into the full-precision "
+                         "base: merge_adapter(folder, output_dir=...)")
     if safe_merge: _check_merge_finite(model, name)
     model.set_adapter(name)
     return model.merge_and_unload(safe_merge=safe_merge, adapter_names=[name])
 
+# %% ../../nbs/train/06_adapters.ipynb #mrg00001
 def _check_merge_finite(model, name:str):
-    "Raise before anything is merged if `W + delta W` of any layer would hold NaN or inf (PEFT checks layer by layer, merging as it goes)."
+    "Raise before anything is merged if `W + delta W` of a layer would hold NaN or inf (PEFT checks as it merges)."
     import torch
     for layer_name, m in model.named_modules():
         if hasattr(m, "get_delta_weight") and name in getattr(m, "lora_A", {}):
             if not torch.isfinite(m.get_base_layer().weight + m.get_delta_weight(name)).all():
-                raise ValueError(f"merge_adapter: merging {name!r} would put NaN or inf into {layer_name}; nothing was merged. "
-                                 "Fix: the adapter's weights are broken; use an earlier checkpoint of it")
+                raise ValueError(f"merge_adapter: merging {name!r} would put NaN or inf into {layer_name}; nothing was "
+                                 "merged. Fix: the adapter's weights are broken; use an earlier checkpoint of it")
+
+# %% ../../nbs/train/06_adapters.ipynb #mrg00003
+def _result_folder(r:TrainResult)->Path:
+    "The adapter folder of a run's result; a run that saved bottleneck adapters or full weights has none to merge."
+    out = Path(r.output_dir)
+    if is_bottleneck_folder(out): merge_bottleneck()
+    if not (out/ADAPTER_CONFIG).is_file():
+        raise bad_value("model", f"the TrainResult of method={r.method!r}", f"holds full weights ({out}), not an "
+                        "adapter: there is nothing to merge, and that folder loads with AutoModelForCausalLM as it is")
+    return out
+
+def _recorded_base(d:Path, base_model)->str:
+    "The base to merge adapter folder `d` into: `base_model`, else the one its config names, which must be reachable."
+    if base_model is not None:
+        if not isinstance(base_model, (str, Path)) or not str(base_model):
+            raise bad_value("base_model", base_model, "pass the base model's folder or hub id")
+        return str(base_model)
+    base = _adapter_config(d, "merge_adapter").get("base_model_name_or_path")
+    if reachable_base(base) is None:
+        raise bad_value("base_model", None, f"{d/ADAPTER_CONFIG} names the base {base!r}, which is not a model folder "
+                        "on this machine: pass base_model= the base's folder or hub id")
+    return reachable_base(base)
+
+# %% ../../nbs/train/06_adapters.ipynb #mrg00004
+def _merge_source(model, base_model)->tuple:
+    "`(adapter folder, base)` of a folder or `TrainResult`, `(None, None)` of a `PeftModel`; refuses what cannot merge."
+    if isinstance(model, TrainResult): model = _result_folder(model)
+    if not isinstance(model, (str, Path)):
+        _require_peft(model)
+        if base_model is not None:
+            raise bad_value("base_model", base_model, "is for an adapter folder; a PeftModel has its base")
+        return None, None
+    if is_bottleneck_folder(model): merge_bottleneck()
+    from peft import PeftConfig
+    d = adapter_dir(model)
+    cfg = PeftConfig.from_pretrained(str(d))
+    if cfg.is_prompt_learning: raise _nothing_to_merge(d.name, cfg.peft_type)
+    record = read_json(d/RUN_RECORD, "") if (d/RUN_RECORD).is_file() else {}
+    if record.get("method") == "qlora":
+        warnings.warn(f"merge_adapter: {d} was trained on a 4-bit (QLoRA) base; merged into the full-precision base, "
+                      "the model differs from the trained one by the base's 4-bit rounding, which the adapter was "
+                      "trained against")
+    return d, _recorded_base(d, base_model)
+
+def _merge_tokenizer(tokenizer, folder:Path|None, base:str|None):
+    "The tokenizer a merged folder gets: `tokenizer` (or its folder), else the adapter folder's, else the base's."
+    from transformers import AutoTokenizer
+    if tokenizer is not None and not isinstance(tokenizer, (str, Path)): return tokenizer
+    has_tok = folder is not None and any((folder/n).is_file() for n in ("tokenizer.json", "tokenizer_config.json"))
+    src = tokenizer if tokenizer is not None else folder if has_tok else base
+    if not src: raise bad_value("tokenizer", None, "the merged folder needs the model's tokenizer, and neither the "
+                                "adapter nor the model says where it is: pass tokenizer= (a tokenizer or its folder)")
+    return AutoTokenizer.from_pretrained(str(src))
+
+def _load_base(base:str):
+    "The base model in its saved precision (safetensors only), or an error that says what to pass instead."
+    from transformers import AutoModelForCausalLM
+    try: return AutoModelForCausalLM.from_pretrained(base, use_safetensors=True)
+    except OSError as e:
+        raise ValueError(f"merge_adapter: the base {base!r} could not be loaded ({type(e).__name__}: "
+                         f"{(str(e).splitlines() or [''])[0][:200]}). Fix: pass base_model= a local model folder with "
+                         "safetensors weights") from None
+
+# %% ../../nbs/train/06_adapters.ipynb #mrg00005
+def merge_adapter(model, # a `PeftModel`; or an adapter folder, or the `TrainResult` of an adapter run
+                  name:str|None=None, # which adapter to merge (default: the active one)
+                  safe_merge:bool=True, # check for NaNs before merging
+                  output_dir=None, # also write the merged model here: weights, config, tokenizer, model card
+                  base_model=None, # for an adapter folder: the base to merge into (default: the one its config names)
+                  tokenizer=None, # for `output_dir`: a tokenizer or its folder (default: the adapter's, else base's)
+                 ):
+    "The base with adapter `name` merged into its weights (a plain `PreTrainedModel`; a `PeftModel` is consumed)."
+    check_bool("safe_merge", safe_merge)
+    folder, base = _merge_source(model, base_model)
+    out, tok = None, None
+    if output_dir is not None:
+        src = base if folder is not None else model
+        out = check_output_dir(output_dir, src, "merged", run_inputs(src, adapter=folder))
+        tok = _merge_tokenizer(tokenizer, folder, base if folder is not None else _name_or_path(model))
+    if folder is not None: model = load_adapter(_load_base(base), folder, name or "default")
+    merged = _merge_loaded(model, name if folder is None else None, safe_merge)
+    if out is not None: _save_merged(merged, tok, out, folder)
+    return merged
+
+# %% ../../nbs/train/06_adapters.ipynb #mrg00006
+def _save_merged(merged, tok, out:Path, folder:Path|None):
+    "Write the merged model, its tokenizer and its model card into `out`, each file whole (`publish`)."
+    from lmtune.train.card import write_model_card
+    staging = out/STAGING
+    shutil.rmtree(staging, ignore_errors=True); staging.mkdir(parents=True)
+    merged.save_pretrained(str(staging)); tok.save_pretrained(str(staging))
+    publish(staging, out)
+    runs = folder is not None and (folder/RUN_RECORD).is_file()   # the adapter's run records describe the merged model
+    write_model_card(out, run=folder if runs else None, merged_from=folder)
 
 # %% ../../nbs/train/06_adapters.ipynb #f22f9caa
 COMBINATION_TYPES = ("cat", "svd", "linear", "ties", "ties_svd", "dare_linear", "dare_ties", "dare_linear_svd",

@@ -1,4 +1,4 @@
-"""Loading a model's config, tokenizer and weights; checking the sequence length and the attention kernel against it; and setting up each method (full, freeze, BitFit, LoRA, QLoRA, DoRA, prefix, IA3).
+"""Loading a model's config, tokenizer and weights; checking the sequence length and the attention kernel against it; and setting up each method (full, freeze, BitFit, LoRA, QLoRA, DoRA, prefix, IA3) and the LoRA variants (rsLoRA, PiSSA, OLoRA, LoftQ, LoRA+).
 
 Docs: https://lmtune.github.io/lmtune/train/model.html.md"""
 
@@ -6,18 +6,20 @@ Docs: https://lmtune.github.io/lmtune/train/model.html.md"""
 
 # %% ../../nbs/train/01_model.ipynb #04ee72a5
 from __future__ import annotations
-import copy, difflib, importlib.util, os, tempfile, warnings
+import copy, difflib, functools, importlib.util, os, tempfile, warnings
 from pathlib import Path
-from ..settings import (PRECISIONS, TRAINER_OPTIMIZERS, RunSettings, bad_value, check_choice, check_positive,
-                             method_info)
+from ..settings import (PRECISIONS, TRAINER_OPTIMIZERS, RunSettings, bad_value, check_choice, check_lora_init,
+                             check_positive, method_info)
 from .bottleneck import add_bottleneck_adapters
 from .records import TrainResult
 
 # %% auto #0
-__all__ = ['LEARNED_POSITION_FIELDS', 'ATTENTION_PACKAGES', 'DECODER_LAYER_PATHS', 'REQUIRES_GRAD_SETUP', 'weight_dtype',
-           'resolve_optim', 'check_weights_format', 'adapter_base', 'model_config', 'tokenizer_for', 'position_limit',
-           'check_seq_len', 'check_attention', 'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything',
-           'peft_config_for', 'qlora_quantization_config', 'prepare_method']
+__all__ = ['LEARNED_POSITION_FIELDS', 'ATTENTION_PACKAGES', 'DECODER_LAYER_PATHS', 'RESIDUAL_INITS', 'AFTER_WRAP_4BIT',
+           'REQUIRES_GRAD_SETUP', 'PARAM_GROUP_KEYS', 'weight_dtype', 'resolve_optim', 'check_weights_format',
+           'adapter_base', 'model_config', 'tokenizer_for', 'position_limit', 'check_seq_len', 'check_attention',
+           'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything', 'lora_init_weights',
+           'peft_config_for', 'qlora_quantization_config', 'prepare_method', 'lora_start', 'init_lora_variant',
+           'save_lora_for_base', 'loraplus_optimizer', 'loraplus_factory']
 
 # %% ../../nbs/train/01_model.ipynb #24960daf
 def _cuda()->bool:
@@ -98,17 +100,16 @@ def check_weights_format(folder, # a local model directory
 def adapter_base(model, # what a stage was given as its model
                 )->tuple|None:
     "`(base, adapter folder)` when `model` is a PEFT adapter folder (adapter_config.json, no config.json), else None."
-    from lmtune.train.adapters import ADAPTER_CONFIG, _adapter_config
+    from lmtune.train.adapters import ADAPTER_CONFIG, _adapter_config, reachable_base
     if not isinstance(model, (str, Path)) or not (Path(model) / ADAPTER_CONFIG).is_file() or (Path(model) / "config.json").exists(): return None
     d = Path(model)
     base = _adapter_config(d, f"model={str(model)!r} (a PEFT adapter folder)").get("base_model_name_or_path")
-    path_like = isinstance(base, str) and (base.startswith((".", "/", "~")) or base.count("/") > 1)
-    if not base or (path_like and not Path(base).expanduser().is_dir()):
+    if reachable_base(base) is None:
         raise bad_value("model", str(model), f"is a PEFT adapter folder ({ADAPTER_CONFIG}), not a model, and its base "
-                        f"(base_model_name_or_path={base!r}) is not a model folder on this machine. Pass the base model as model= "
-                        "with the adapter merged into it (lmtune.train.adapters.load_adapter, then merge_adapter), or fix "
-                        f"base_model_name_or_path in {d / ADAPTER_CONFIG}")
-    return str(Path(base).expanduser()) if path_like else base, d
+                        f"(base_model_name_or_path={base!r}) is not a model folder on this machine. Merge it into its base yourself "
+                        "(lmtune.train.adapters.merge_adapter(folder, base_model=..., output_dir=...)) and pass that "
+                        f"folder as model=, or fix base_model_name_or_path in {d / ADAPTER_CONFIG}")
+    return reachable_base(base), d
 
 # %% ../../nbs/train/01_model.ipynb #db5d4157
 def model_config(model, # a PreTrainedModel (or PeftModel), model directory, adapter folder, hub id or TrainResult
@@ -272,9 +273,21 @@ def train_everything(model, # the loaded model
     for p in model.parameters(): p.requires_grad_(True)
     return sum(p.numel() for p in model.parameters())
 
+# %% ../../nbs/train/01_model.ipynb #lv000002
+RESIDUAL_INITS = ("pissa", "olora") # inits that start the adapter on the top of each weight; the base keeps the rest
+AFTER_WRAP_4BIT = ("loftq", "pissa") # on a 4-bit base, set once PEFT has wrapped the model (its replace_lora_weights_*)
+
+def lora_init_weights(method:str, # the resolved method
+                      s:RunSettings, # the run
+                     ):
+    "PEFT's `init_lora_weights`: True (B = 0) by default and where `init_lora_variant` sets the start, else the name."
+    init = check_lora_init(method, s)
+    if init == "default" or (method_info(method).quantized_base and init in AFTER_WRAP_4BIT): return True
+    return init
+
 # %% ../../nbs/train/01_model.ipynb #bf3a41fb
 def peft_config_for(method:str, # a method whose table entry names a PEFT config
-                    s:RunSettings, # the run: rank, alpha, dropout, targets, virtual tokens
+                    s:RunSettings, # the run: rank, alpha, dropout, targets, LoRA variant, virtual tokens
                     model=None, # the model (or its config): IA3 needs it to pick its target modules
                    ):
     "The `PeftConfig` named by `method_info(method).peft_config`, built from the run's settings."
@@ -282,7 +295,8 @@ def peft_config_for(method:str, # a method whose table entry names a PEFT config
     m = method_info(method)
     if not m.peft: raise bad_value("method", method, "full, freeze and bitfit need no PeftConfig (they switch requires_grad)")
     if m.lora: kw = dict(r=s.lora_r, lora_alpha=s.lora_alpha or 2 * s.lora_r, lora_dropout=s.lora_dropout,
-                         target_modules=s.lora_target_modules, use_dora=s.use_dora or m.dora)
+                         target_modules=s.lora_target_modules, use_dora=s.use_dora or m.dora, use_rslora=s.use_rslora,
+                         init_lora_weights=lora_init_weights(method, s))
     elif m.peft_config == "PrefixTuningConfig": kw = dict(num_virtual_tokens=s.num_virtual_tokens)
     elif model is not None:   # IA3: the modules the estimators size (lmtune.catalog.IA3_TARGETS), not only PEFT's own table
         from lmtune.catalog import model_spec
@@ -319,3 +333,72 @@ def prepare_method(model, # the loaded model
     if m.peft: return peft_config_for(method, s, model)
     REQUIRES_GRAD_SETUP[m.name](model, s)
     return None
+
+# %% ../../nbs/train/01_model.ipynb #lv000008
+def lora_start(model, # a `PeftModel` before its first step
+              )->dict:
+    "A CPU copy of the adapter's weights now: the start `save_lora_for_base` takes out of a PiSSA/OLoRA adapter."
+    from peft import get_peft_model_state_dict
+    return {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()}
+
+def _local_base(model)->str|None:
+    "The local folder the base was loaded from (its full-precision safetensors), else None (PEFT: the hub cache)."
+    name = getattr(model.get_base_model(), "name_or_path", "") or ""
+    return name if Path(name).is_dir() else None
+
+def init_lora_variant(model, # the `PeftModel` the trainer made, before its first step
+                      method:str, # the resolved method
+                      s:RunSettings, # the run
+                     )->dict|None:
+    "LoftQ or PiSSA on a 4-bit base (PEFT's `replace_lora_weights_*`); `lora_start` for PiSSA and OLoRA, else None."
+    import peft
+    init = check_lora_init(method, s)
+    if method_info(method).quantized_base and init in AFTER_WRAP_4BIT:
+        getattr(peft, f"replace_lora_weights_{init}")(model, model_path=_local_base(model))
+    return lora_start(model) if init in RESIDUAL_INITS else None
+
+# %% ../../nbs/train/01_model.ipynb #lv000009
+def save_lora_for_base(model, # a `PeftModel`
+                       folder, # where the adapter goes
+                       start:dict|None=None, # `init_lora_variant`'s copy of the starting matrices; None: a plain save
+                       **kwargs, # `PeftModel.save_pretrained` arguments (e.g. `state_dict` under FSDP)
+                      ):
+    "Save the adapter for the original base: with `start`, a PiSSA/OLoRA adapter becomes plain LoRA of twice the rank."
+    if start is None: return model.save_pretrained(str(folder), **kwargs)
+    from safetensors.torch import save_file
+    with tempfile.TemporaryDirectory(prefix="lmtune-lora-start-") as tmp:
+        (Path(tmp) / "start").mkdir()
+        save_file(start, str(Path(tmp) / "start" / "adapter_model.safetensors"))
+        model.save_pretrained(str(folder), path_initial_model_for_weight_conversion=str(Path(tmp) / "start"), **kwargs)
+
+# %% ../../nbs/train/01_model.ipynb #lv000017
+PARAM_GROUP_KEYS = ("params", "model", "optimizer_dict") # `Trainer.get_optimizer_cls_and_kwargs` keys of optimizers
+                                                          # that group the parameters themselves (GaLore, LOMO, ...)
+
+def loraplus_optimizer(model, # a `PeftModel` with LoRA adapters
+                       s:RunSettings, # the run: `loraplus_lr_ratio`, `optim`, `weight_decay`
+                       learning_rate:float, # the run's learning rate (the A matrices')
+                       args=None, # the trainer's `TrainingArguments` (its optimizer and arguments); None: from `s`
+                      ):
+    "LoRA+: PEFT's `create_loraplus_optimizer` (B at `learning_rate` x `loraplus_lr_ratio`) in the Trainer's optimizer."
+    from peft.optimizers import create_loraplus_optimizer
+    from transformers import Trainer, TrainingArguments
+    if not s.loraplus_lr_ratio: raise bad_value("loraplus_lr_ratio", s.loraplus_lr_ratio, "set it (e.g. 16) for LoRA+")
+    if not hasattr(model, "peft_config"):
+        raise bad_value("model", type(model).__name__, "LoRA+ needs the PeftModel the trainer trains")
+    if args is None: args = TrainingArguments(output_dir=tempfile.gettempdir(), optim=resolve_optim(s.optim),
+                                              learning_rate=learning_rate, use_cpu=not _cuda(), report_to="none")
+    cls, kw = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    if set(kw) & set(PARAM_GROUP_KEYS) or not isinstance(cls, type):
+        raise bad_value("optim", args.optim, "groups the parameters itself, so LoRA+ cannot give the B matrices their "
+                        "rate; use an AdamW optimizer")
+    kw.pop("lr", None)
+    return create_loraplus_optimizer(model, cls, lr=learning_rate, loraplus_lr_ratio=s.loraplus_lr_ratio,
+                                     loraplus_weight_decay=s.weight_decay, **kw)
+
+def loraplus_factory(s:RunSettings, # the run
+                     learning_rate:float, # its learning rate
+                     args=None, # the trainer's `TrainingArguments`
+                    )->tuple:
+    "`(factory, {})` for a Trainer's `optimizer_cls_and_kwargs`: it makes the LoRA+ optimizer on the model it trains."
+    return (lambda: functools.partial(loraplus_optimizer, s=s, learning_rate=learning_rate, args=args), {})
