@@ -17,8 +17,9 @@ __all__ = ['ADJECTIVES', 'AGENTS', 'OBJECTS', 'VERBS_T', 'VERBS_I', 'ADVERBS', '
            'JOBS', 'HERBS', 'AILMENT_KINDS', 'AILMENTS', 'SYMPTOMS', 'FORMS', 'GENERAL_MIX', 'REVERSE_WORDS', 'TASKS',
            'GENERAL_TASKS', 'DOMAIN_TASKS', 'FACT_TASKS', 'IF_KINDS', 'CORPUS_KINDS', 'City', 'Person', 'Remedy',
            'World', 'make_world', 'general_corpus', 'domain_corpus', 'Question', 'questions', 'instruction_set',
-           'preference_set', 'multiple_choice_set', 'instruction_following_set', 'follows', 'normalize_answer',
-           'exact_match', 'to_messages', 'make_corpus', 'write_corpus']
+           'preference_set', 'multiple_choice_set', 'feedback_set', 'verifiable_set', 'arithmetic_answer',
+           'instruction_following_set', 'follows', 'normalize_answer', 'exact_match', 'to_messages', 'make_corpus',
+           'write_corpus']
 
 # %% ../nbs/01_corpus.ipynb #8d264d4c
 ADJECTIVES = ("quiet old young bright dark heavy small tall narrow wide gentle clever tired busy cold warm silver golden "
@@ -356,6 +357,37 @@ def multiple_choice_set(n:int=200, # number of questions
         out.append(dict(question=q.prompt, choices=choices, answer=choices.index(q.answer)))
     return out
 
+# %% ../nbs/01_corpus.ipynb #rl000002
+def feedback_set(n:int=500, # number of rows
+                 seed:int=0, # which questions, labels and wrong answers
+                 tasks=GENERAL_TASKS, # task names
+                 world:World|int=0, # the world (or its seed)
+                )->list[dict]:
+    "Prompt/completion/label rows (TRL's KTO format): True for the right answer, False for a plausible wrong one."
+    rng = random.Random(f"feedback-{seed}")
+    labels = [i % 2 == 0 for i in range(n)]; rng.shuffle(labels)
+    return [dict(prompt=q.prompt, completion=q.answer if ok else rng.choice(q.wrong), label=ok)
+            for q, ok in zip(questions(n, seed, tasks, world), labels)]
+
+def verifiable_set(n:int=500, # number of questions
+                   seed:int=0, # which questions
+                   tasks=GENERAL_TASKS, # task names
+                   world:World|int=0, # the world (or its seed)
+                  )->list[dict]:
+    "Prompt/answer rows for RL with a verifiable reward: a reward function checks a generated answer against `answer`."
+    return [dict(prompt=q.prompt, answer=q.answer) for q in questions(n, seed, tasks, world)]
+
+# %% ../nbs/01_corpus.ipynb #rl000003
+_ARITHMETIC = re.compile(r"What is (\d+) (plus|minus) (\d+)\?") # the wording of the "add" and "subtract" tasks
+
+def arithmetic_answer(prompt:str, # a prompt, e.g. 'What is 7 plus 5?'
+                     )->str|None:
+    "The answer of an arithmetic question of `questions`, computed from its wording; None for any other prompt."
+    m = _ARITHMETIC.search(str(prompt))
+    if m is None: return None
+    a, b = int(m[1]), int(m[3])
+    return str(a + b if m[2] == "plus" else a - b)
+
 # %% ../nbs/01_corpus.ipynb #a693523b
 IF_KINDS = { # kind -> (the instruction added to the prompt, with {value}; how `follows` checks it)
     "max_words": ("Answer in at most {value} words.", "the answer has at most `value` words"),
@@ -428,7 +460,8 @@ def to_messages(row:dict, # an instruction row (`prompt`, `response`)
 
 # %% ../nbs/01_corpus.ipynb #b83cda7a
 CORPUS_KINDS = {"general": general_corpus, "domain": domain_corpus, "instruction": instruction_set,
-                "preference": preference_set, "multiple_choice": multiple_choice_set}
+                "preference": preference_set, "multiple_choice": multiple_choice_set, "feedback": feedback_set,
+                "verifiable": verifiable_set}
 
 def make_corpus(kind:str, # one of `CORPUS_KINDS`
                 n:int=1000, # number of rows

@@ -16,7 +16,7 @@ __all__ = ['BUILTIN_DATA', 'HUB_PROBE_S', 'builtin_data', 'resolve_data', 'hub_r
            'resolve_specs']
 
 # %% ../nbs/04_specs.ipynb #5829de11
-BUILTIN_DATA = ('general', 'domain', 'instruction', 'preference') # kinds of `lmtune.corpus.CORPUS_KINDS` that train
+BUILTIN_DATA = ('general', 'domain', 'instruction', 'preference', 'feedback', 'verifiable') # `corpus.CORPUS_KINDS` that train
 
 def _spec(source:str)->tuple:
     "'builtin:instruction?n=50&tasks=domain' -> ('instruction', {'n': 50, 'tasks': 'domain'}), values read as YAML."
@@ -46,7 +46,8 @@ def builtin_data(source:str, # 'builtin:KIND?option=value&...'
         opts['tasks'] = groups.get(t) or tuple(x.strip() for x in str(t).split(','))
     fn = {'general': corpus.general_corpus, 'domain': corpus.domain_corpus, 'instruction': corpus.instruction_set,
           'preference': corpus.preference_set, 'multiple_choice': corpus.multiple_choice_set,
-          'instruction_following': corpus.instruction_following_set}[kind]
+          'instruction_following': corpus.instruction_following_set, 'feedback': corpus.feedback_set,
+          'verifiable': corpus.verifiable_set}[kind]
     return fn(**opts)
 
 def resolve_data(source:str|None, # a file path or builtin:KIND
@@ -61,7 +62,6 @@ def resolve_data(source:str|None, # a file path or builtin:KIND
         raise bad_value(arg, source, f"no such file ({p.resolve()}); pass a .jsonl/.json/.csv/.parquet/.txt file or "
                         f"builtin:KIND (KIND one of {', '.join(BUILTIN_DATA)})")
     return str(p)
-
 
 # %% ../nbs/04_specs.ipynb #8e9736a4
 HUB_PROBE_S = 1.5 # seconds to wait for the hub's host to accept a connection

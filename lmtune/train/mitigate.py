@@ -29,7 +29,14 @@ def check_mitigations(s:RunSettings, # the run
     if not on: return
     k = next(iter(on))
     if stage == "pretrain": raise bad_value(k, on[k], "pretraining from scratch has no base to keep: set it to 0")
-    if stage == "dpo": raise bad_value(k, on[k], "DPO already pulls toward its reference model: raise beta instead, or set it to 0")
+    if stage in ("dpo", "kto", "grpo"):
+        grpo = " (GRPO: set beta > 0)" if stage == "grpo" else ""
+        raise bad_value(k, on[k], f"{stage.upper()} already pulls toward its reference model with beta{grpo}: raise beta "
+                        "instead, or set it to 0")
+    if stage == "orpo":
+        raise bad_value(k, on[k], "ORPO (TRL's experimental ORPOTrainer) returns no logits for the KL term, lmtune has not "
+                        "tested the anchors with its loss, and its SFT term keeps the model on the chosen answers: set it "
+                        "to 0, or train sft with it first, then dpo")
     if s.kl_to_base_weight and s.use_liger_kernel:
         raise bad_value("kl_to_base_weight", s.kl_to_base_weight, "needs the logits, which use_liger_kernel=True never builds: "
                         "turn one of them off")

@@ -23,33 +23,35 @@ from .records import (ADAPTER_CONFIG, DIVERGED_FILE, NON_TRAINING_FIELDS, RECOVE
                                   check_output_dir, clear_leftovers, data_fingerprint, disk_full, last_checkpoint,
                                   move_previous_run_aside, no_room, PREVIOUS_RUN, publish, read_json, restore_previous_run, run_changes,
                                   run_record, safetensors_problem, write_atomic, write_json)
-from .rows import (_dpo_rows, _load, _report_long_rows, _sft_replay_rows, _sft_tokenized, _split,
-                               _text_rows, sft_rows, trainable_rows)
+from .rows import (_dpo_rows, _grpo_rows, _kto_rows, _load, _report_long_rows, _sft_replay_rows, _sft_tokenized,
+                               _split, _text_rows, sft_rows, trainable_rows)
 
 # %% auto #0
-__all__ = ['LR_PRESETS', 'ADAPTER_LR', 'DPO_LR_SCALE', 'STAGE_DATA', 'CHECKPOINT_STATE', 'preset_learning_rate',
-           'learning_rate_for', 'TrainingOOM', 'device_gpu', 'oom_message', 'Run', 'plan_run', 'text_data', 'sft_data',
-           'dpo_data', 'check_model', 'resume_point', 'check_monitor', 'check_memory', 'check_disk', 'preflight',
-           'claimed_output_dir', 'files_on_claim', 'trainer_arguments', 'make_trainer', 'diverged_message',
-           'train_steps', 'save_final', 'finish', 'load_weights', 'final_save_problem', 'saved_result',
-           'complete_final_save', 'train', 'run_stage', 'load_model', 'progress_bars']
+__all__ = ['LR_PRESETS', 'ADAPTER_LR', 'DPO_LR_SCALE', 'POLICY_STAGES', 'STAGE_DATA', 'ROW_COUNTS', 'CHECKPOINT_STATE',
+           'preset_learning_rate', 'learning_rate_for', 'TrainingOOM', 'device_gpu', 'oom_message', 'Run', 'plan_run',
+           'text_data', 'sft_data', 'dpo_data', 'kto_data', 'grpo_data', 'check_model', 'resume_point', 'check_monitor',
+           'check_memory', 'check_disk', 'preflight', 'claimed_output_dir', 'files_on_claim', 'trainer_arguments',
+           'make_trainer', 'diverged_message', 'train_steps', 'save_final', 'finish', 'load_weights',
+           'final_save_problem', 'saved_result', 'complete_final_save', 'train', 'run_stage', 'load_model',
+           'progress_bars']
 
 # %% ../../nbs/train/04_recipe.ipynb #bfc06103
 LR_PRESETS = {"pretrain": 3e-4, "continued": 3e-5, "finetune": 1e-5} # full-weight methods (full, freeze)
 ADAPTER_LR = {"lora": 2e-4, "dora": 2e-4, "qlora": 2e-4, "prefix": 1e-2, "ia3": 3e-3, "bitfit": 5e-4, # new or few parameters
               "bottleneck": 1e-4} # AdapterHub's examples
 DPO_LR_SCALE = 0.1 # DPO moves a policy away from a reference: 10x gentler than SFT
+POLICY_STAGES = ("dpo", "kto", "orpo", "grpo") # stages DPO_LR_SCALE applies to (TRL's defaults for all four are 1e-6, SFT's 2e-5)
 
 def preset_learning_rate(preset:str, # "pretrain", "continued" or "finetune"
                          method:str="full", # training method
-                         stage:str="sft", # the stage, for the DPO scale
+                         stage:str="sft", # the stage, for the scale of `POLICY_STAGES`
                         )->float:
     "The learning rate lmtune uses when none is given: the preset for full-weight methods, the method's own rate otherwise."
     check_choice("lr_preset", preset, tuple(LR_PRESETS))
     m, st = method_info(method), stage_info(stage)
     if preset == "pretrain" and m.name != "full":
         raise ValueError(f"lr_preset='pretrain' with method={method!r}: pretraining from scratch trains every weight; use method='full'.")
-    return ADAPTER_LR.get(m.name, LR_PRESETS[preset]) * (DPO_LR_SCALE if st.name == "dpo" else 1.0)
+    return ADAPTER_LR.get(m.name, LR_PRESETS[preset]) * (DPO_LR_SCALE if st.name in POLICY_STAGES else 1.0)
 
 def learning_rate_for(s:RunSettings, # the run
                       stage:str, # its stage
@@ -116,11 +118,45 @@ def _kept_after_oom(out:Path)->str:
     return (f"Nothing up to {ckpt} is lost: the same call resumes from it, and so does one that only lowers batch_size while "
             "raising gradient_accumulation_steps by the same factor, or turns on gradient_checkpointing.")
 
+# %% ../../nbs/train/04_recipe.ipynb #rl200001
+def _check_stage(s:RunSettings, stage:str, packing:bool, has_eval:bool):
+    "What the preference and RL stages need of the settings: a positive beta, whole rows, KTO's pairs, GRPO's groups."
+    if stage in ("dpo", "kto", "orpo") and not s.beta > 0:
+        raise bad_value("beta", s.beta, f"{stage} needs a positive beta, the strength of its preference term (0 "
+                        "switches the term off); use e.g. 0.1")
+    if stage in ("kto", "orpo", "grpo") and packing:
+        raise bad_value("padding_free" if s.padding_free else "packing", True, f"{stage} trains on whole rows "
+                        "(TRL's trainer for it does not pack them): set it to False")
+    if stage == "kto" and s.batch_size < 2:
+        raise bad_value("batch_size", s.batch_size, "KTO estimates its KL term by pairing each completion with another "
+                        "row's prompt of the same micro-batch (TRL's KTOTrainer): use batch_size >= 2")
+    if stage == "grpo": _check_grpo(s, has_eval)
+
+# %% ../../nbs/train/04_recipe.ipynb #rl200002
+def _check_grpo(s:RunSettings, has_eval:bool):
+    "GRPO: groups of at least 2 completions that fill each step exactly, no evaluation."
+    G = s.num_generations
+    n = s.batch_size * s.gradient_accumulation_steps * s.data_parallel # completions per optimizer step
+    if G < 2: raise bad_value("num_generations", G, "GRPO compares the completions of one prompt with each other: use "
+                              "at least 2 (TRL's default is 8)")
+    if has_eval or s.early_stopping:
+        raise ValueError("grpo takes no evaluation data and stops by no eval loss (a loss on held-out prompts does not "
+                         "measure progress: the reward does): set eval_fraction=0 and early_stopping=None")
+    if n % G == 0: return
+    up = lambda k: next(x for x in range(k, k + G + 1) if x * n // k % G == 0) # the smallest value >= k that fits
+    fewer = [g for g in range(G - 1, 1, -1) if n % g == 0][:2]
+    raise ValueError(f"num_generations={G}: each optimizer step trains batch_size={s.batch_size} x "
+                     f"gradient_accumulation_steps={s.gradient_accumulation_steps} x {s.data_parallel} data-parallel "
+                     f"GPU(s) = {n} completions, which TRL's GRPOTrainer splits into groups of num_generations={G} "
+                     f"completions of one prompt: {n} must be a multiple of {G}. Fix: batch_size={up(s.batch_size)}, or "
+                     f"gradient_accumulation_steps={up(s.gradient_accumulation_steps)}"
+                     + (f", or num_generations={' or '.join(map(str, fewer))}" if fewer else ""))
+
 # %% ../../nbs/train/04_recipe.ipynb #eef6b340
 @dataclass
 class Run:
     "A stage's plan: everything decided and checked before a model loads or a file is written."
-    stage:str # pretrain, continue_pretraining, sft or dpo
+    stage:str # pretrain, continue_pretraining, sft, dpo, kto, orpo or grpo
     s:RunSettings # the run's settings, checked
     method:str # resolved (`s.method` or the stage's default)
     lr:float # resolved (`learning_rate_for`)
@@ -140,6 +176,8 @@ class Run:
     on_claim:list = field(default_factory=list) # called with the output folder once the run owns it
     recovering:bool = False # resuming after a divergence with new recovery settings
     moved:bool = False # the claim moved an earlier run aside (resume=False)
+    reward:object = None # GRPO: the reward function (`lmtune.train.rewards.check_reward`)
+    reward_name:str|None = None # GRPO: how the run record names it
 
     @property
     def out(self)->Path:
@@ -184,7 +222,7 @@ def _check_combinations(s:RunSettings, stage:str, method:str, has_eval:bool, has
         where = "" if stage in ("continue_pretraining", "sft") else f" ({stage} mixes no replay: set replay_fraction=0)"
         raise ValueError(f"replay_fraction={s.replay_fraction} needs replay_data (general text, e.g. lmtune.corpus.general_corpus(2000)){where}.")
 
-def plan_run(stage:str, # pretrain, continue_pretraining, sft or dpo
+def plan_run(stage:str, # one of `lmtune.settings.STAGES`
              settings=None, # a RunSettings or a dict
              kwargs:dict|None=None, # RunSettings fields given as keywords
              callbacks=None, # the stage's `callbacks`
@@ -206,6 +244,7 @@ def plan_run(stage:str, # pretrain, continue_pretraining, sft or dpo
     if tokenizer is not None and not isinstance(tokenizer, (str, Path)) and not callable(tokenizer):
         raise bad_value("tokenizer", tokenizer, "pass a transformers tokenizer or the folder it was saved in")
     packing = resolve_packing(s, st.name)
+    _check_stage(s, st.name, packing, has_eval or s.eval_fraction > 0)
     _check_combinations(s, st.name, method, has_eval or s.eval_fraction > 0, has_replay, packing)
     check_mitigations(s, st.name, method)
     check_bool("overwrite_output_dir", overwrite_output_dir)
@@ -261,7 +300,65 @@ def dpo_data(run:Run, # the checked `Run`; gets train_ds and eval_ds
     else: ds, ev = _split(ds, s.eval_fraction, s.seed)
     run.train_ds, run.eval_ds = ds, ev
 
-STAGE_DATA = {"pretrain": text_data, "continue_pretraining": text_data, "sft": sft_data, "dpo": dpo_data} # each stage's data step
+def kto_data(run:Run, # the checked `Run`; gets train_ds and eval_ds
+             data, # rows with prompt, completion and label (True: desirable)
+             eval_data=None, # held-out rows; None: `eval_fraction` of the rows
+             replay_data=None, # unused: KTO mixes no replay
+             tok=None, # the run's tokenizer (with a chat template the rows become chat turns)
+            ):
+    "KTO: prompt/completion/label rows with both labels, shuffled once with the run's seed, and the held-out rows."
+    s = run.s
+    ds = _kto_rows(data, tok, "data", run.on_bad_rows).shuffle(seed=s.seed) # TRL reads rows in order: mix the labels
+    if eval_data is not None: ev = _kto_rows(eval_data, tok, "eval_data", run.on_bad_rows)
+    else: ds, ev = _split(ds, s.eval_fraction, s.seed)
+    run.train_ds, run.eval_ds = ds.flatten_indices(), ev
+
+# %% ../../nbs/train/04_recipe.ipynb #rl200004
+def _prompt_tokens(ds, tok)->list:
+    "Tokens of each prompt as the model sees it (chat prompts with the generation prompt)."
+    if not isinstance(ds[0]["prompt"], list): return list(map(len, tok(ds["prompt"], add_special_tokens=False)["input_ids"]))
+    chat = lambda p: tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    return [len(chat(p)) for p in ds["prompt"]]
+
+def _check_reward_fits(run:Run, ds):
+    "The prompts hold the columns the reward reads, and only prompts a built-in reward can score (its `accepts`)."
+    from lmtune.train.rewards import message_text, reward_columns
+    if missing := [c for c in reward_columns(run.reward) if c not in ds.column_names]:
+        where = " (lmtune.corpus.verifiable_set has one)" if missing[0] == "answer" else ""
+        raise ValueError(f"reward={run.reward_name!r} reads the prompt column {missing[0]!r}, which prompts lacks (its "
+                         f"columns: {ds.column_names}). Fix: give every row its {missing[0]!r}{where}, or another reward")
+    accepts = getattr(run.reward, "accepts", bool)
+    if bad := [i for i, p in enumerate(ds["prompt"]) if not accepts(message_text(p))][:1]:
+        raise ValueError(f"reward={run.reward_name!r} scores {run.reward.scores}; prompts row {bad[0]} "
+                         f"({message_text(ds[bad[0]]['prompt'])!r}) is not one. Fix: pass only such prompts, or another "
+                         "reward")
+
+# %% ../../nbs/train/04_recipe.ipynb #rl200007
+def grpo_data(run:Run, # the checked `Run`, with its reward; gets train_ds
+              data, # rows with 'prompt' and the columns the reward reads
+              eval_data=None, # unused: GRPO takes no evaluation data
+              replay_data=None, # unused: GRPO mixes no replay
+              tok=None, # the run's tokenizer (with a chat template a prompt becomes a user turn)
+             ):
+    "GRPO: the prompt rows with the columns the reward reads, those of at most seq_len tokens, enough for a step."
+    s, ds = run.s, _grpo_rows(data, tok, "prompts", run.on_bad_rows)
+    _check_reward_fits(run, ds)
+    n, lens = len(ds), _prompt_tokens(ds, tok)
+    ds = ds.select([i for i, k in enumerate(lens) if k <= s.seq_len])
+    run.rows_dropped = n - len(ds)
+    per_step = s.batch_size * s.gradient_accumulation_steps * s.data_parallel // s.num_generations # prompts a step draws
+    if not len(ds): raise ValueError(f"seq_len={s.seq_len}: every prompt is longer than that (GRPO's seq_len is the "
+                                     f"longest prompt; the shortest has {min(lens)} tokens). Fix: raise seq_len")
+    if run.rows_dropped: warnings.warn(f"{run.rows_dropped} of {n} prompts dropped: they are longer than seq_len="
+                                       f"{s.seq_len} tokens (GRPO's longest prompt). Raise seq_len to keep them.")
+    if len(ds) < per_step:
+        raise ValueError(f"prompts has {len(ds)} usable rows, but each step draws {per_step} different prompts "
+                         "(batch_size x gradient_accumulation_steps x data-parallel GPUs / num_generations): TRL would not take a "
+                         f"single step. Fix: give at least {per_step} prompts, or a smaller batch_size")
+    run.train_ds, run.eval_ds = ds, None
+
+STAGE_DATA = {"pretrain": text_data, "continue_pretraining": text_data, "sft": sft_data, "dpo": dpo_data,
+              "kto": kto_data, "orpo": dpo_data, "grpo": grpo_data} # each stage's data step
 
 # %% ../../nbs/train/04_recipe.ipynb #af7879a9
 def check_model(run:Run, # the checked `Run`
@@ -269,17 +366,27 @@ def check_model(run:Run, # the checked `Run`
                ):
     "Refuse a `seq_len` the model cannot take, an attention it cannot run and a `trainable_layers` it does not have, from its config."
     check_seq_len(config, run.s.seq_len)
+    if run.stage == "grpo": _check_completion_length(config, run.s)
     check_attention(config, run.s.attn_implementation)
     n = getattr(config, "num_hidden_layers", None)
     if run.method == "freeze" and isinstance(n, int) and run.s.trainable_layers > n:
         raise bad_value("trainable_layers", run.s.trainable_layers, f"the model has {n} decoder layers; pass at most {n} (or method='full')")
+
+def _check_completion_length(config, s:RunSettings):
+    "GRPO: a prompt of seq_len tokens and a completion of max_completion_length must fit the model's positions."
+    from lmtune.train.model import position_limit
+    lim, total = position_limit(config), s.seq_len + s.max_completion_length
+    if lim and total > lim[1]:
+        raise bad_value("max_completion_length", s.max_completion_length, f"a prompt of up to seq_len={s.seq_len} tokens and its "
+                        f"completion need {total} positions, and the model has {lim[0]}={lim[1]}: lower max_completion_length or seq_len")
 
 def resume_point(run:Run, # the checked `Run`, with its data and `model_fp`; gets `record` and `ckpt`
                  model, # what the run starts from
                 )->Run:
     "Check the output folder; find the checkpoint to continue from; refuse one of a different run or of a run that went further. Reads only."
     s, out = run.s, check_output_dir(run.s.output_dir, model, run.stage, run.inputs, run.overwrite)
-    if run.record is None: run.record = run_record(run.stage, run.method, run.lr, s, run.model_fp, data_fingerprint(run.train_ds))
+    data_fp = data_fingerprint(run.train_ds) + (f", scored by {run.reward_name}" if run.reward_name else "")
+    if run.record is None: run.record = run_record(run.stage, run.method, run.lr, s, run.model_fp, data_fp)
     run.ckpt = None
     if s.resume is False: return run # start over: the earlier run is moved aside by `claimed_output_dir`
     here = _run_folder(out)
@@ -356,8 +463,9 @@ def check_memory(run:Run, # the checked `Run`
 def _checkpoints_kept(run:Run)->int:
     "Checkpoints on disk at once: those the run has left to write, at most save_total_limit."
     s = run.s
+    rows = lambda: len(run.train_ds) * (s.num_generations if run.stage == "grpo" else 1) # GRPO: num_generations per prompt
     steps = s.max_steps if s.max_steps > 0 else math.ceil(s.num_epochs) * math.ceil(
-        len(run.train_ds) / (s.batch_size * s.gradient_accumulation_steps * s.data_parallel))
+        rows() / (s.batch_size * s.gradient_accumulation_steps * s.data_parallel))
     n = math.ceil(max(steps - (int(Path(run.ckpt).name.split("-")[-1]) if run.ckpt else 0), 0) / s.save_steps)
     return min(n, s.save_total_limit) if s.save_total_limit else n
 
@@ -458,7 +566,7 @@ def _previous_run_dropper(out:Path):
 # %% ../../nbs/train/04_recipe.ipynb #af7879b3
 def trainer_arguments(run:Run, # the checked `Run`
                      )->dict:
-    "`SFTConfig`/`DPOConfig` keyword arguments for the run."
+    "The keyword arguments of the run's TRL config: `SFTConfig`, `DPOConfig`, `KTOConfig`, `ORPOConfig` or `GRPOConfig`."
     s, stage, has_eval = run.s, run.stage, run.eval_ds is not None
     precision = _precision_for(s.precision, run.method, stage)
     eval_steps = s.eval_steps or s.save_steps
@@ -476,17 +584,31 @@ def trainer_arguments(run:Run, # the checked `Run`
               trust_remote_code=s.trust_remote_code, max_length=s.seq_len)
     if s.early_stopping: kw.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
     if stage == "dpo": return dict(kw, beta=s.beta, padding_free=s.padding_free)
+    if stage == "kto": return dict(kw, beta=s.beta)
+    if stage == "orpo": # its pair collator needs every column; `_count_pair_tokens` counts the pairs' tokens
+        return dict(kw, beta=s.beta, include_num_input_tokens_seen="no", remove_unused_columns=False)
+    if stage == "grpo": # no max_length: prompts of at most seq_len tokens (`grpo_data`); TRL counts the tokens itself
+        return dict({k: v for k, v in kw.items() if k != "max_length"}, beta=s.beta, num_generations=s.num_generations,
+                    max_completion_length=s.max_completion_length, include_num_input_tokens_seen="no")
     text = stage_info(stage).text_data
     return dict(kw, packing=run.packing, packing_strategy="wrapped" if text else "bfd", padding_free=s.padding_free and not (run.packing and text),
                 completion_only_loss=s.completion_only_loss if stage == "sft" else None)
 
+def _uniform_loss(run:Run, model)->tuple:
+    "`(loss, name)` of a model that no longer tells its outputs apart, in the stage's loss; `(None, None)` for GRPO."
+    head = model.get_output_embeddings()
+    v = head.weight.shape[0] if head is not None else model.config.vocab_size
+    if run.stage == "dpo": return math.log(2), "ln(2)" # -log sigmoid(0): a policy equal to its reference
+    if run.stage == "kto": return 0.5, "1 - sigmoid(0)" # each row's loss when the policy equals its reference
+    if run.stage == "orpo": return math.log(v) + run.s.beta * math.log(2), f"ln({v}) + beta ln(2)" # odds ratio 1
+    if run.stage == "grpo": return None, None
+    return math.log(v), f"ln({v})"
+
 def _guard_for(run:Run, model):
-    "The `DivergenceGuard` in the user's callbacks, else a new one; it learns the loss of a uniform guess for this model."
-    guard = next((c for c in run.callbacks if isinstance(c, DivergenceGuard)), None) or DivergenceGuard.callback()
-    if guard.uniform_loss is None:
-        head = model.get_output_embeddings()
-        v = 2 if run.stage == "dpo" else (head.weight.shape[0] if head is not None else model.config.vocab_size) # DPO: a policy equal to its reference
-        guard.uniform_loss, guard.uniform_name = math.log(v), f"ln({v})"
+    "The `DivergenceGuard` in the user's callbacks, else a new one (GRPO's: no spike check); it learns the collapsed loss."
+    guard = next((c for c in run.callbacks if isinstance(c, DivergenceGuard)), None)
+    if guard is None: guard = DivergenceGuard.callback(**({"spike_sigmas": None} if run.stage == "grpo" else {}))
+    if guard.uniform_loss is None: guard.uniform_loss, guard.uniform_name = _uniform_loss(run, model)
     return guard
 
 def make_trainer(run:Run, # the checked `Run`, with its data
@@ -495,7 +617,7 @@ def make_trainer(run:Run, # the checked `Run`, with its data
                  peft_config=None, # the `PeftConfig` from `prepare_method`; None: full, freeze and bitfit
                  ref_model=None, # the reference policy; None: the adapter-free base (adapter methods) or a frozen copy (full)
                 )->tuple:
-    "`(trainer, guard)`: the TRL trainer for the run (`DPOTrainer` for dpo, `SFTTrainer` otherwise) and the `DivergenceGuard` watching it."
+    "`(trainer, guard)`: the TRL trainer of the run's stage (`_trl_trainer`) and the `DivergenceGuard` watching it."
     from transformers import EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback
     s = run.s
@@ -507,13 +629,7 @@ def make_trainer(run:Run, # the checked `Run`, with its data
     stop_early = [EarlyStoppingCallback(early_stopping_patience=s.early_stopping, early_stopping_threshold=s.early_stopping_threshold)] if s.early_stopping else []
     cbs = [c for c in run.callbacks if c is not guard] + stop_early + [_previous_run_dropper(run.out), _run_learning_rate(run.lr), guard]
     data = dict(train_dataset=run.train_ds, eval_dataset=run.eval_ds, processing_class=tok, callbacks=cbs, peft_config=peft_config)
-    if run.stage == "dpo":
-        from trl import DPOConfig, DPOTrainer
-        if ref_model is None and peft_config is None: ref_model = copy.deepcopy(model).eval()
-        trainer = DPOTrainer(model=model, ref_model=ref_model, args=DPOConfig(**trainer_arguments(run)), **data)
-    else:
-        from trl import SFTConfig, SFTTrainer
-        trainer = SFTTrainer(model=model, args=SFTConfig(**trainer_arguments(run)), **data)
+    trainer = _trl_trainer(run, model, data, ref_model)
     if not s.progress_bar: trainer.remove_callback(PrinterCallback) # quiet: no log dicts printed (the log is in the result)
     elif not in_notebook(): use_console_log(trainer) # a terminal: one line per log, not a bar interleaved with dicts
     add_mitigations(trainer, s, general_batches(tok, None) if s.ewc_weight else None)
@@ -551,6 +667,69 @@ def _tokenize_text(run:Run, tok):
     run.train_ds, run.rows_truncated, run.rows_dropped = trainable_rows(_sft_tokenized(run.train_ds, tok), run.s.seq_len)
     _report_long_rows(n, run.rows_truncated, run.rows_dropped, run.s.seq_len, "text")
     if run.eval_ds is not None: run.eval_ds = _sft_tokenized(run.eval_ds, tok)
+
+# %% ../../nbs/train/04_recipe.ipynb #rl200005
+def _trl_trainer(run:Run, model, data:dict, ref_model=None):
+    "The stage's TRL trainer; DPO's and KTO's reference: the adapter-free base (adapter methods), else a frozen copy."
+    if run.stage in ("dpo", "kto"):
+        from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
+        if ref_model is None and data["peft_config"] is None: ref_model = copy.deepcopy(model).eval()
+        Trainer, Config = (DPOTrainer, DPOConfig) if run.stage == "dpo" else (KTOTrainer, KTOConfig)
+        return Trainer(model=model, ref_model=ref_model, args=Config(**trainer_arguments(run)), **data)
+    if run.stage == "orpo":
+        from trl.import_utils import TRLExperimentalWarning
+        with warnings.catch_warnings(): # ORPO lives in trl.experimental, which warns on import; lmtune's docs say so
+            warnings.simplefilter("ignore", TRLExperimentalWarning)
+            from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+        return _count_pair_tokens(ORPOTrainer(model=model, args=ORPOConfig(**trainer_arguments(run)), **data))
+    if run.stage == "grpo": return _grpo_trainer(run, model, data)
+    from trl import SFTConfig, SFTTrainer
+    return SFTTrainer(model=model, args=SFTConfig(**trainer_arguments(run)), **data)
+
+# %% ../../nbs/train/04_recipe.ipynb #rl200008
+def _count_pair_tokens(trainer):
+    "Count ORPO's tokens into num_input_tokens_seen (its batches hold chosen_/rejected_ ids, not input_ids)."
+    import torch
+    step = trainer.training_step
+    def counted(model, inputs, *args, **kwargs):
+        n = sum(inputs[k].sum() for k in ("chosen_attention_mask", "rejected_attention_mask") if k in inputs)
+        n = trainer.accelerator.gather(torch.as_tensor(n, device=trainer.args.device)).sum()
+        trainer.state.num_input_tokens_seen += int(n)
+        return step(model, inputs, *args, **kwargs)
+    trainer.training_step = counted
+    return trainer
+
+def _grpo_trainer(run:Run, model, data:dict):
+    "TRL's GRPOTrainer with the run's reward; with beta > 0, a full-weight method's reference is a frozen copy."
+    import trl.trainer.grpo_trainer as grpo
+    args = grpo.GRPOConfig(**trainer_arguments(run))
+    ref = copy.deepcopy(model).eval() if run.s.beta > 0 and data["peft_config"] is None else None
+    load = grpo.create_model_from_path # TRL would load that reference from the model's path, which does not hold these
+    if ref is not None: grpo.create_model_from_path = lambda *a, **k: ref # weights (a merged adapter, a model in memory)
+    data = {k: v for k, v in data.items() if k != "eval_dataset"}
+    try: return grpo.GRPOTrainer(model=model, reward_funcs=run.reward, args=args, **data)
+    finally: grpo.create_model_from_path = load
+
+# %% ../../nbs/train/04_recipe.ipynb #rl200006
+def _count_kto_rows(run:Run, trainer):
+    "The KTO rows TRL cuts at seq_len, and those it drops (a prompt that fills seq_len); none left is an error."
+    d, n, L = trainer.train_dataset, len(run.train_ds), run.s.seq_len
+    run.rows_dropped = n - len(d)
+    run.rows_truncated = sum(len(p) + len(c) > L for p, c in zip(d["prompt_ids"], d["completion_ids"]))
+    _report_long_rows(n, run.rows_truncated, run.rows_dropped, L, "completion")
+
+def _count_orpo_rows(run:Run, trainer):
+    "ORPO pairs cut at seq_len, and those dropped here: a prompt that fills seq_len (TRL would train it, no answer left)."
+    d, n, L, eos = trainer.train_dataset, len(run.train_ds), run.s.seq_len, trainer.processing_class.eos_token_id
+    learns = lambda labels: any(t != -100 for t in labels)
+    keep = [i for i, (c, r) in enumerate(zip(d["chosen_labels"], d["rejected_labels"])) if learns(c) and learns(r)]
+    if len(keep) < n: trainer.train_dataset = d = d.select(keep)
+    cut = lambda ids: len(ids) >= L and ids[-1] != eos # TRL adds EOS, then cuts the answer to fit max_length
+    run.rows_dropped = n - len(keep)
+    run.rows_truncated = sum(cut(c) or cut(r) for c, r in zip(d["chosen_input_ids"], d["rejected_input_ids"]))
+    _report_long_rows(n, run.rows_truncated, run.rows_dropped, L, "chosen or rejected")
+
+ROW_COUNTS = {"dpo": _count_dpo_rows, "kto": _count_kto_rows, "orpo": _count_orpo_rows} # what TRL's tokenising cut
 
 # %% ../../nbs/train/04_recipe.ipynb #af7879b5
 def _set_aside_suspect(out:Path, step:int|None):
@@ -758,7 +937,7 @@ def complete_final_save(run:Run, # a finished `Run` (rank 0, inside `claimed_out
 def train(run:Run, # the checked `Run`, with its data
           model, # the loaded model (`load_model`)
           tok, # the run's tokenizer
-          ref_model=None, # DPO's reference policy (see `dpo`)
+          ref_model=None, # DPO's or KTO's reference policy (see `dpo`)
          )->TrainResult:
     "Steps 6-8 of the recipe, for a loaded model inside `claimed_output_dir`: set up the method, make the trainer, train, finish."
     from transformers import set_seed
@@ -766,14 +945,14 @@ def train(run:Run, # the checked `Run`, with its data
     peft_config = prepare_method(model, run.method, run.s)
     if stage_info(run.stage).text_data and not run.packing: _tokenize_text(run, tok)
     trainer, guard = make_trainer(run, model, tok, peft_config, ref_model)
-    if run.stage == "dpo": _count_dpo_rows(run, trainer)
+    if run.stage in ROW_COUNTS: ROW_COUNTS[run.stage](run, trainer)
     return finish(run, trainer, train_steps(run, trainer, guard), guard)
 
 def run_stage(run:Run, # the checked `Run`, after `preflight`
               model, # what the run starts from
               load, # `load()` gives the model to train (called once the folder is claimed, or for a finished run)
               tok, # the run's tokenizer
-              ref_model=None, # DPO's reference policy
+              ref_model=None, # DPO's or KTO's reference policy
              )->TrainResult:
     "Steps 5-8: claim the output folder and train; a finished run returns its saved result (and completes a final save a kill cut short)."
     if run.finished and final_save_problem(run) is None: return saved_result(run, load(), tok)

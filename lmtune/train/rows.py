@@ -10,7 +10,7 @@ import warnings
 from ..settings import bad_value
 
 # %% auto #0
-__all__ = ['sft_rows', 'tokenize_sft_row', 'trainable_rows']
+__all__ = ['GRPO_RESERVED', 'sft_rows', 'tokenize_sft_row', 'trainable_rows']
 
 # %% ../../nbs/train/00_rows.ipynb #3fc91009
 def _load(data, what:str="data", on_bad_rows:str="raise"):
@@ -157,3 +157,86 @@ def _sft_replay_rows(ds, replay, tok, fraction:float, seed:int, what="data"):
                          "text: pass text (a list of strings or rows with 'text'), e.g. lmtune.corpus.general_corpus(2000).")
     rows = sft_rows(ds, tok, what)
     return _sft_tokenized(rows, tok, replay_sample(replay, len(rows), fraction, seed), seed)
+
+# %% ../../nbs/train/00_rows.ipynb #rw100002
+def _checked_rows(data, what:str, on_bad_rows:str, check)->list:
+    "The rows of `data` (a path, list, Dataset or DataFrame) through `check(row, source)`; a problem names file and line."
+    from lmtune.data import BadRowError, _RowProblem, _read_source, normalise_row
+    if data is None: raise ValueError(f"{what}=None: pass a list of dicts, a file path or a datasets.Dataset.")
+    try: source, rows = _read_source(data, None, "line")
+    except TypeError as e: raise bad_value(what, type(data).__name__, str(e)) from None
+    kept, skipped = [], []
+    for where, row, problem in rows:
+        try:
+            if problem is not None: raise problem
+            if not isinstance(row, dict): normalise_row(row, "text") # raises "not an object with named fields"
+            kept.append(check(row, source))
+        except _RowProblem as p:
+            skip = "(or pass on_bad_rows='skip' to drop such rows)"
+            if on_bad_rows == "raise": raise BadRowError(f"{what}: {where}: {p.problem}. Fix: {p.fix} {skip}") from None
+            skipped.append((where, p.problem))
+    first = f"; first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+    if not kept: raise ValueError(f"{what}: no usable rows in {source}{first}")
+    if skipped: warnings.warn(f"{what}: skipped {len(skipped)} of {len(skipped) + len(kept)} rows of {source}{first}")
+    return kept
+
+# %% ../../nbs/train/00_rows.ipynb #rw100003
+def _label(row:dict, source)->bool:
+    "A KTO row's `label`: True or False (the words true/false in a CSV file; numpy's bool), else a row problem."
+    from lmtune.data import _RowProblem, _is_missing, _short
+    v = row.get("label")
+    if _is_missing(v): raise _RowProblem("field 'label' is missing", "give every row a label: true (a thumbs up) or false")
+    if type(v).__name__ == "bool_": v = bool(v) # numpy, from a DataFrame or parquet
+    csv = str(source).lower().endswith(".csv")
+    if csv and isinstance(v, str) and v.strip().lower() in ("true", "false"): v = v.strip().lower() == "true"
+    if not isinstance(v, bool):
+        raise _RowProblem(f"field 'label' is {_short(v)} ({type(v).__name__}), not true or false",
+                          "write label as true (desirable, a thumbs up) or false (undesirable, a thumbs down)")
+    return v
+
+def _kto_row(row:dict, source)->dict:
+    "prompt, completion (or response) and label of one KTO row, checked."
+    from lmtune.data import _get_str
+    ans = "response" if "response" in row and "completion" not in row else "completion"
+    return dict(prompt=_get_str(row, "prompt"), completion=_get_str(row, ans), label=_label(row, source))
+
+# %% ../../nbs/train/00_rows.ipynb #rw100004
+def _kto_rows(data, tok, what="data", on_bad_rows="raise"):
+    "Prompt/completion/label rows, checked (both labels present), as chat turns when the tokenizer has a chat template."
+    import datasets
+    rows = _checked_rows(data, what, on_bad_rows, _kto_row)
+    if len({r["label"] for r in rows}) < 2:
+        up = rows[0]["label"]
+        alone = " (e.g. wrong answers), or train the desirable rows alone with sft" if up else ""
+        raise ValueError(f"{what}: all {len(rows)} rows have label={up} ({'thumbs up' if up else 'thumbs down'}): KTO "
+                         "learns from the contrast between desirable and undesirable answers and needs both. Fix: add "
+                         f"rows with label={not up}{alone}")
+    ds = datasets.Dataset.from_list(rows)
+    if not _has_chat_template(tok): return ds.map(lambda r: dict(prompt=r["prompt"].rstrip() + "\n"))
+    turn = lambda role, text: [dict(role=role, content=text)]
+    return ds.map(lambda r: dict(prompt=turn("user", r["prompt"].strip()), completion=turn("assistant", r["completion"])))
+
+# %% ../../nbs/train/00_rows.ipynb #rw100005
+GRPO_RESERVED = ("completion",) # a prompt column TRL drops before it calls the reward (like `prompt`, `completion_ids`)
+
+def _grpo_row(row:dict, source, first:list)->dict:
+    "One GRPO prompt row: a 'prompt', no column named like a reward argument of TRL's, the first row's columns."
+    from lmtune.data import _RowProblem, _get_str
+    from lmtune.train.rewards import TRL_REWARD_ARGS
+    if clash := [k for k in row if k in TRL_REWARD_ARGS + GRPO_RESERVED]:
+        raise _RowProblem(f"column {clash[0]!r} has a name TRL's GRPOTrainer uses for its own reward arguments",
+                          f"rename the column (TRL passes a reward {', '.join(TRL_REWARD_ARGS)} itself)")
+    p = _get_str(row, "prompt")
+    if not first: first.extend(row)
+    if sorted(row) != sorted(first):
+        raise _RowProblem(f"the row has the columns {sorted(row)}, the first row {sorted(first)}",
+                          "give every row the same columns")
+    return dict(row, prompt=p)
+
+def _grpo_rows(data, tok, what="prompts", on_bad_rows="raise"):
+    "GRPO's prompt rows, checked, with their other columns; the prompt as a user turn if the tokenizer has a chat template."
+    import datasets
+    first = []
+    ds = datasets.Dataset.from_list(_checked_rows(data, what, on_bad_rows, lambda r, src: _grpo_row(r, src, first)))
+    if not _has_chat_template(tok): return ds
+    return ds.map(lambda r: dict(prompt=[dict(role="user", content=r["prompt"].strip())]))

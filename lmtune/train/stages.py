@@ -1,4 +1,4 @@
-"""Pretraining, continued pretraining, SFT and DPO on transformers `Trainer` and TRL, with one settings object, eight methods, forgetting mitigations, checkpoints that resume, and errors that say what to do.
+"""Pretraining, continued pretraining, SFT, DPO, KTO, ORPO and GRPO on transformers `Trainer` and TRL, with one settings object, every method, forgetting mitigations, checkpoints that resume, and errors that say what to do.
 
 Docs: https://lmtune.github.io/lmtune/train/stages.html.md"""
 
@@ -16,7 +16,7 @@ from .recipe import (STAGE_DATA, check_model, load_model, plan_run, preflight, p
 from .records import STAGING, TrainResult, _tokenizer_fingerprint, model_fingerprint, publish, run_inputs
 
 # %% auto #0
-__all__ = ['pretrain', 'continue_pretraining', 'sft', 'dpo']
+__all__ = ['pretrain', 'continue_pretraining', 'sft', 'dpo', 'kto', 'orpo', 'grpo']
 
 # %% ../../nbs/train/05_stages.ipynb #f0a5559d
 def _tokenizer_for_pretraining(texts, config, model, tokenizer, s:RunSettings)->tuple:
@@ -81,12 +81,13 @@ def pretrain(model, # a transformers config, a dict with 'model_type', a model d
 
 # %% ../../nbs/train/05_stages.ipynb #49e8349a
 def _adapt(stage, model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, replay_data=None, ref_model=None,
-           overwrite_output_dir=False):
+           overwrite_output_dir=False, reward=None):
     "The recipe for the stages that start from trained weights."
     model, d = resolve_specs(model, data=data, eval_data=eval_data, replay_data=replay_data) # checked before anything loads
     data, eval_data, replay_data = d["data"], d["eval_data"], d["replay_data"]
     run = plan_run(stage, settings, kwargs, callbacks, monitor, tokenizer, on_bad_rows, eval_data is not None, replay_data is not None,
                    overwrite_output_dir)
+    if reward is not None: run.reward, run.reward_name = reward # GRPO: `check_reward`'s (function, name)
     with progress_bars(run.s.progress_bar):
         config = model_config(model, run.s) # first: a pickle-only or an adapter folder is named before its tokenizer is read
         tok = tokenizer_for(model, tokenizer, run.s)
@@ -146,3 +147,54 @@ def dpo(model, # a PreTrainedModel, model directory, adapter folder, hub id or T
     "Direct preference optimisation on prompt/chosen/rejected pairs (method 'lora' by default)."
     return _adapt("dpo", model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, None, ref_model,
                   overwrite_output_dir)
+
+# %% ../../nbs/train/05_stages.ipynb #rl300001
+def kto(model, # a PreTrainedModel, model directory, adapter folder, hub id or TrainResult (usually an SFT result)
+        data, # rows with prompt, completion and label (True: a thumbs up, False: a thumbs down)
+        tokenizer=None, # None: the model's
+        settings=None, # a `RunSettings` or a dict; keyword arguments override it
+        callbacks:list|None=None, # extra `TrainerCallback`s
+        eval_data=None, # held-out rows of the same kind
+        ref_model=None, # the reference policy; None: the adapter-free base (adapter methods) or a frozen copy (full)
+        monitor=None, # a `TrainerCallback` that watches the run; joins `callbacks`
+        on_bad_rows:str="raise", # 'raise' or 'skip': what to do with a row that cannot be used
+        overwrite_output_dir:bool=False, # write into a folder lmtune did not make (one without model or tokenizer files)
+        **kwargs, # any `RunSettings` field
+       )->TrainResult:
+    "Kahneman-Tversky optimisation on single answers marked desirable or not (method 'lora' by default)."
+    return _adapt("kto", model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data, None,
+                  ref_model, overwrite_output_dir)
+
+def orpo(model, # a PreTrainedModel, model directory, adapter folder, hub id or TrainResult (no SFT stage needed)
+         data, # rows with prompt, chosen, rejected
+         tokenizer=None, # None: the model's
+         settings=None, # a `RunSettings` or a dict; keyword arguments override it
+         callbacks:list|None=None, # extra `TrainerCallback`s
+         eval_data=None, # held-out preference rows
+         monitor=None, # a `TrainerCallback` that watches the run; joins `callbacks`
+         on_bad_rows:str="raise", # 'raise' or 'skip': what `lmtune.data.load_data` does with a row it cannot use
+         overwrite_output_dir:bool=False, # write into a folder lmtune did not make (one without model or tokenizer files)
+         **kwargs, # any `RunSettings` field
+        )->TrainResult:
+    "Odds-ratio preference optimisation: SFT on the chosen answers and a preference term in one stage, no reference."
+    return _adapt("orpo", model, data, tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, eval_data,
+                  overwrite_output_dir=overwrite_output_dir)
+
+# %% ../../nbs/train/05_stages.ipynb #rl300002
+def grpo(model, # a PreTrainedModel, model directory, adapter folder, hub id or TrainResult (usually an SFT result)
+         prompts, # rows with 'prompt' and the columns the reward reads (e.g. 'answer'), a path, or builtin:verifiable
+         reward, # a function (completions, **kwargs) -> one float per completion, or a built-in reward's name
+         tokenizer=None, # None: the model's
+         settings=None, # a `RunSettings` or a dict; keyword arguments override it
+         callbacks:list|None=None, # extra `TrainerCallback`s
+         monitor=None, # a `TrainerCallback` that watches the run (e.g. a forgetting monitor); joins `callbacks`
+         on_bad_rows:str="raise", # 'raise' or 'skip': what to do with a prompt row that cannot be used
+         overwrite_output_dir:bool=False, # write into a folder lmtune did not make (one without model or tokenizer files)
+         **kwargs, # any `RunSettings` field (num_generations, max_completion_length, beta: the KL coefficient)
+        )->TrainResult:
+    "Group relative policy optimisation: sample `num_generations` completions per prompt, score them, favour the better."
+    from lmtune.train.rewards import check_reward
+    reward = check_reward(reward) # before anything loads
+    model, d = resolve_specs(model, prompts=prompts) # errors name `prompts`
+    return _adapt("grpo", model, d["prompts"], tokenizer, settings, kwargs, callbacks, monitor, on_bad_rows, None,
+                  overwrite_output_dir=overwrite_output_dir, reward=reward)
