@@ -15,8 +15,10 @@ from .bottleneck import is_bottleneck_folder, load_bottleneck
 from .console import in_notebook, use_console_log
 from .guard import DivergenceGuard, STEPS_FILE, TrainingDiverged
 from .mitigate import add_mitigations, check_mitigations, general_batches
-from .model import (_cuda, _load_pretrained, _precision_for, check_attention, check_seq_len,
-                                prepare_method, qlora_quantization_config, resolve_optim, weight_dtype)
+from .model import (RESIDUAL_INITS, _cuda, _load_pretrained, _precision_for, check_attention, check_seq_len,
+                                init_lora_variant, loraplus_factory, prepare_method, qlora_quantization_config,
+                                resolve_optim, save_lora_for_base, weight_dtype)
+from .card import write_model_card
 from .records import (ADAPTER_CONFIG, DIVERGED_FILE, NON_TRAINING_FIELDS, RECOVERY_FIELDS, RESULT_FILE, RUN_RECORD,
                                   SAME_PRODUCT_FIELDS, STAGING, DiskFull, OutputLock, TrainResult, _complete, _explicit_checkpoint,
                                   _recover_previous_run, _run_folder, _size, adapter_config_problem, check_disk_space,
@@ -218,6 +220,10 @@ def _check_combinations(s:RunSettings, stage:str, method:str, has_eval:bool, has
         raise ValueError(f"early_stopping={s.early_stopping} needs evaluation data: pass eval_data=... or eval_fraction=0.1.")
     if s.padding_free and not packing:
         raise ValueError("padding_free=True with packing=False: TRL cannot enforce seq_len without packing; set packing=True (best-fit packing runs padding-free).")
+    if s.lora_init in RESIDUAL_INITS and (s.kl_to_base_weight or stage in ("dpo", "kto") or (stage == "grpo" and s.beta)):
+        raise bad_value("lora_init", s.lora_init, f"moves the top of each weight into the adapter, so the model with its adapter "
+                        f"switched off is not the base, and that is the reference {'kl_to_base_weight' if s.kl_to_base_weight else stage} "
+                        "measures against: use lora_init='default' (or 'loftq' with qlora)")
     if s.replay_fraction and not has_replay:
         where = "" if stage in ("continue_pretraining", "sft") else f" ({stage} mixes no replay: set replay_fraction=0)"
         raise ValueError(f"replay_fraction={s.replay_fraction} needs replay_data (general text, e.g. lmtune.corpus.general_corpus(2000)){where}.")
@@ -418,7 +424,11 @@ def _finished(ckpt:str, s:RunSettings)->bool:
 def check_monitor(run:Run, # the checked `Run`
                   vocab:int, # the model's vocabulary (rows of its embedding)
                  ):
-    "Refuse a monitor whose own tokenizer has more tokens than the model's vocabulary (its ids would index past the embedding)."
+    "Refuse a monitor whose tokenizer has more tokens than the model's vocabulary, or that would take a PiSSA/OLoRA residual for the base."
+    if run.s.lora_init in RESIDUAL_INITS and any(callable(getattr(cb, "request_stop", None)) for cb in run.callbacks):
+        raise bad_value("lora_init", run.s.lora_init, "moves the top of each weight into the adapter, so the model with its "
+                        "adapter switched off (what the forgetting monitor measures as the base) is not the base: use "
+                        "lora_init='default' with a monitor")
     for cb in run.callbacks:
         t = None if isinstance(cb, type) else getattr(cb, "tokenizer", None)
         if t is None or not hasattr(t, "get_vocab") or len(t) <= vocab: continue
@@ -630,6 +640,9 @@ def make_trainer(run:Run, # the checked `Run`, with its data
     cbs = [c for c in run.callbacks if c is not guard] + stop_early + [_previous_run_dropper(run.out), _run_learning_rate(run.lr), guard]
     data = dict(train_dataset=run.train_ds, eval_dataset=run.eval_ds, processing_class=tok, callbacks=cbs, peft_config=peft_config)
     trainer = _trl_trainer(run, model, data, ref_model)
+    if method_info(run.method).lora: # LoftQ/PiSSA on a 4-bit base; PiSSA/OLoRA's starting matrices, kept for the save
+        trainer.lmtune_lora_start = init_lora_variant(trainer.model, run.method, s)
+    if s.loraplus_lr_ratio: trainer.optimizer_cls_and_kwargs = loraplus_factory(s, run.lr, trainer.args) # LoRA+
     if not s.progress_bar: trainer.remove_callback(PrinterCallback) # quiet: no log dicts printed (the log is in the result)
     elif not in_notebook(): use_console_log(trainer) # a terminal: one line per log, not a bar interleaved with dicts
     add_mitigations(trainer, s, general_batches(tok, None) if s.ewc_weight else None)
@@ -764,10 +777,10 @@ def _run_learning_rate(lr:float):
         def on_train_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
             lr_scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)   # accelerate wraps it
             base = getattr(lr_scheduler, "base_lrs", None)
-            if not base or all(b == lr for b in base): return          # a fresh run, or a resume with the same rate
-            lr_scheduler.base_lrs = [lr] * len(base)
-            for group, f in zip(optimizer.param_groups, getattr(lr_scheduler, "lr_lambdas", [])):
-                group["initial_lr"], group["lr"] = lr, lr * f(lr_scheduler.last_epoch)
+            if not base or base[0] == lr: return   # a fresh run, or a resume with the same rate
+            lr_scheduler.base_lrs = [b * lr / base[0] for b in base]   # each group keeps its ratio (LoRA+: B at 16x A)
+            for group, b, f in zip(optimizer.param_groups, lr_scheduler.base_lrs, getattr(lr_scheduler, "lr_lambdas", [])):
+                group["initial_lr"], group["lr"] = b, b * f(lr_scheduler.last_epoch)
             lr_scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]   # what the Trainer logs
     return RunLearningRate()
 
@@ -830,7 +843,11 @@ def _save_model(trainer, staging:Path):
     "The trainer's model into `staging`: bottleneck adapters as their own small folder (`save_bottleneck`), else `save_model`."
     from lmtune.train.bottleneck import bottleneck_adapters, save_bottleneck
     m = trainer.accelerator.unwrap_model(trainer.model)
-    if not bottleneck_adapters(m): return trainer.save_model(str(staging))
+    if not bottleneck_adapters(m):
+        trainer.save_model(str(staging))
+        start = getattr(trainer, "lmtune_lora_start", None) # PiSSA/OLoRA: saved as plain LoRA for the original base
+        if start is not None and trainer.is_world_process_zero(): save_lora_for_base(m, staging, start)
+        return
     state = trainer.accelerator.get_state_dict(trainer.model) # every process gathers; rank 0 writes
     if trainer.is_world_process_zero():
         save_bottleneck(m, staging, state_dict=state)
@@ -860,6 +877,7 @@ def finish(run:Run, # the checked `Run`
     if trainer.is_world_process_zero():
         write_json(out / RESULT_FILE, dict(global_step=trainer.state.global_step, metrics=metrics, log_history=log,
                                            step_history=guard.history), default=float)
+        write_model_card(out)
     return TrainResult(model=m, tokenizer=trainer.processing_class, metrics=metrics, log_history=log, output_dir=str(out),
                        weights_path=_weights_file(out), stage=run.stage, method=run.method, settings=run.s, resumed_from=run.ckpt,
                        step_history=guard.history)
@@ -930,6 +948,7 @@ def complete_final_save(run:Run, # a finished `Run` (rank 0, inside `claimed_out
     publish(staging, out)
     write_json(out / RESULT_FILE, dict(global_step=int(ckpt.name.split("-")[-1]), metrics=r.metrics, log_history=r.log_history,
                                        step_history=r.step_history), default=float)
+    write_model_card(out)
     r.weights_path = _weights_file(out)
     return r
 
