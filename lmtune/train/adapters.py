@@ -410,6 +410,10 @@ def _merge_tokenizer(tokenizer, folder:Path|None, base:str|None):
 def _load_base(base:str):
     "The base model in its saved precision (safetensors only), or an error that says what to pass instead."
     from transformers import AutoModelForCausalLM
+    d = Path(base)
+    if (d/ADAPTER_CONFIG).is_file() and not (d/"config.json").exists(): # an adapter trained on this adapter: its base + it
+        from peft import PeftModel
+        return PeftModel.from_pretrained(_load_base(_recorded_base(d, None)), str(d)).merge_and_unload()
     try: return AutoModelForCausalLM.from_pretrained(base, use_safetensors=True)
     except OSError as e:
         raise ValueError(f"merge_adapter: the base {base!r} could not be loaded ({type(e).__name__}: "

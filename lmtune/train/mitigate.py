@@ -12,6 +12,7 @@ __all__ = ['MITIGATIONS', 'active', 'check_mitigations', 'kl_to_base', 'anchor',
 # %% ../../nbs/train/11_mitigate.ipynb #f4b485df
 import copy
 from ..settings import RunSettings, bad_value
+from .model import own_copy
 
 # %% ../../nbs/train/11_mitigate.ipynb #cecec625
 MITIGATIONS = ("kl_to_base_weight", "anchor_weight", "ewc_weight") # the RunSettings fields of this module
@@ -90,9 +91,7 @@ def fisher_diagonal(model, # the model before training (adapters on for PEFT: th
 def frozen_copy(model):
     "A frozen copy of `model` that runs its own weights: a `forward` set on the instance (accelerate and TRL wrap it in"
     " closures over the original model, which `deepcopy` keeps) is dropped, so the class's forward runs."
-    base = copy.deepcopy(model)
-    base.__dict__.pop("forward", None)
-    return base.eval().requires_grad_(False)
+    return own_copy(model).eval().requires_grad_(False)
 
 class Mitigation:
     "The state the terms need: the base (adapters off, or a frozen copy), the starting parameters, the Fisher."

@@ -16,10 +16,10 @@ from .records import TrainResult
 # %% auto #0
 __all__ = ['LEARNED_POSITION_FIELDS', 'ATTENTION_PACKAGES', 'DECODER_LAYER_PATHS', 'RESIDUAL_INITS', 'AFTER_WRAP_4BIT',
            'REQUIRES_GRAD_SETUP', 'PARAM_GROUP_KEYS', 'weight_dtype', 'resolve_optim', 'check_weights_format',
-           'adapter_base', 'model_config', 'tokenizer_for', 'position_limit', 'check_seq_len', 'check_attention',
-           'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything', 'lora_init_weights',
-           'peft_config_for', 'qlora_quantization_config', 'prepare_method', 'lora_start', 'init_lora_variant',
-           'save_lora_for_base', 'loraplus_optimizer', 'loraplus_factory']
+           'adapter_base', 'own_copy', 'start_adapter', 'model_config', 'tokenizer_for', 'position_limit',
+           'check_seq_len', 'check_attention', 'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything',
+           'lora_init_weights', 'peft_config_for', 'qlora_quantization_config', 'prepare_method', 'lora_start',
+           'init_lora_variant', 'save_lora_for_base', 'loraplus_optimizer', 'loraplus_factory']
 
 # %% ../../nbs/train/01_model.ipynb #24960daf
 def _cuda()->bool:
@@ -111,6 +111,24 @@ def adapter_base(model, # what a stage was given as its model
                         f"folder as model=, or fix base_model_name_or_path in {d / ADAPTER_CONFIG}")
     return reachable_base(base), d
 
+def own_copy(model, # a model, maybe wrapped by PEFT, that a trainer has run
+            ):
+    "A deep copy that runs its own weights: a `forward` set on the instance is dropped, so the class's forward runs."
+    # accelerate and TRL wrap `forward` on the instance in closures over the original model, which `deepcopy` keeps:
+    # the copy would compute with the original's weights (and a new adapter on the copy would get no gradient)
+    c = copy.deepcopy(model)
+    for mod in c.modules(): mod.__dict__.pop("forward", None)
+    return c
+
+def start_adapter(model, # what a stage was given as its model
+                 )->str|None:
+    "The adapter folder a stage starts from (given as a folder, or the folder of an adapter `TrainResult`), else None."
+    if isinstance(model, TrainResult):
+        w = model.weights_path and Path(model.weights_path).name
+        model = model.output_dir if model.output_dir and not (w or "").startswith("model") else None
+    ab = adapter_base(model) if isinstance(model, (str, Path)) else None
+    return os.path.realpath(ab[1]) if ab else None
+
 # %% ../../nbs/train/01_model.ipynb #db5d4157
 def model_config(model, # a PreTrainedModel (or PeftModel), model directory, adapter folder, hub id or TrainResult
                  s:RunSettings, # the run (for trust_remote_code)
@@ -123,7 +141,7 @@ def model_config(model, # a PreTrainedModel (or PeftModel), model directory, ada
         raise bad_value("model", type(model).__name__, "pass a PreTrainedModel, a model directory, a hub id or a TrainResult")
     ab = adapter_base(model)
     if ab: warnings.warn(f"model={str(model)!r} is a PEFT adapter folder: lmtune loads its base {ab[0]!r} and merges the adapter into it.")
-    if ab: model = ab[0]
+    while ab: model, ab = ab[0], adapter_base(ab[0]) # an adapter trained on another adapter: down to the model
     if Path(model).is_dir():
         check_weights_format(model)
         return AutoConfig.from_pretrained(str(model), trust_remote_code=s.trust_remote_code)
@@ -154,7 +172,7 @@ def _load_pretrained(model, s:RunSettings, quantization_config=None, dtype=None)
     from transformers import AutoModelForCausalLM, PreTrainedModel
     if isinstance(model, TrainResult):
         if model.weights_path and Path(model.weights_path).name.startswith("model"): model = model.output_dir
-        else: model = copy.deepcopy(model.model).merge_and_unload() # adapter result: fold the adapter in
+        else: model = own_copy(model.model).merge_and_unload() # adapter result: fold the adapter in
     ab = adapter_base(model)
     if ab: # an adapter folder: its base with the adapter folded in
         from peft import PeftModel

@@ -16,7 +16,7 @@ from .console import in_notebook, use_console_log
 from .guard import DivergenceGuard, STEPS_FILE, TrainingDiverged
 from .mitigate import add_mitigations, check_mitigations, general_batches
 from .model import (RESIDUAL_INITS, _cuda, _load_pretrained, _precision_for, check_attention, check_seq_len,
-                                init_lora_variant, loraplus_factory, prepare_method, qlora_quantization_config,
+                                init_lora_variant, loraplus_factory, own_copy, prepare_method, qlora_quantization_config,
                                 resolve_optim, save_lora_for_base, weight_dtype)
 from .card import write_model_card
 from .records import (ADAPTER_CONFIG, DIVERGED_FILE, NON_TRAINING_FIELDS, RECOVERY_FIELDS, RESULT_FILE, RUN_RECORD,
@@ -179,6 +179,7 @@ class Run:
     recovering:bool = False # resuming after a divergence with new recovery settings
     moved:bool = False # the claim moved an earlier run aside (resume=False)
     reward:object = None # GRPO: the reward function (`lmtune.train.rewards.check_reward`)
+    start_adapter:str|None = None # the adapter folder the run started from (`start_adapter`): the saved adapter's base
     reward_name:str|None = None # GRPO: how the run record names it
 
     @property
@@ -686,7 +687,7 @@ def _trl_trainer(run:Run, model, data:dict, ref_model=None):
     "The stage's TRL trainer; DPO's and KTO's reference: the adapter-free base (adapter methods), else a frozen copy."
     if run.stage in ("dpo", "kto"):
         from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
-        if ref_model is None and data["peft_config"] is None: ref_model = copy.deepcopy(model).eval()
+        if ref_model is None and data["peft_config"] is None: ref_model = own_copy(model).eval()
         Trainer, Config = (DPOTrainer, DPOConfig) if run.stage == "dpo" else (KTOTrainer, KTOConfig)
         return Trainer(model=model, ref_model=ref_model, args=Config(**trainer_arguments(run)), **data)
     if run.stage == "orpo":
@@ -716,7 +717,7 @@ def _grpo_trainer(run:Run, model, data:dict):
     "TRL's GRPOTrainer with the run's reward; with beta > 0, a full-weight method's reference is a frozen copy."
     import trl.trainer.grpo_trainer as grpo
     args = grpo.GRPOConfig(**trainer_arguments(run))
-    ref = copy.deepcopy(model).eval() if run.s.beta > 0 and data["peft_config"] is None else None
+    ref = own_copy(model).eval() if run.s.beta > 0 and data["peft_config"] is None else None
     load = grpo.create_model_from_path # TRL would load that reference from the model's path, which does not hold these
     if ref is not None: grpo.create_model_from_path = lambda *a, **k: ref # weights (a merged adapter, a model in memory)
     data = {k: v for k, v in data.items() if k != "eval_dataset"}
@@ -827,6 +828,7 @@ def train_steps(run:Run, # the checked `Run`
 # %% ../../nbs/train/04_recipe.ipynb #fin00002
 def save_final(trainer, # the trained TRL trainer
                out:Path, # the output folder
+               start_adapter:str|None=None, # the adapter folder the run started from: the saved adapter's base
               ):
     "The final weights, config and tokenizer, whole or not at all: saved into `out/STAGING` (by every process), moved into `out` by rank 0."
     staging, main = out / STAGING, trainer.is_world_process_zero()
@@ -837,6 +839,9 @@ def save_final(trainer, # the trained TRL trainer
         f = _newest_file(staging)
         shutil.rmtree(staging, ignore_errors=True)
         raise disk_full(f, e, f"The final save was written apart and removed; the checkpoints are kept (the last is {last_checkpoint(out)})") from e
+    if main and start_adapter and (staging / ADAPTER_CONFIG).is_file(): # base + A merged, then B trained: B's base is A's folder
+        cfg = read_json(staging / ADAPTER_CONFIG, "the adapter just saved")
+        write_json(staging / ADAPTER_CONFIG, {**cfg, "base_model_name_or_path": start_adapter})
     if main: publish(staging, out)
 
 def _save_model(trainer, staging:Path):
@@ -867,7 +872,7 @@ def finish(run:Run, # the checked `Run`
           )->TrainResult:
     "Save the final weights, collect the metrics, evaluate, write the result file (last), return the `TrainResult`."
     out = run.out
-    save_final(trainer, out)
+    save_final(trainer, out, run.start_adapter)
     m, metrics = trainer.model, dict(train_out.metrics)
     n_tok = trainer.state.num_input_tokens_seen
     if metrics.get("train_runtime"): metrics["train_tokens_per_second"] = n_tok / metrics["train_runtime"]

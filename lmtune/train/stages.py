@@ -10,7 +10,7 @@ import copy, os, shutil
 from pathlib import Path
 from ..settings import RunSettings
 from ..specs import resolve_specs
-from .model import _config_from, adapter_base, model_config, tokenizer_for
+from .model import _config_from, adapter_base, model_config, start_adapter, tokenizer_for
 from .recipe import (STAGE_DATA, check_model, load_model, plan_run, preflight, progress_bars, run_stage,
                                  text_data)
 from .records import STAGING, TrainResult, _tokenizer_fingerprint, model_fingerprint, publish, run_inputs
@@ -95,6 +95,7 @@ def _adapt(stage, model, data, tokenizer, settings, kwargs, callbacks, monitor, 
         STAGE_DATA[run.stage](run, data, eval_data, replay_data, tok)
         run.model_fp = model_fingerprint(model) + _tokenizer_fingerprint(tokenizer)
         base = adapter_base(model)
+        run.start_adapter = start_adapter(model)
         run.inputs = run_inputs(model, data=data, eval_data=eval_data, replay_data=replay_data, tokenizer=tokenizer,
                                 **({"adapter's base model": base[0]} if base else {}))
         preflight(run, model, config, config.vocab_size)
