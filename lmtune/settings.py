@@ -505,7 +505,8 @@ ESTIMATOR_FIELDS = ('method', 'batch_size', 'seq_len', 'gradient_accumulation_st
                     'use_dora', 'trainable_layers', 'num_virtual_tokens', 'bottleneck_size', 'bottleneck_placement',
                     'double_quant', 'use_liger_kernel', 'num_gpus', 'num_machines', 'strategy', 'offload_optimizer',
                     'offload_params', 'tensor_parallel', 'pipeline_parallel', 'kl_to_base_weight', 'anchor_weight',
-                    'ewc_weight', 'num_generations', 'max_completion_length') # fields that change memory or speed
+                    'ewc_weight', 'num_generations', 'max_completion_length', 'beta') # fields that change memory or speed
+                    # (beta: whether GRPO loads a reference model)
 
 # %% ../nbs/00_settings.ipynb #set00002
 GPUS_PER_MACHINE = 8 # GPUs in one HGX/DGX server

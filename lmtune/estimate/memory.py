@@ -6,18 +6,19 @@ Docs: https://lmtune.github.io/lmtune/estimate/memory.html.md"""
 
 # %% ../../nbs/estimate/01_memory.ipynb #9820de82
 from __future__ import annotations
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ..catalog import ModelSpec, gpu_spec, GPU
 from .run import (FRAG_CONST, FRAG_LOGITS, GiB, HOST_BASE_BYTES, LIGER_MODEL_TYPES, NCCL_BYTES,
                                  NESTED_BLOCK, NF4_BLOCK, NF4_CODE_BYTES, ResolvedRun, SHARD_BYTES, WORKSPACE_BYTES,
                                  _ATTN_NAMES, bias_params, bottleneck_tensors, count_trainable, resolve_run,
-                                 attention_kernel, sliding, lowest_trainable_layer, weights_train)
+                                 attention_kernel, sliding, lowest_trainable_layer, weights_train, trained_run,
+                                 stage_passes, TRL_TOKEN_TILE, TRL_VOCAB_TILE)
 from ..settings import RunSettings
 
 # %% auto #0
 __all__ = ['ROUTING_BYTES_PER_PAIR', 'ACCURACY', 'CALIBRATED_TYPES', 'CALIBRATED_METHODS', 'KL_CHUNK', 'BREAKDOWN_ORDER',
-           'accuracy_regime', 'MemoryEstimate', 'liger_chunk_size', 'monitor_memory_phases', 'monitor_memory_bytes',
-           'estimate_memory']
+           'NO_GRADIENTS', 'accuracy_regime', 'MemoryEstimate', 'liger_chunk_size', 'monitor_memory_phases',
+           'monitor_memory_bytes', 'estimate_memory']
 
 # %% ../../nbs/estimate/01_memory.ipynb #46dda03e
 def _norm_saved(spec:ModelSpec, d:int, in_bytes:int, xg:bool, nw:bool, autocast:bool)->float:
@@ -231,9 +232,10 @@ CALIBRATED_METHODS = ("full", "lora", "qlora") # ... and methods (DoRA is LoRA w
 
 def accuracy_regime(run:ResolvedRun, # the resolved run
                    )->str:
-    "'calibrated' inside the measured grid (one GPU, a measured architecture and method), else 'extrapolated'."
+    "'calibrated' inside the measured grid (one GPU, a measured architecture, method and plain step), else 'extrapolated'."
     s = run.settings
-    inside = (s.world_size == 1 and not (s.offload_optimizer or s.offload_params) and run.spec.model_type in CALIBRATED_TYPES
+    inside = (stage_passes(run).plain and s.world_size == 1 and not (s.offload_optimizer or s.offload_params)
+              and run.spec.model_type in CALIBRATED_TYPES
               and run.method.name in CALIBRATED_METHODS)
     return "calibrated" if inside else "extrapolated"
 
@@ -251,9 +253,11 @@ class MemoryEstimate:
     after_load:int = 0 # allocated once model (+ adapters) are built
     model:str = "" # the model's name
     settings:RunSettings|None = None # the run, every default resolved
-    stage:str = "sft" # the stage estimated: pretrain, continue_pretraining, sft or dpo
+    stage:str = "sft" # the stage estimated: one of `lmtune.settings.STAGES`
     notes:list = field(default_factory=list) # what the estimate assumes, and warnings
     regime:str = "calibrated" # how far the estimate is from what was measured (`ACCURACY`)
+    # bytes allocated at each candidate peak of a step (`peak_at` names the largest)
+    moments:dict = field(default_factory=dict)
 
     def fits(self, gpu:str|GPU, # GPU name or `GPU`
              headroom:float=0.0, # fraction of the GPU's memory kept free
@@ -360,6 +364,8 @@ def _head(run:ResolvedRun)->dict:
     cap = a*V if sp.final_logit_softcapping else 0
     h = dict(tok=tok, fixed=fixed, fixed_bwd=fixed, chunk=None, frag_block=4*T*V,
              loss_fwd=T*(a_l*V + (4*V if a_l != 4 else 0) + 4*V + cap), loss_bwd=T*(12*V + cap))
+    # TRL's fused LM head (preference and RL stages)
+    if run.passes and run.passes.head == "trl": return {**h, **_trl_head(run)}
     if run.liger:                                  # fused linear cross-entropy: one logits chunk, gradients computed in the forward
         h["loss_fwd"], h["loss_bwd"], h["chunk"] = _flce_bytes(run)
         h["fixed_bwd"], h["frag_block"] = 0., a_l*h["chunk"]*V   # the cast lm_head copy is a forward-only transient
@@ -377,7 +383,8 @@ def _per_gpu(run:ResolvedRun, p:dict)->dict:
     master = 4*p["trainable"] if zero else 0.                                   # ZeRO keeps fp32 master partitions, whatever the dtype
     if master: S_dev = _optimizer_bytes(run, {**p, "tbytes": 4})[0]           # ... and steps the optimizer on them
     d = dict(weights=p["weights"], quant=p["quant"], adapters=p["adapters"], states=S_dev + master, paged=S_paged,
-             grads=G, grads_dev=G, opt_temp=opt_temp, buffers=WORKSPACE_BYTES, host_offload=0.)
+             grads=G, grads_dev=G, opt_temp=opt_temp, buffers=WORKSPACE_BYTES, host_offload=0.,
+             reference=_reference_bytes(run))
     if n == 1 and st == "ddp": return d
     if st == "ddp": d["buffers"] += G; return d                                 # DDP gradient buckets (gradient_as_bucket_view=False)
     layer_w = max(sp.layer_params(l) for l in (0, L - 1))*run.a/s.tensor_parallel     # gathered in the compute dtype (mixed: bf16)
@@ -401,7 +408,7 @@ def _moments(run:ResolvedRun, g:dict, h:dict, d:dict, states:float)->dict:
     "Bytes allocated at each candidate peak of a step, with `states` bytes of optimizer states already allocated."
     s, T = run.settings, run.tokens
     m = run.method.name
-    persistent = d["weights"] + d["quant"] + d["adapters"] + d["buffers"]
+    persistent = d["weights"] + d["quant"] + d["adapters"] + d["buffers"] + d["reference"]
     base = persistent + states
     Gacc = d["grads_dev"] if s.gradient_accumulation_steps > 1 else 0.           # gradients accumulated over micro-steps
     emb_tmp = run.spec.embedding_params*run.fbytes if g["emb_tr"] else 0.         # the embedding's dense gradient
@@ -422,6 +429,8 @@ def _moments(run:ResolvedRun, g:dict, h:dict, d:dict, states:float)->dict:
         M["backward: first layer recompute"] = (base + max(d["grads_dev"], Gacc) + T*(run.r_bytes*run.spec.hidden_size + bot["tok"] + bot["ttok"])
                                                 + bot["fixed"] + bot["tfixed"] + emb_tmp)
     M["optimizer step"] = persistent + d["states"] + d["grads_dev"] + d["opt_temp"]
+    if run.passes and not run.passes.plain:
+        M.update(_stage_moments(run, h, d, base, Gacc, M["forward: loss"] - h["loss_fwd"]))
     return M
 
 def _notes(run:ResolvedRun, g:dict, h:dict)->list[str]:
@@ -447,6 +456,7 @@ def _notes(run:ResolvedRun, g:dict, h:dict)->list[str]:
         notes.append(f"attention materialises the {s.seq_len}x{s.seq_len} probabilities (O(s^2) memory): {why}")
     if s.seq_len > sp.max_position_embeddings:
         notes.append(f"seq_len {s.seq_len} exceeds max_position_embeddings {sp.max_position_embeddings}: rotary positions extrapolate; quality may suffer")
+    if run.passes and not run.passes.plain: notes += _stage_notes(run)
     if s.use_liger_kernel and not run.liger:
         notes.append(f"use_liger_kernel: Liger has no patch for model_type {sp.model_type!r} (lmtune's list: "
                      f"{', '.join(sorted(LIGER_MODEL_TYPES))}); the Trainer runs the plain model, estimated as without Liger")
@@ -535,8 +545,11 @@ def monitor_memory_bytes(model, # anything `lmtune.catalog.model_spec` accepts, 
     return max(monitor_memory_phases(model, settings, **kwargs).values())
 
 # %% ../../nbs/estimate/01_memory.ipynb #mem00017
-BREAKDOWN_ORDER = ("weights", "adapters", "quantization state", "gradients", "optimizer states", "optimizer states (paged)",
-                   "activations", "logits and loss", "mitigation", "monitor", "buffers", "overhead")
+BREAKDOWN_ORDER = ("weights", "reference model", "adapters", "quantization state", "gradients", "optimizer states",
+                   "optimizer states (paged)", "activations", "logits and loss", "generation", "mitigation", "monitor",
+                   "buffers", "overhead")
+# moments before a step's first backward: no gradients exist
+NO_GRADIENTS = ("generation", "reference log-probabilities")
 
 def _monitor_bytes(run:ResolvedRun, monitor)->float:
     "Extra bytes of a forgetting-monitor evaluation (`lmtune.estimate.memory.monitor_memory_bytes`), 0 without a monitor."
@@ -547,6 +560,7 @@ def _monitor_bytes(run:ResolvedRun, monitor)->float:
 
 def _estimate(run:ResolvedRun, monitor=None)->MemoryEstimate:
     "Walk one training step of `run` on its busiest GPU and report the peak, component by component."
+    asked, run = run, trained_run(run)                               # priced on the shapes its stage trains
     s, sp = run.settings, run.spec
     p = _params(run)
     views = []
@@ -557,16 +571,19 @@ def _estimate(run:ResolvedRun, monitor=None)->MemoryEstimate:
     _, stage, g, h, d, Ms, M0 = max(views, key=lambda v: v[0])
     mit, mit_loss = _mitigation_bytes(run, p, d)
     if mit or mit_loss: Ms = {k: v + mit + (mit_loss if k == "forward: loss" else 0.) for k, v in Ms.items()}
-    mon = _monitor_bytes(run, monitor)
+    mon = _monitor_bytes(asked, monitor)
     if mon:   # a monitor evaluation runs after an optimizer step, on top of what stays resident (gradients are freed)
-        Ms = {**Ms, "monitor evaluation": d["weights"] + d["quant"] + d["adapters"] + d["buffers"] + d["states"] + mon}
+        held = d["weights"] + d["quant"] + d["adapters"] + d["buffers"] + d["reference"] + d["states"]
+        Ms = {**Ms, "monitor evaluation": held + mon}
     at = max(Ms, key=Ms.get)
     peak = Ms[at]
     bd = {"weights": d["weights"], "adapters": d["adapters"], "quantization state": d["quant"], "optimizer states": d["states"],
           "gradients": d["grads_dev"] if at in ("optimizer step", "backward: first layer", "backward: first layer recompute")
-                       else (d["grads_dev"] if s.gradient_accumulation_steps > 1 else 0.),
+                       else (d["grads_dev"] if s.gradient_accumulation_steps > 1 and at not in NO_GRADIENTS else 0.),
           "buffers": d["buffers"],
           "logits and loss": {"forward: loss": h["loss_fwd"], "backward: loss": h["loss_bwd"]}.get(at, 0.)}
+    if d["reference"]: bd["reference model"] = d["reference"]
+    if at == "generation": bd["generation"] = _generation_bytes(run) + _zero3_gather(run, d)
     if mon: bd["monitor"] = mon if at == "monitor evaluation" else 0.
     if mit or mit_loss: bd["mitigation"] = mit + (mit_loss if at == "forward: loss" else 0.)
     bd["activations"] = peak - sum(bd.values())                      # what is left at the peak is saved activations
@@ -581,8 +598,10 @@ def _estimate(run:ResolvedRun, monitor=None)->MemoryEstimate:
                                  if s.tensor_parallel * s.pipeline_parallel > 1 else [])
     return MemoryEstimate(peak_allocated=int(peak), peak_reserved=int(peak + frag), device_total=sum(bd.values()), cpu_ram=int(cpu),
                           breakdown=bd, peak_at=(f"{stage.name}, " if stage.name else "") + at, peak_allocated_first_step=int(max(M0.values())),
-                          after_load=int(p["weights"] + p["quant"] + p["adapters"]), model=sp.name, settings=s, stage=run.stage,
-                          notes=notes, regime=accuracy_regime(run))
+                          after_load=int(p["weights"] + p["quant"] + p["adapters"] + d["reference"]), model=sp.name,
+                          settings=asked.settings,
+                          stage=run.stage,
+                          notes=notes, regime=accuracy_regime(run), moments={k: int(v) for k, v in Ms.items()})
 
 def estimate_memory(model, # catalog name, hub id, path to a model folder or config.json, config dict, `PretrainedConfig` or `ModelSpec`
                     settings:RunSettings|dict|None=None, # the run; None: `RunSettings()`'s defaults
@@ -603,3 +622,125 @@ def _mitigation_bytes(run:ResolvedRun, p:dict, d:dict)->tuple[float, float]:
         (1 if (s.anchor_weight or s.ewc_weight) else 0) + (1 if s.ewc_weight else 0))
     loss = s.kl_to_base_weight and s.batch_size * s.seq_len * run.spec.vocab_size * (run.fbytes + 12) / s.tensor_parallel
     return held * share, float(loss or 0.)
+
+# %% ../../nbs/estimate/01_memory.ipynb #32340ffb
+def _trl_head(run:ResolvedRun)->dict:
+    "TRL's fused LM head (`trl.kernels.ChunkedLogProbFunction`): the scored tokens' log-probabilities in tiles."
+    sp, s, m = run.spec, run.settings, run.method.name
+    H, V, r = sp.hidden_size, sp.vocab_size, run.r_bytes
+    T, n = run.tokens, s.batch_size*run.passes.scored               # tokens through the model, tokens scored
+    # the tiles' dtype: autocast's, else the hidden states'
+    c = run.a if run.autocast else r
+    # `mm_buf`: one tile, as wide as a full tile whatever V
+    tile = c*min(n, TRL_TOKEN_TILE)*TRL_VOCAB_TILE
+    casts = (c*min(n, TRL_TOKEN_TILE)*H if r != c else 0) + (c*min(V, TRL_VOCAB_TILE)*H if run.fbytes != c else 0)
+    # hidden_states[mask] (a copy), int64 targets, log_z, entropy
+    saved = n*(r*H + 8 + 4 + 4)
+    grad_w = 4*V*H if m == "full" else 0.                            # fp32 grad_weight, filled tile by tile
+    return dict(tok=_norm_saved(sp, H, r, True, m == "full", run.autocast), fixed=saved, fixed_bwd=saved,
+                frag_block=tile,
+                # + 7 fp32 statistics a scored token, up to 4 outputs a position
+                loss_fwd=tile + casts + 4*7*n + 4*4*T,
+                # fp32 grad_hidden, then cast and scattered
+                loss_bwd=4*n*H + max(tile + casts + grad_w, r*n*H + r*T*H), chunk=None)
+
+def _reference_bytes(run:ResolvedRun)->float:
+    "The frozen copy TRL loads as the reference (not for PEFT methods), on this GPU."
+    p, s = run.passes, run.settings
+    if not p or p.reference != "copy": return 0.
+    # DeepSpeed casts it as it casts the model
+    n = run.spec.num_params*(run.fbytes if s.strategy.startswith("zero") else run.wbytes)
+    return n/s.data_parallel if s.strategy in ("zero3", "fsdp") else n
+
+
+# %% ../../nbs/estimate/01_memory.ipynb #d0fd5987
+def _nograd_tok(run:ResolvedRun, autocast:bool=True, adapters:bool=False)->float:
+    "Bytes per token a forward without autograd holds at its busiest: one decoder layer's working set (measured below)."
+    sp, s, r = run.spec, run.settings, run.r_bytes
+    a = r if (run.quant or not autocast) else run.a                 # matmul outputs: autocast's dtype, else the input's
+    H, nh, nkv, hd, vd = sp.hidden_size, sp.num_heads, sp.num_kv_heads, sp.head_dim, sp.vdim
+    if sp.is_moe: inter = sp.experts_per_token*3*sp.moe_intermediate_size + 3*(sp.shared_expert_intermediate_size or 0)
+    else: inter = (3 if sp.gated_mlp else 2)*sp.intermediate_size  # act(gate), up and their product
+    mlp = 4*r*H + a*inter                                            # embeddings, layer input, residual, normed input
+    mlp_lora = run.targets & {"up_proj", "gate_proj", "gate_up_proj", "c_fc"}
+    if adapters and run.method.lora and mlp_lora and not sp.is_moe:
+        # PEFT: x.to(fp32), lora_B's output and its scaled copy
+        o = run.a if autocast else 4
+        # ... beside act(gate) and up
+        mlp = max(mlp, 4*r*H + 2*a*sp.intermediate_size + 4*H + 2*o*sp.intermediate_size)
+    # q, k, v; rotary's temporaries
+    attn = 3*r*H + a*(nh*hd + nkv*(hd + vd)) + (0 if sp.learned_positions else 3*a*nh*hd)
+    # the probabilities, fp32 and cast
+    if attention_kernel(run, 0) in ("eager", "math"): attn += (4 + a)*nh*s.seq_len
+    # position ids, rotary cos and sin: per row of the batch
+    pos = 0 if sp.learned_positions else (8 + 2*r*hd)/s.batch_size
+    return max(mlp, attn) + pos
+
+def _nograd_bytes(run:ResolvedRun, rows:int, seq:int, scored:int)->float:
+    "Bytes a forward without autograd of `rows` x `seq` tokens (TRL's head scoring `scored` a row) holds at its busiest."
+    sp, r = run.spec, run.r_bytes
+    T, n, H, V = rows*seq, rows*scored, sp.hidden_size, sp.vocab_size
+    # last hidden states, the scored copy, a tile
+    head = r*H*(T + n) + run.a*min(n, TRL_TOKEN_TILE)*TRL_VOCAB_TILE + 4*7*n
+    frozen32 = run.autocast and run.fbytes == 4 and not run.quant
+    cast = run.a*max(i*o for _, i, o, k in sp.linear_layers() if k == 1) if frozen32 else 0
+    # down_proj: its input, output, a bf16 copy of a frozen fp32 weight
+    down = T*(4*r*H + run.a*(sp.intermediate_size + H)) + cast
+    run = replace(run, settings=run.settings.replace(batch_size=rows, seq_len=seq))
+    return max(T*_nograd_tok(run), down if cast else 0, head)
+
+
+# %% ../../nbs/estimate/01_memory.ipynb #099f8456
+def _kv_bytes(run:ResolvedRun, sequences:int, tokens:int)->float:
+    "transformers' `DynamicCache` for `sequences` of `tokens` each: every layer's keys and values, in the generation's dtype."
+    sp = run.spec
+    return sequences*tokens*sp.num_layers*sp.num_kv_heads*(sp.head_dim + sp.vdim)*run.r_bytes
+
+def _generation_bytes(run:ResolvedRun)->float:
+    "Bytes GRPO's `model.generate` holds beyond the resident weights and states, at its busiest (prefill or last step)."
+    sp, p = run.spec, run.passes
+    N, P, C, V, r = p.generated, p.prompt, p.completion, sp.vocab_size, run.r_bytes
+    fp32 = run.wbytes == 4 and not (run.quant or run.half_forward)  # outside autocast: fp32 weights generate in fp32
+    gen = replace(run, settings=run.settings.replace(batch_size=N, seq_len=P, **({"precision": "fp32"} if fp32 else {})))
+    # the last position's logits, their fp32 copy, the softmax
+    sample = N*V*(r + 8)
+    # + the padding mask (bool)
+    prefill = _kv_bytes(run, N, P) + N*P*_nograd_tok(gen, autocast=False, adapters=True) + N*P*P + sample
+    # torch.cat copies one layer's k or v
+    decode = _kv_bytes(run, N, P + C)*(1 + 1/(2*sp.num_layers)) + N*(P + C) + sample
+    return max(prefill, decode)
+
+def _zero3_gather(run:ResolvedRun, d:dict)->float:
+    "ZeRO-3 generates with every weight gathered (TRL's `ds3_gather_for_generation=True`): the model beyond the shard."
+    return run.spec.num_params*run.fbytes - d["weights"] if run.settings.strategy == "zero3" else 0.
+
+
+# %% ../../nbs/estimate/01_memory.ipynb #18597943
+def _stage_moments(run:ResolvedRun, h:dict, d:dict, base:float, Gacc:float, after_forward:float)->dict:
+    "The moments a preference or RL micro-batch adds: the reference forward; GRPO's generation, reference log-probabilities."
+    p, B, M = run.passes, run.settings.batch_size, {}
+    if p.generated:                                                  # before the step: no activations, no gradients
+        M["generation"] = base + _zero3_gather(run, d) + _generation_bytes(run)
+        if p.reference_forwards: M["reference log-probabilities"] = base + _nograd_bytes(run, B, p.seq, p.scored)
+    # DPO, KTO: after the trained forward, its activations held
+    elif p.reference_forwards or p.policy_forwards:
+        M["reference forward"] = after_forward + _nograd_bytes(run, B, p.seq, p.scored)
+    return M
+
+def _stage_notes(run:ResolvedRun)->list[str]:
+    "What a preference or RL estimate rests on, in words."
+    p, s, GiB_ = run.passes, run.settings, GiB
+    ref = {"none": "no reference model",
+           "adapters off": "the reference is the base with the adapters disabled (no extra weights)",
+           "copy": f"the reference is a frozen copy of the model ({_reference_bytes(run)/GiB_:.2f} GiB)"}[p.reference]
+    out = [f"{run.stage}: as {p.trainer.trainer} of TRL 1.16 runs it (read from its source, not yet measured on a GPU): "
+           f"{p.rows} sequences of {p.seq} tokens a micro-batch, {ref}"
+           + (f", {n} forward{'s'*(n > 1)} without gradients a micro-batch" if (n := p.reference_forwards + p.policy_forwards)
+              else "")
+           + ("; TRL's fused LM head (no full logits)" if p.head == "trl" else "")]
+    if p.generated:
+        out.append(f"GRPO generates {p.generated} completions per GPU and step (batch_size x gradient_accumulation_steps) "
+                   f"in one generate call: KV cache {_kv_bytes(run, p.generated, p.prompt + p.completion)/GiB_:.2f} GiB at "
+                   f"{p.prompt} + {p.completion} tokens; every completion assumed to run to max_completion_length")
+    return out
+

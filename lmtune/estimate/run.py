@@ -6,17 +6,20 @@ Docs: https://lmtune.github.io/lmtune/estimate/run.html.md"""
 
 # %% ../../nbs/estimate/00_run.ipynb #9c0d9a19
 from __future__ import annotations
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from ..catalog import ia3_params, ModelSpec, model_spec, ia3_targets
 from ..settings import (RunSettings, Method, run_settings, resolve_defaults, method_info, stage_info, bad_value,
-                             DEFAULT_ATTN, BOTTLENECK_PLACEMENTS, check_bottleneck_size)
+                             DEFAULT_ATTN, BOTTLENECK_PLACEMENTS, check_bottleneck_size, ESTIMATOR_FIELDS)
 
 # %% auto #0
 __all__ = ['GiB', 'OPTIMIZERS', 'CUDA_CONTEXT_BYTES', 'WORKSPACE_BYTES', 'NCCL_BYTES', 'HOST_BASE_BYTES', 'SHARD_BYTES',
-           'FRAG_CONST', 'FRAG_LOGITS', 'LIGER_MODEL_TYPES', 'NF4_BLOCK', 'NESTED_BLOCK', 'NF4_CODE_BYTES',
-           'OptimState', 'lora_targets', 'lora_params', 'resolve_attention', 'ResolvedRun', 'resolve_run',
-           'bias_params', 'bottleneck_tensors', 'count_trainable', 'trainable_params', 'lowest_trainable_layer',
-           'has_backward', 'block_backward', 'weights_train', 'sliding', 'sdpa_gets_mask', 'attention_kernel']
+           'FRAG_CONST', 'FRAG_LOGITS', 'LIGER_MODEL_TYPES', 'TRL_TOKEN_TILE', 'TRL_VOCAB_TILE', 'STAGE_TRAINERS',
+           'NF4_BLOCK', 'NESTED_BLOCK', 'NF4_CODE_BYTES', 'OptimState', 'lora_targets', 'lora_params',
+           'resolve_attention', 'StageTrainer', 'StagePasses', 'passes_for', 'stage_passes', 'trained_run',
+           'batch_sizes', 'check_stage', 'ResolvedRun', 'resolve_run', 'bias_params', 'bottleneck_tensors',
+           'count_trainable', 'trainable_params', 'lowest_trainable_layer', 'has_backward', 'block_backward',
+           'weights_train', 'sliding', 'sdpa_gets_mask', 'attention_kernel']
 
 # %% ../../nbs/estimate/00_run.ipynb #c6216e70
 GiB = 2**30
@@ -117,19 +120,136 @@ def resolve_attention(spec:ModelSpec, # the model's shapes and quirks
     if attn is not None: return attn
     return DEFAULT_ATTN if spec.sdpa_path else 'eager'
 
+# %% ../../nbs/estimate/00_run.ipynb #1109699d
+# trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE, trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE
+TRL_TOKEN_TILE, TRL_VOCAB_TILE = 4096, 32768
+
+@dataclass(frozen=True)
+class StageTrainer:
+    "How the TRL 1.16 trainer of a stage runs one micro-batch (read from its source): what the estimators multiply out."
+    trainer:str # the TRL class that trains the stage
+    config:str # its config class, as imported: a `TrainingArguments` subclass
+    sequences:int = 1 # sequences trained per row of data (DPO, ORPO: the chosen and the rejected completion, stacked)
+    # 'trl': TRL's fused LM head, log-probabilities in tiles; None: the full logits, as a plain Trainer
+    head:str|None = None
+    reference_forwards:int = 0 # forwards without gradients through the reference per micro-batch
+    policy_forwards:int = 0 # forwards without gradients through the trained model per micro-batch (KTO's KL batch)
+    generates:bool = False # it samples its own completions once per optimizer step, before training on them (GRPO)
+    min_batch:int = 1 # the smallest `per_device_train_batch_size` it accepts
+    beta:str|None = None # what `RunSettings.beta` is to it (None: it has no beta)
+
+_SFT = StageTrainer('SFTTrainer', 'trl.SFTConfig')
+STAGE_TRAINERS = {
+    'pretrain': _SFT, 'continue_pretraining': _SFT, 'sft': _SFT,
+    'dpo': StageTrainer('DPOTrainer', 'trl.DPOConfig', sequences=2, head='trl', reference_forwards=1,
+                        beta='the strength of the preference term: how far the policy may move from the reference'),
+    'kto': StageTrainer('KTOTrainer', 'trl.KTOConfig', head='trl', reference_forwards=2, policy_forwards=1, min_batch=2,
+                        beta='the strength of the preference term: how far the policy may move from the reference'),
+    'orpo': StageTrainer('ORPOTrainer', 'trl.experimental.orpo.ORPOConfig', sequences=2,
+                         beta='the weight of the odds-ratio term beside the SFT loss (ORPO\'s lambda)'),
+    'grpo': StageTrainer('GRPOTrainer', 'trl.GRPOConfig', head='trl', reference_forwards=1, generates=True,
+                         # stage -> its trainer
+                         beta='the KL coefficient to the reference (0: no reference model is loaded)')}
+
+
+# %% ../../nbs/estimate/00_run.ipynb #cdbbad20
+@dataclass(frozen=True)
+class StagePasses:
+    "One micro-batch of a run as its stage's trainer runs it: the trained shapes, the reference, the generation."
+    trainer:StageTrainer # the stage's row of `STAGE_TRAINERS`
+    rows:int # sequences in one trained micro-batch
+    seq:int # tokens of one trained sequence (GRPO: prompt + completion)
+    # tokens of a sequence whose log-probability the loss reads (GRPO: the completion; else all, an upper bound)
+    scored:int
+    reference:str # 'none', 'adapters off' (PEFT: the base, adapters disabled) or 'copy' (a frozen copy of the model)
+    reference_forwards:int # forwards without gradients through the reference per micro-batch
+    generated:int = 0 # GRPO: completions each GPU samples per optimizer step (batch_size x gradient_accumulation_steps)
+    prompt:int = 0 # GRPO: prompt tokens (`seq_len`: the longest prompt; TRL pads to it and never truncates)
+    completion:int = 0 # GRPO: tokens generated per completion (`max_completion_length`)
+
+    @property
+    def head(self)->str|None: return self.trainer.head
+    @property
+    def policy_forwards(self)->int: return self.trainer.policy_forwards
+    @property
+    def plain(self)->bool:
+        "One forward and backward of the rows as asked, full logits: the step the H200 grid measured."
+        extra = self.head or self.reference_forwards or self.policy_forwards or self.generated
+        return self.trainer.sequences == 1 and not extra
+
+def passes_for(stage:str, # one of `STAGES`
+               settings:RunSettings, # the run, its method resolved (`resolve_defaults`)
+              )->StagePasses:
+    "What one micro-batch of `stage` runs with `settings`, from the stage's `STAGE_TRAINERS` row (no model needed)."
+    s, t = settings, STAGE_TRAINERS[stage_info(stage).name]
+    ref = 0 if t.generates and s.beta == 0 else t.reference_forwards       # GRPO with beta 0 loads no reference (TRL)
+    C = s.max_completion_length if t.generates else 0
+    return StagePasses(t, rows=t.sequences*s.batch_size, seq=s.seq_len + C, scored=C or s.seq_len,
+                       reference=('adapters off' if method_info(s.method).peft else 'copy') if ref else 'none',
+                       reference_forwards=ref,
+                       generated=s.batch_size*s.gradient_accumulation_steps if t.generates else 0,
+                       prompt=s.seq_len if t.generates else 0, completion=C)
+
+def stage_passes(run:ResolvedRun, # a run as `resolve_run` returns it (or as `trained_run` does: its passes)
+                )->StagePasses:
+    "What one micro-batch of `run` runs: `passes_for` its stage and settings."
+    return run.passes if run.passes is not None else passes_for(run.stage, run.settings)
+
+def trained_run(run:ResolvedRun, # a run as `resolve_run` returns it
+               )->ResolvedRun:
+    "`run` with `batch_size` and `seq_len` those of the forward and backward its stage trains, and its `passes` set."
+    if run.passes is not None: return run
+    p = stage_passes(run)
+    return replace(run, settings=run.settings.replace(batch_size=p.rows, seq_len=p.seq), passes=p)
+
+
+# %% ../../nbs/estimate/00_run.ipynb #3032ad03
+def batch_sizes(stage:str, # one of `STAGES`
+                settings:RunSettings, # the run (GRPO: its accumulation, GPUs and num_generations)
+               )->tuple[int, int]:
+    "(smallest, step): the `batch_size` values the stage's trainer accepts are `smallest + k x step`."
+    t, s = STAGE_TRAINERS[stage_info(stage).name], settings
+    if not t.generates: return t.min_batch, 1
+    step = s.num_generations // math.gcd(s.num_generations, s.gradient_accumulation_steps*s.data_parallel)
+    return step, step
+
+def check_stage(spec:ModelSpec, # the model
+                s:RunSettings, # the run, resolved
+                stage:str, # its stage
+               ):
+    "Refuse, naming the setting and the fix, what the stage's TRL trainer refuses (or what the model cannot hold)."
+    t, (lo, step) = STAGE_TRAINERS[stage], batch_sizes(stage, s)
+    if t.generates and s.num_generations < 2:
+        raise bad_value('num_generations', s.num_generations, "GRPO compares the completions of one prompt with each "
+                        "other: use at least 2 (TRL's rule; its default is 8)")
+    if s.batch_size < lo and not t.generates:
+        raise bad_value('batch_size', s.batch_size, f"{t.trainer} needs at least {lo} rows per GPU and micro-batch "
+                        f"(KTO's KL batch pairs each prompt with another row's completion); use batch_size >= {lo}")
+    if t.generates and (s.batch_size - lo) % step:
+        n = s.batch_size*s.gradient_accumulation_steps*s.data_parallel
+        raise bad_value('batch_size', s.batch_size, f"GRPO generates whole groups of num_generations={s.num_generations} "
+                        f"completions: batch_size x gradient_accumulation_steps x GPUs ({s.batch_size} x "
+                        f"{s.gradient_accumulation_steps} x {s.data_parallel} = {n}) must be a multiple of "
+                        f"{s.num_generations} (TRL's rule); use a multiple of {step}")
+    if t.generates and spec.learned_positions and s.seq_len + s.max_completion_length > spec.max_position_embeddings:
+        raise bad_value('max_completion_length', s.max_completion_length, f"{spec.name} has {spec.max_position_embeddings} "
+                        f"positions: prompt (seq_len={s.seq_len}) + completion must fit; lower one of them")
+
+
 # %% ../../nbs/estimate/00_run.ipynb #a338cca8
 @dataclass(frozen=True)
 class ResolvedRun:
     "A `RunSettings` checked against one model with every default resolved: what both estimators compute from."
     spec:ModelSpec # the model's shapes
     settings:RunSettings # method, precision, optim, attn_implementation and lora_alpha concrete
-    stage:str # pretrain, continue_pretraining, sft or dpo
+    stage:str # one of `lmtune.settings.STAGES`
     method:Method # the method's row of `lmtune.settings.METHOD_TABLE`
     optim:OptimState # how the optimizer stores its state
     targets:frozenset # modules with LoRA matrices or IA3 scales; for bottleneck, the blocks its adapters follow
     liger:bool # Liger kernels are patched in (use_liger_kernel on a model type Liger supports)
     attn:str # the attention implementation the estimate assumes (CPU checks use 'sdpa_cpu', torch's CPU flash kernel)
     context_bytes:int # CUDA context outside the caching allocator, per GPU
+    passes:StagePasses|None = None # set by `trained_run`: batch_size and seq_len are then the trained forward's
 
     @property
     def tokens(self)->int: return self.settings.batch_size * self.settings.seq_len   # per GPU per micro-step
@@ -177,6 +297,7 @@ def resolve_run(model, # catalog name, hub id, path, config dict, `PretrainedCon
     if info.name == "freeze" and s.trainable_layers > spec.num_layers:
         raise bad_value("trainable_layers", s.trainable_layers, f"{spec.name} has num_layers={spec.num_layers}: train 1 to "
                         f"{spec.num_layers} of its last layers (or method='full')")
+    check_stage(spec, s, stage_info(stage).name)
     if info.name == "bottleneck": check_bottleneck_size(s.bottleneck_size, spec.hidden_size, spec.name)
     if info.lora: targets = lora_targets(spec, s.lora_target_modules)
     elif info.name == "ia3": targets = frozenset(t.split(".")[-1] for t in ia3_targets(spec)[0])

@@ -11,27 +11,29 @@ from dataclasses import dataclass, field, replace
 from ..catalog import ia3_targets, gpu_spec, DEFAULT_GPU
 from .memory import liger_chunk_size
 from .run import (has_backward, lowest_trainable_layer, ResolvedRun, resolve_run, count_trainable,
-                                 NF4_BLOCK, attention_kernel, sliding, weights_train, block_backward, _ATTN_NAMES)
+                                 NF4_BLOCK, attention_kernel, sliding, weights_train, block_backward, _ATTN_NAMES,
+                                 TRL_TOKEN_TILE, TRL_VOCAB_TILE, trained_run)
 from ..report import fmt_seconds, fmt_usd, html_table
 from ..settings import bad_value, check_choice, check_positive, RunSettings
 
 # %% auto #0
 __all__ = ['FIRST_BLOCK', 'ADAPTER_BYTES', 'GEMMA_TYPES', 'DROPOUT_MASK_BYTES', 'NF4_DEQUANT_BYTES', 'FLASH_BACKWARD_MATMULS',
-           'PARAMETRIZE_CALLS', 'LAYER_CALLS', 'LOSS_HEADS', 'UNALIGNED_MATMUL_SLOWDOWN', 'TRL_TOKEN_TILE',
-           'TRL_VOCAB_TILE', 'HEAD_CALLS', 'CHECKPOINT_HOOK_OPS', 'MULTI_TENSOR_CHUNK', 'FOREACH_PASSES', 'FOREACH_OPS',
-           'FOREACH_PASSES_PER_STATE', 'CLIP_KERNELS', 'CLIP_PY_OPS', 'GRADSCALER_KERNELS', 'GRADSCALER_PY_OPS',
-           'ADAFACTOR_BYTES', 'ADAFACTOR_OPS', 'BNB8_BANDWIDTH_FRACTION', 'OPTIM_PY_OPS_PER_TENSOR',
-           'BNB_OPS_PER_TENSOR', 'THROUGHPUT_FIELDS', 'EFFICIENT_VS_FLASH', 'INTERCONNECT_GBPS', 'COMM_OVERLAP',
-           'BUCKET_BYTES', 'COLLECTIVE_LATENCY_S', 'CALIBRATED', 'PCIE_GBPS', 'CPU_ADAM_PARAMS_PER_S',
-           'HALF_PRECISION_BYTES', 'Matmul', 'layer_matmuls', 'lm_head_matmul', 'attention_entries', 'attention_flops',
-           'step_flops', 'Work', 'kernels', 'calls', 'gemm', 'matmul', 'Block', 'Dtypes', 'dtypes', 'rms_norm',
-           'layer_norm', 'norm', 'rotary', 'residual_add', 'dropout', 'activation', 'linear', 'grouped_matmul',
-           'lora_extras', 'dora_extras', 'ia3_role', 'ia3_extras', 'bottleneck_extras', 'attention_core', 'moe_block',
-           'after_block', 'layer_work', 'resolve_loss_head', 'logits_loss', 'liger_loss', 'trl_loss', 'head_work',
-           'MicroBatchWork', 'micro_batch_work', 'trainable_tensors', 'optimizer_kind', 'optimizer_work', 'Throughput',
-           'gpu_parts', 'gpu_seconds', 'overlapped', 'StepWork', 'step_work', 'step_phases', 'step_seconds',
-           'gradient_bytes', 'comm_seconds', 'parallel_share', 'tensor_parallel_seconds', 'step_breakdown',
-           'mitigation_seconds', 'offload_seconds', 'TimeEstimate', 'gpu_price', 'real_tokens_per_row', 'estimate_time']
+           'PARAMETRIZE_CALLS', 'LAYER_CALLS', 'LOSS_HEADS', 'UNALIGNED_MATMUL_SLOWDOWN', 'HEAD_CALLS',
+           'CHECKPOINT_HOOK_OPS', 'MULTI_TENSOR_CHUNK', 'FOREACH_PASSES', 'FOREACH_OPS', 'FOREACH_PASSES_PER_STATE',
+           'CLIP_KERNELS', 'CLIP_PY_OPS', 'GRADSCALER_KERNELS', 'GRADSCALER_PY_OPS', 'ADAFACTOR_BYTES', 'ADAFACTOR_OPS',
+           'BNB8_BANDWIDTH_FRACTION', 'OPTIM_PY_OPS_PER_TENSOR', 'BNB_OPS_PER_TENSOR', 'THROUGHPUT_FIELDS',
+           'EFFICIENT_VS_FLASH', 'INTERCONNECT_GBPS', 'COMM_OVERLAP', 'BUCKET_BYTES', 'COLLECTIVE_LATENCY_S',
+           'CALIBRATED', 'PCIE_GBPS', 'CPU_ADAM_PARAMS_PER_S', 'HALF_PRECISION_BYTES', 'GENERATE_STEP_OPS', 'Matmul',
+           'layer_matmuls', 'lm_head_matmul', 'attention_entries', 'attention_flops', 'step_flops', 'Work', 'kernels',
+           'calls', 'gemm', 'matmul', 'Block', 'Dtypes', 'dtypes', 'rms_norm', 'layer_norm', 'norm', 'rotary',
+           'residual_add', 'dropout', 'activation', 'linear', 'grouped_matmul', 'lora_extras', 'dora_extras',
+           'ia3_role', 'ia3_extras', 'bottleneck_extras', 'attention_core', 'moe_block', 'after_block', 'layer_work',
+           'resolve_loss_head', 'logits_loss', 'liger_loss', 'trl_loss', 'head_work', 'MicroBatchWork', 'layer_blocks',
+           'micro_batch_work', 'trainable_tensors', 'optimizer_kind', 'optimizer_work', 'Throughput', 'gpu_parts',
+           'gpu_seconds', 'overlapped', 'StepWork', 'step_work', 'step_phases', 'step_seconds', 'gradient_bytes',
+           'comm_seconds', 'parallel_share', 'tensor_parallel_seconds', 'step_breakdown', 'mitigation_seconds',
+           'offload_seconds', 'nograd_forward_work', 'generation_work', 'stage_seconds', 'stage_flops', 'TimeEstimate',
+           'gpu_price', 'real_tokens_per_row', 'estimate_time']
 
 # %% ../../nbs/estimate/02_time.ipynb #64caf859
 @dataclass
@@ -571,14 +573,14 @@ def layer_work(run:ResolvedRun, # the resolved run
 # %% ../../nbs/estimate/02_time.ipynb #c0a10026
 LOSS_HEADS = ('logits', 'liger', 'trl')
 UNALIGNED_MATMUL_SLOWDOWN = 1 + 0.25 / 0.31   # a matmul whose output width is odd (GPT-2's 50257): see below
-TRL_TOKEN_TILE, TRL_VOCAB_TILE = 4096, 32768  # trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE, trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE
 HEAD_CALLS = 30   # Python per forward outside the layers: masks, rotary cos/sin, output dataclasses, the loss function
 
 def resolve_loss_head(run:ResolvedRun, # the resolved run
                       head:str|None=None, # 'logits', 'liger' or 'trl'; None: Liger's when its kernels are on, else 'logits'
                      )->str:
-    "The loss head a run uses: `head` if given, else Liger's when its kernels are on, else the plain logits."
+    "The loss head a run uses: `head` if given, else its stage trainer's (`StagePasses.head`), Liger's when on, else the logits."
     if head is not None: return check_choice('loss_head', head, LOSS_HEADS)
+    if run.passes and run.passes.head: return run.passes.head
     return 'liger' if run.liger else 'logits'
 
 def logits_loss(run:ResolvedRun, # the resolved run
@@ -612,9 +614,10 @@ def trl_loss(run:ResolvedRun, # the resolved run
              x:int, # bytes per element of the head's input (the final norm's output)
              slow:float, # slowdown of the head's matmuls (`UNALIGNED_MATMUL_SLOWDOWN` or 1)
             )->Block:
-    "TRL's fused LM head (`_ChunkedLogProbFunction`): tiles of the projection, never the full logits."
+    "TRL's fused LM head (`_ChunkedLogProbFunction`): tiles of the projection over the scored tokens, never the logits."
     sp, d = run.spec, dtypes(run)
-    T, H, V, h = run.tokens, sp.hidden_size, sp.vocab_size, d.half
+    T = run.settings.batch_size * run.passes.scored if run.passes else run.tokens   # on a GPU only the scored positions
+    H, V, h = sp.hidden_size, sp.vocab_size, d.half
     tiles = math.ceil(T / TRL_TOKEN_TILE) * math.ceil(V / TRL_VOCAB_TILE)
     vt = math.ceil(V / TRL_VOCAB_TILE)
     tile_mm = gemm(2.0 * T * H * V / tiles, h * (T * H / tiles + V * H / tiles + T * V / tiles), slow, count=tiles)
@@ -653,6 +656,18 @@ class MicroBatchWork:
     backward: Work    # the backward pass (without the recompute)
     sync_after_forward: bool = False   # the trainer waits for the GPU between forward and backward (TRL's metrics)
 
+def layer_blocks(run:ResolvedRun, # the resolved run
+                 example_tokens:float|None=None, # mean tokens of one training example (default: every row is full)
+                )->list[Block]:
+    "`layer_work` of every decoder layer, in order (layers of one kind counted once)."
+    sp, kinds, out = run.spec, {}, []
+    for layer in range(sp.num_layers):
+        kind = (sp.is_moe_layer(layer), has_backward(run, layer), layer == lowest_trainable_layer(run),
+                attention_kernel(run, layer, run.settings.padding_free), sliding(sp, layer, run.settings.seq_len))
+        if kind not in kinds: kinds[kind] = layer_work(run, layer, example_tokens)
+        out.append(kinds[kind])
+    return out
+
 def micro_batch_work(run:ResolvedRun, # the resolved run
                      head:str|None=None, # the loss head: 'logits', 'liger' or 'trl' (None: `resolve_loss_head` picks)
                      example_tokens:float|None=None, # mean tokens of one training example (default: every row is full)
@@ -660,12 +675,7 @@ def micro_batch_work(run:ResolvedRun, # the resolved run
     "Forward, recompute and backward `Work` of one micro-batch on one GPU."
     sp, gc = run.spec, run.settings.gradient_checkpointing
     fwd, rec, bwd = Work(), Work(), Work()
-    kinds = {}
-    for layer in range(sp.num_layers):
-        kind = (sp.is_moe_layer(layer), has_backward(run, layer), layer == lowest_trainable_layer(run),
-                attention_kernel(run, layer, run.settings.padding_free), sliding(sp, layer, run.settings.seq_len))
-        if kind not in kinds: kinds[kind] = layer_work(run, layer, example_tokens)
-        b = kinds[kind]
+    for layer, b in enumerate(layer_blocks(run, example_tokens)):
         fwd += b.fwd
         if not has_backward(run, layer): continue
         bwd += b.bwd
@@ -939,6 +949,78 @@ def offload_seconds(run:ResolvedRun, # the resolved run
         out += st.gradient_accumulation_steps * (2 + st.gradient_checkpointing) * run.spec.num_params * run.wbytes / n / (PCIE_GBPS * 1e9)
     return out
 
+# %% ../../nbs/estimate/02_time.ipynb #a9fc3934
+# aten ops one decode step of `model.generate` dispatches outside the model (sampling, stopping, cache): counted below
+GENERATE_STEP_OPS = 35
+
+def nograd_forward_work(run:ResolvedRun, # a run as `trained_run` returns it
+                        head:str|None=None, # the loss head (None: `resolve_loss_head` picks)
+                        base:bool=False, # the reference: adapters disabled (PEFT) or the frozen copy without them
+                       )->Work:
+    "A forward of the trained rows without autograd or checkpointing: the reference's, or the trained model's (KTO's KL)."
+    r = replace(run, settings=run.settings.replace(gradient_checkpointing=False),
+                **({'targets': frozenset()} if base else {}))
+    return micro_batch_work(r, head).forward
+
+def _generating(run:ResolvedRun, seq:int)->ResolvedRun:
+    "The run as `model.generate` runs it: the generated sequences of `seq` tokens, outside autocast (fp32 weights: fp32)."
+    fp32 = run.wbytes == 4 and not (run.quant or run.half_forward)
+    s = run.settings.replace(batch_size=run.passes.generated, seq_len=seq, gradient_checkpointing=False,
+                             **({'precision': 'fp32'} if fp32 else {}))
+    return replace(run, settings=s, passes=None)
+
+def generation_work(run:ResolvedRun, # a GRPO run as `trained_run` returns it
+                   )->tuple[Work, Work]:
+    "(prefill, one decode step) of GRPO's `model.generate` on one GPU, each completion of `max_completion_length` tokens."
+    sp, p = run.spec, run.passes
+    N, P, C, H, V = p.generated, p.prompt, p.completion, sp.hidden_size, sp.vocab_size
+    pre, dec = _generating(run, P), _generating(run, 1)
+    h = dtypes(pre).half
+    # the last position's logits, their fp32 copy, the softmax and the sample; generate's own ops
+    sample = matmul(N, H, V, h) + Work(bytes=N*V*(h + 4 + 8 + 8), kernels=GENERATE_STEP_OPS,
+                                       cpu_ops=GENERATE_STEP_OPS)
+    # the cache a step reads, on average
+    kv = N*(P + C/2)*sp.num_layers*sp.num_kv_heads*(sp.head_dim + sp.vdim)*dtypes(dec).residual
+    prefill = sum((b.fwd for b in layer_blocks(pre)), Work()) + kernels(N*P*H, 2*h) + calls(HEAD_CALLS) + sample
+    step = sum((b.fwd for b in layer_blocks(dec)), Work()) + Work(bytes=kv) + kernels(N*H, 2*h) + calls(HEAD_CALLS)
+    step += sample
+    return prefill, step
+
+
+# %% ../../nbs/estimate/02_time.ipynb #e15843a9
+def stage_seconds(run:ResolvedRun, # a run as `trained_run` returns it
+                  gpu, # catalog GPU name or `GPU`
+                  thr:Throughput|None=None, # the time model's constants (default: CALIBRATED)
+                  head:str|None=None, # the loss head (None: `resolve_loss_head` picks)
+                 )->dict:
+    "Seconds per optimizer step on each GPU a stage adds to its micro-batches: forwards without gradients, generation."
+    p, s, thr = run.passes, run.settings, thr or CALIBRATED
+    peak, bw = _peak_and_bandwidth(gpu_spec(gpu), s.precision)
+    # it syncs: no overlap with the next
+    def wall(w, pk=peak): return max(w.cpu_ops*thr.cpu_op_us*1e-6, gpu_seconds(w, pk, bw, thr))
+    ga, out = s.gradient_accumulation_steps, dict(reference_s=0., policy_forward_s=0., prefill_s=0., decode_s=0.)
+    if p.reference_forwards:
+        out['reference_s'] = ga*p.reference_forwards*wall(nograd_forward_work(run, head, base=True))
+    if p.policy_forwards: out['policy_forward_s'] = ga*p.policy_forwards*wall(nograd_forward_work(run, head))
+    if p.generated:
+        pre, step = generation_work(run)
+        gpk = _peak_and_bandwidth(gpu_spec(gpu), _generating(run, 1).settings.precision)[0]
+        out['prefill_s'], out['decode_s'] = wall(pre, gpk), p.completion*wall(step, gpk)
+    out['generation_s'] = out['prefill_s'] + out['decode_s']
+    out['stage_s'] = out['reference_s'] + out['policy_forward_s'] + out['generation_s']
+    return out
+
+def stage_flops(run:ResolvedRun, # a run as `trained_run` returns it
+               )->float:
+    "FLOPs per optimizer step on one GPU beyond the training micro-batches: forwards without gradients, generation."
+    p, s = run.passes, run.settings
+    f = (p.reference_forwards + p.policy_forwards)*s.gradient_accumulation_steps*step_flops(run)['forward']
+    if p.generated:   # every generated token through the layers once; the lm_head only at the sampled positions
+        g = _generating(run, p.prompt + p.completion)
+        f += step_flops(g)['forward'] - lm_head_matmul(g).fwd_flops*p.prompt/(p.prompt + p.completion)
+    return f
+
+
 # %% ../../nbs/estimate/02_time.ipynb #6e277711
 @dataclass
 class TimeEstimate:
@@ -1002,6 +1084,16 @@ def _notes(run:ResolvedRun, head:str, example_tokens:float|None)->list[str]:
     elif run.liger: out.append("use_liger_kernel: Liger's RMSNorm, RoPE, SwiGLU" + (" and fused linear cross-entropy" if head == 'liger' else "")
                                + " timed from Liger-Kernel's source (not measured)")
     if head == 'trl': out.append("loss_head='trl': TRL's fused LM head and its per-step metric syncs, from TRL 1.16's source (not measured)")
+    p = run.passes
+    if p and not p.plain:
+        nograd = p.reference_forwards + p.policy_forwards
+        out.append(f"{run.stage}: {p.trainer.trainer}'s passes from TRL 1.16's source, {p.rows} rows of {p.seq} tokens a "
+                   "micro-batch" + (f" and {nograd} forward{'s'*(nograd > 1)} without gradients" if nograd else "") + " (not measured on a GPU)")
+    if p and p.generated:
+        out.append(f"GRPO's generation: {p.generated} completions per GPU and step, each of max_completion_length="
+                   f"{p.completion} tokens (an upper bound: generation stops when every completion has ended); a decode step "
+                   "costs the larger of the CPU's dispatch and the GPU's weight and KV-cache reads (not measured on a GPU); "
+                   "reward functions not timed")
     if s.padding_free and run.attn == 'sdpa': out.append("padding_free with sdpa: transformers masks the flattened row, so SDPA computes "
                                                          "its whole square; use attn_implementation='flash_attention_2'")
     if s.tensor_parallel * s.pipeline_parallel > 1: out.append("tensor/pipeline parallelism timed as an ideal split, Megatron's all-reduces "
@@ -1040,21 +1132,26 @@ def estimate_time(model, # catalog name, hub id, config dict/path/object or Mode
     if tokens is not None and not math.isfinite(check_positive('tokens', tokens, integer=False)):
         raise bad_value('tokens', tokens, "must be a finite number of training tokens, e.g. 1e9 or 5e8 (or give steps=)")
     if steps is not None: steps = check_positive('steps', steps)
-    head = resolve_loss_head(r, loss_head)
-    b = step_breakdown(r, g, throughput, interconnect_gbps, head, example_tokens)
-    b['offload_s'] = offload_seconds(r)
-    step_s = b['step_s'] + b['offload_s']; b['step_s'] = step_s
+    t = trained_run(r)                                                    # priced on the rows its stage trains
+    head = resolve_loss_head(t, loss_head)
+    b = step_breakdown(t, g, throughput, interconnect_gbps, head, example_tokens)
+    b['offload_s'] = offload_seconds(t)
+    if not t.passes.plain: b.update(stage_seconds(t, g, throughput, head))
+    step_s = b['step_s'] + b['offload_s'] + b.get('stage_s', 0.); b['step_s'] = step_s
     per = s.data_parallel * s.gradient_accumulation_steps                 # micro-batches of the whole model per step
-    tps = s.batch_size * real_tokens_per_row(r, example_tokens) * per    # real tokens of one step, across all GPUs
-    fl = step_flops(r)
+    # real tokens of one step, across all GPUs
+    tps = t.settings.batch_size * real_tokens_per_row(t, example_tokens) * per
+    fl = step_flops(t)
+    extra = stage_flops(t) * s.data_parallel if not t.passes.plain else 0.
     peak = _peak_and_bandwidth(g, s.precision)[0]
     if tokens is not None: steps = math.ceil(tokens / tps)
     total = None if steps is None else steps * step_s
     price = gpu_price(g, usd_per_hour, prices)
     return TimeEstimate(model=r.spec.name, gpu=g.name, num_gpus=r.world_size, step_seconds=step_s, tokens_per_step=tps,
-                        tokens_per_second=tps / step_s, flops_per_step=fl['total'] * per,
-                        mfu=(fl['total'] - fl['recompute']) * per / (step_s * peak * r.world_size),
+                        tokens_per_second=tps / step_s, flops_per_step=fl['total'] * per + extra,
+                        mfu=((fl['total'] - fl['recompute']) * per + extra) / (step_s * peak * r.world_size),
                         steps=steps, tokens=tokens if tokens is not None else (None if steps is None else steps * tps),
                         total_seconds=total, usd_per_hour=price,
                         cost_usd=None if total is None else total / 3600 * price * r.world_size,
-                        price_date=g.price_date, breakdown=b, notes=_notes(r, head, example_tokens), settings=s, stage=r.stage)
+                        price_date=g.price_date, breakdown=b, notes=_notes(t, head, example_tokens), settings=s,
+                        stage=r.stage)

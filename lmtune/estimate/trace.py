@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from .memory import BREAKDOWN_ORDER, MemoryEstimate
-from .run import CUDA_CONTEXT_BYTES, FRAG_CONST
+from .run import CUDA_CONTEXT_BYTES, FRAG_CONST, StagePasses, passes_for
 from ..settings import RunSettings, bad_value, resolve_defaults, run_settings, stage_info
 
 # %% auto #0
@@ -75,23 +75,95 @@ class _NoHook:
     "Stands for the gradient hook MemTracker would put on a frozen weight (a frozen weight has no gradient to track)."
     def remove(self): pass
 
-def _traced_step(model, s:RunSettings, vocab:int)->dict:
-    "Bytes live at the peak of one training step, by MemTracker's category."
+def _traced_step(model, s:RunSettings, vocab:int, stage:str="sft", ref=None)->dict:
+    "Bytes live at the peak of one training step of `stage` (`ref`: a frozen reference copy), by MemTracker's category."
     import torch
     from torch.distributed._tools.mem_tracker import MemTracker
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, **TRACE_OPTIMIZERS[s.optim])
     for p in params: opt.state[p] = dict(step=torch.tensor(0.), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-    ids = torch.randint(0, vocab, (s.batch_size, s.seq_len))
-    tracker = MemTracker(); tracker.track_external(model, opt)
-    for p in model.parameters():   # MemTracker hooks every weight's gradient, and torch refuses hooks on frozen weights: stand-ins
-        if not p.requires_grad: tracker._param_to_grad_hook_handles[p] = (_NoHook(), _NoHook())
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.precision == "mixed")
-    with tracker:
-        with autocast: loss = model(input_ids=ids, labels=ids).loss
+    tracker = MemTracker(); tracker.track_external(*[m for m in (model, ref) if m is not None], opt)
+    # MemTracker hooks every weight's gradient, and torch refuses hooks on frozen weights: stand-ins
+    for m in (model, ref):
+        for p in (m.parameters() if m is not None else ()):
+            if not p.requires_grad: tracker._param_to_grad_hook_handles[p] = (_NoHook(), _NoHook())
+    with tracker, _gpu_folds():
+        loss = _stage_loss(model, ref, s, passes_for(stage, s), vocab)
         loss.backward(); opt.step(); opt.zero_grad()
     (peak,) = tracker.get_tracker_snapshot("peak").values()
     return {str(k).split(".")[-1]: v for k, v in peak.items()}
+
+# %% ../../nbs/estimate/04_trace.ipynb #989b5c69
+def _gpu_folds():
+    "TRL's fused head folds tiles in place on a GPU (Triton); its CPU fallback copies them: stand-ins allocating nothing."
+    import contextlib
+    from unittest import mock
+    import trl.kernels.chunked_logprob as c
+    stack = contextlib.ExitStack()
+    stack.enter_context(mock.patch.object(c, "_forward_tile", lambda *a, **k: None))
+    stack.enter_context(mock.patch.object(c, "_backward_tile", lambda tile, *a, **k: tile.zero_()))
+    return stack
+
+def _call(model, **inputs):
+    "`model(**inputs)` in a fresh wrapper module: MemTracker refuses a second top-level call (TRL calls a model 2-4 times)."
+    import torch
+    class Call(torch.nn.Module):
+        def forward(self, **kw): return model(**kw)
+    return Call()(**inputs)
+
+def _reference(model, ref):
+    "(context, model) of the reference forward: the frozen copy, or the PEFT model with its adapters disabled."
+    import contextlib
+    return (contextlib.nullcontext(), ref) if ref is not None else (model.disable_adapter(), model)
+
+def _generate(model, p:StagePasses, vocab:int):
+    "GRPO's `model.generate` loop without its data-dependent stop: a prefill, then one sampled token a step; the sequences."
+    import torch
+    ids = torch.randint(0, vocab, (p.generated, p.prompt))
+    with torch.no_grad():
+        out, new = _call(model, input_ids=ids, use_cache=True, logits_to_keep=1), []
+        for _ in range(p.completion):
+            new.append(torch.multinomial(out.logits[:, -1].float().softmax(-1), 1))
+            out = _call(model, input_ids=new[-1], past_key_values=out.past_key_values, use_cache=True)
+    return torch.cat([ids, *new], dim=1)
+
+
+# %% ../../nbs/estimate/04_trace.ipynb #04a65f9c
+def _stage_loss(model, ref, s:RunSettings, p:StagePasses, vocab:int):
+    "One micro-batch of the stage as its TRL trainer runs it (autocast, passes without gradients); returns its loss."
+    import torch, torch.nn.functional as F
+    B, stage = s.batch_size, p.trainer.trainer
+    ctx, rm = _reference(model, ref) if p.reference != "none" else (None, None)
+    ac = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.precision == "mixed")
+    lp = lambda m, x: _call(m, input_ids=x, labels=x, fused_lm_head=True).log_probs
+    ids = _generate(model, p, vocab)[:B] if p.generated else torch.randint(0, vocab, (p.rows, p.seq))
+    if p.head is None and stage != "ORPOTrainer":
+        with ac(): return model(input_ids=ids, labels=ids).loss
+    if stage == "ORPOTrainer":
+        from trl.trainer.utils import selective_log_softmax
+        with ac():
+            # accelerate hands the loss fp32 logits under autocast
+            logits = model(input_ids=ids).logits.float()
+            nll = F.cross_entropy(logits[:B, :-1].reshape(-1, vocab), ids[:B, 1:].reshape(-1))
+            lps = selective_log_softmax(logits[:, :-1], ids[:, 1:]).mean(-1)
+        return nll - F.logsigmoid(lps[:B] - lps[B:]).mean()
+    with ac():
+        if p.policy_forwards:
+            with torch.no_grad(): kl = lp(model, ids.roll(1, 0)).sum(-1)   # KTO's KL batch
+        if p.generated and p.reference_forwards:
+            with torch.no_grad(), ctx: ref_lp = lp(rm, ids)             # GRPO: before the step
+        pol = lp(model, ids)
+        if p.reference_forwards and not p.generated:
+            with torch.no_grad(), ctx:
+                ref_lp = lp(rm, ids)
+                if p.policy_forwards: ref_kl = lp(rm, ids.roll(1, 0)).sum(-1)
+    if p.generated:
+        loss = -(torch.exp(pol - pol.detach())).mean()
+        return loss + s.beta*(torch.exp(ref_lp - pol) - (ref_lp - pol) - 1).mean() if p.reference_forwards else loss
+    d = pol.sum(-1) - ref_lp.sum(-1)
+    if p.policy_forwards: return (1 - torch.sigmoid(s.beta*(d - (kl - ref_kl).mean()))).mean()
+    return -F.logsigmoid(s.beta*(d[:B] - d[B:])).mean()
+
 
 # %% ../../nbs/estimate/04_trace.ipynb #b3b12587
 TRACE_PARTS = {"PARAM": "weights", "GRAD": "gradients", "OPT": "optimizer states", "ACT": "activations", "TEMP": "activations",
@@ -109,12 +181,19 @@ def trace_memory(model, # a config dict with `model_type`, a `PretrainedConfig`,
     s = resolve_defaults(asked, stage_info(stage).name, cuda=True)
     check_traceable(s)
     cfg, t0 = traced_config(model, s.trust_remote_code), time.perf_counter()
-    model = _meta_model(cfg, s, asked.attn_implementation)
+    model, p = _meta_model(cfg, s, asked.attn_implementation), passes_for(stage, s)
     s = s.replace(attn_implementation=model.config._attn_implementation)
+    ref = None if p.reference != "copy" else _meta_model(cfg, s.replace(gradient_checkpointing=False), asked.attn_implementation)
+    if p.head == "trl":
+        from trl.trainer.utils import add_fused_lm_head
+        for m in (model, ref): m is None or add_fused_lm_head(getattr(m, "get_base_model", lambda: m)())
     with FakeTensorMode(allow_non_fake_inputs=True):   # the meta weights become fake ones; everything after is fake
-        model.to_empty(device="cpu")
-        getattr(model, "get_base_model", lambda: model)().tie_weights()   # to_empty gives tied weights storage of their own
-        live = _traced_step(model, s, cfg.vocab_size)
+        for m in (model, ref):
+            if m is None: continue
+            m.to_empty(device="cpu")
+            getattr(m, "get_base_model", lambda: m)().tie_weights()   # to_empty gives tied weights storage of their own
+        if ref is not None: ref.requires_grad_(False)
+        live = _traced_step(model, s, cfg.vocab_size, stage_info(stage).name, ref)
     bd = {}
     for k, v in live.items():
         if k in TRACE_PARTS: bd[TRACE_PARTS[k]] = bd.get(TRACE_PARTS[k], 0) + int(v)

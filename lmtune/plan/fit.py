@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ..catalog import gpu_spec, model_spec, DEFAULT_GPU, COMMON_GPUS, GPUS
 from ..estimate.memory import estimate_memory
-from ..estimate.run import ResolvedRun, resolve_run, LIGER_MODEL_TYPES
+from ..estimate.run import ResolvedRun, resolve_run, LIGER_MODEL_TYPES, batch_sizes, stage_passes
 from ..estimate.time import TimeEstimate, estimate_time
 from ..report import fmt_seconds, fmt_usd, html_table
 from ..settings import check_positive, bad_value, RunSettings, run_settings, gpu_layout, changed_fields
@@ -96,9 +96,13 @@ def max_batch_size(model, # anything `estimate_memory` accepts
                    limit:int=4096, # the largest batch size tried
                    **overrides, # `RunSettings` fields
                   )->int:
-    "Largest per-GPU batch size of the run's `seq_len`-token sequences that fits on `gpu` (0 if even 1 does not)."
+    "Largest per-GPU batch size the stage's trainer accepts (`batch_sizes`) that fits on `gpu` (0 if none does)."
     spec, s = model_spec(model), run_settings(settings, **overrides)
-    return _largest(lambda b: fits_in_memory(spec, gpu, s.replace(batch_size=b), stage)[0], limit)
+    lo, step = batch_sizes(stage, s)                                   # KTO: from 2; GRPO: whole groups of completions
+    b = lambda k: lo + (k - 1)*step
+    fits = lambda k: fits_in_memory(spec, gpu, s.replace(batch_size=b(k)), stage)[0]
+    k = _largest(fits, max((limit - lo)//step + 1, 1))
+    return b(k) if k else 0
 
 def max_seq_len(model, # anything `estimate_memory` accepts
                 gpu=DEFAULT_GPU, # catalog GPU name or `GPU`
@@ -188,11 +192,17 @@ class GpuComparison:
         from lmtune.report import text_table, fmt_count
         s = self.memory.settings
         parallel = f", {s.world_size} GPU(s) {s.strategy}" if s.world_size > 1 else ''
-        head = (f"Memory per GPU for {self.memory.model} ({s.method}, batch {s.batch_size} x {s.seq_len} tokens, {s.precision}, {s.optim}, "
-                f"gradient checkpointing {'on' if s.gradient_checkpointing else 'off'}{parallel}):")
+        stage = f", {self.memory.stage}" if self.memory.stage != 'sft' else ''
+        head = (f"Memory per GPU for {self.memory.model}{stage} ({s.method}, batch {s.batch_size} x {s.seq_len} tokens, "
+                f"{s.precision}, {s.optim}, gradient checkpointing {'on' if s.gradient_checkpointing else 'off'}{parallel}):")
         return (f"{head}\n{self.memory!r}\n\n" + text_table(self.rows(), header=self.HEADER) + f"\n(time and cost for "
                 f"{fmt_count(self.tokens)} training tokens on {self.times[0].num_gpus} GPU(s) of each type; prices from lmtune.catalog, "
-                f"dated {self.times[0].price_date})")
+                f"dated {self.times[0].price_date})" + ''.join(f"\nnote: {n}" for n in self.notes))
+
+    @property
+    def notes(self)->list[str]:
+        "What the memory and time estimates assume, each once."
+        return list(dict.fromkeys(self.memory.notes + [n for t in self.times for n in t.notes]))
 
     def _repr_html_(self):
         return self.memory._repr_html_() + html_table(f"{self.memory.model} needs {self.memory.device_total/2**30:.1f} GiB per GPU",
@@ -284,6 +294,8 @@ def _levers(r:ResolvedRun, allow_offload:bool, max_gpus:int, allow_shorter_seq:b
     if m.base_weights_train and not r.optim.paged:
         if not r.optim.low_bit: out.append(('optimizer', "8-bit AdamW states", dict(optim='adamw_8bit'), False))
         out.append(('optimizer', "paged 8-bit AdamW (states spill to CPU RAM)", dict(optim='paged_adamw_8bit'), False))
+    if stage_passes(r).reference == 'copy' and stage_passes(r).generated:   # GRPO: a KL term only, TRL's default is none
+        out.append(('reference', "beta=0: no reference model (TRL's GRPO default)", dict(beta=0.0), False))
     if not s.use_liger_kernel and r.spec.model_type in LIGER_MODEL_TYPES:
         out.append(('liger', "Liger's fused cross-entropy (no full logits)", dict(use_liger_kernel=True), False))
     out += _parallel_levers(s, allow_offload, max_gpus)
@@ -321,7 +333,7 @@ def _search(spec, s:RunSettings, stage:str, gpu, levers, max_combined:int, beam:
     return found, closest
 
 # %% ../../nbs/plan/00_fit.ipynb #fix00008
-_KIND_ORDER = ('method', 'checkpointing', 'micro-batch', 'optimizer', 'liger', 'sharding', 'offload',
+_KIND_ORDER = ('method', 'checkpointing', 'micro-batch', 'optimizer', 'reference', 'liger', 'sharding', 'offload',
                'offload parameters', 'seq_len') # the order of a combination's label
 
 def _as_fix(spec, s:RunSettings, stage:str, gpu, tokens, node:tuple)->Fix|None:

@@ -15,18 +15,20 @@ from .records import DiskFull, write_atomic
 from ..specs import BUILTIN_DATA, builtin_data, resolve_data, resolve_model
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'REQUIRED_KEYS', 'LOG_FILE', 'MONITOR_INPUTS', 'CONFIG_FILE', 'RunConfig', 'config_yaml', 'parse_set',
-           'apply_sets', 'read_config', 'Processes', 'processes', 'launched_settings', 'mixed_precision', 'fsdp_config',
-           'deepspeed_config', 'accelerate_config', 'strategy_env', 'launch_files', 'write_launch_files',
-           'launch_command', 'torchrun_command', 'backend_for', 'check_launch', 'RanksDisagree', 'WorkerStopped',
-           'init_processes', 'check_ranks_agree', 'log_callback', 'read_log', 'LiveLog', 'monitor_callback', 'prepare',
-           'train', 'dry_run', 'main', 'check_cuda_fresh', 'LaunchResult', 'launch']
+__all__ = ['RUN_KEYS', 'REQUIRED_KEYS', 'LOG_FILE', 'MONITOR_INPUTS', 'CONFIG_FILE', 'RunConfig', 'stage_arguments',
+           'check_reward_spec', 'resolve_reward', 'config_yaml', 'parse_set', 'apply_sets', 'read_config', 'Processes',
+           'processes', 'launched_settings', 'mixed_precision', 'fsdp_config', 'deepspeed_config', 'accelerate_config',
+           'strategy_env', 'launch_files', 'write_launch_files', 'launch_command', 'torchrun_command', 'backend_for',
+           'check_launch', 'RanksDisagree', 'WorkerStopped', 'init_processes', 'check_ranks_agree', 'log_callback',
+           'read_log', 'LiveLog', 'monitor_callback', 'prepare', 'train', 'dry_run', 'main', 'check_cuda_fresh',
+           'LaunchResult', 'launch']
 
 # %% ../../nbs/train/08_launch.ipynb #13f763b6
 @dataclass
 class RunConfig:
     "What `lmtune train` runs: a stage, a model, data and the `RunSettings` (a run file, in memory)."
-    stage:str # pretrain, continued (continue_pretraining), sft or dpo
+    # one of lmtune.settings.STAGES (pretrain, continue_pretraining, sft, dpo, kto, orpo, grpo) or an alias (continued)
+    stage:str
     model:str # a model folder, a hub id, a catalog name (pretrain: its architecture, random weights) or tiny:ARCH
     data:str # a .jsonl/.json/.csv/.parquet/.txt file, or builtin:KIND (lmtune's corpora; see `builtin_data`)
     settings:RunSettings = field(default_factory=RunSettings) # every RunSettings field (flat keys in the file)
@@ -38,6 +40,8 @@ class RunConfig:
     global_batch_size:int|None = None # sequences per optimizer step over all processes; sets gradient_accumulation_steps for the launch
     timeout_s:int = 1800 # seconds a process waits for a missing peer before the run fails (transformers' ddp_timeout default)
     overwrite_output_dir:bool = False # true: write into a folder lmtune did not make (never over model or tokenizer files)
+    # grpo: a built-in reward (exact_answer, arithmetic: lmtune.train.rewards) or module:function or file.py:function
+    reward:str|None = None
 
     def __post_init__(self): _check_config(self)
 
@@ -114,12 +118,59 @@ def _check_config(c:RunConfig):
     c.timeout_s = check_positive('timeout_s', c.timeout_s)
     check_bool('overwrite_output_dir', c.overwrite_output_dir)
     check_choice('on_bad_rows', c.on_bad_rows, ('raise', 'skip'))
-    if c.replay_data is not None and c.stage in ('pretrain', 'dpo'):
-        raise bad_value('replay_data', c.replay_data, f"stage {c.stage} trains on no replay data; drop it (replay is for continued pretraining and sft)")
+    takes = stage_arguments(c.stage)
+    for k, why in (('replay_data', "replay is for continued pretraining and sft"), ('eval_data', "it is judged by its reward"),
+                   ('reward', "only grpo scores its own samples")):
+        if getattr(c, k) is not None and k not in takes:
+            raise bad_value(k, getattr(c, k), f"stage {c.stage} takes no {k}; drop it ({why})")
+    if 'reward' in takes: c.reward = check_reward_spec(c.reward)
     if c.settings.replay_fraction and c.replay_data is None:
         raise bad_value('replay_fraction', c.settings.replay_fraction, "needs replay_data: general text, e.g. replay_data: builtin:general")
     if c.replay_data is not None and not c.settings.replay_fraction:
         raise bad_value('replay_data', c.replay_data, "is given but replay_fraction is 0: set the fraction of replayed rows, e.g. replay_fraction: 0.2")
+
+# %% ../../nbs/train/08_launch.ipynb #0dc19d96
+def stage_arguments(stage:str, # one of `STAGES` (or an alias)
+                   )->tuple:
+    "The parameters of `lmtune.train`'s function for `stage`: which run keys it takes (eval_data, replay_data, reward)."
+    import inspect
+    import lmtune.train.stages as T
+    return tuple(inspect.signature(getattr(T, stage_info(stage).name)).parameters)
+
+def check_reward_spec(spec, # a run file's `reward`
+                     )->str:
+    "`spec` if it names a built-in reward or a function as 'module:function' or 'file.py:function' (nothing imported)."
+    from lmtune.train.rewards import REWARDS
+    fix = (f"name a built-in reward ({', '.join(REWARDS)}) or your function as module:function (a module Python can "
+           "import) or path/to/file.py:function")
+    if spec is None: raise bad_value('reward', None, f"grpo needs a reward: {fix}")
+    if not isinstance(spec, str) or not spec.strip(): raise bad_value('reward', spec, fix)
+    if spec in REWARDS: return spec
+    where, sep, name = spec.rpartition(':')
+    if not (sep and where and name.isidentifier()): raise bad_value('reward', spec, fix)
+    if where.endswith('.py') and not Path(where).expanduser().is_file():
+        raise bad_value('reward', spec, f"no such file {Path(where).expanduser().resolve()}; {fix}")
+    return spec
+
+def resolve_reward(spec:str, # a checked run file `reward` (`check_reward_spec`)
+                  ):
+    "The reward `lmtune.train.grpo` takes: a built-in's name as it is, else the function the spec names (imported now)."
+    import importlib, importlib.util
+    from lmtune.train.rewards import REWARDS
+    if spec in REWARDS: return spec
+    where, _, name = spec.rpartition(':')
+    try:
+        if where.endswith('.py'):
+            path = Path(where).expanduser()
+            s = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(s); s.loader.exec_module(module)
+        else: module = importlib.import_module(where)
+    except Exception as e: raise bad_value('reward', spec, f"cannot load {where} ({type(e).__name__}: {e})") from None
+    if not callable(f := getattr(module, name, None)):
+        names = ', '.join(n for n in dir(module) if not n.startswith('_'))
+        raise bad_value('reward', spec, f"{where} has no function {name!r}; it has: {names}")
+    return f
+
 
 # %% ../../nbs/train/08_launch.ipynb #cb6a3373
 def _yaml_value(k, v)->str:
@@ -134,7 +185,7 @@ def _config_yaml_text(c:RunConfig)->str:
     run = [f"{_yaml_value(k, getattr(c, k))}  # {docs[k]}" for k in RUN_KEYS if getattr(c, k) is not None]
     return '\n'.join(head + run + ["# run settings (lmtune.settings.RunSettings)"]) + '\n' + _yaml_text(c.settings)
 
-def config_yaml(stage:str, # pretrain, continued, sft or dpo
+def config_yaml(stage:str, # one of `lmtune.settings.STAGES` (or an alias: continued)
                 model:str, # a model folder, hub id, catalog name or tiny:ARCH
                 data:str, # a data file or builtin:KIND
                 settings:RunSettings|dict|None=None, # the run's settings; None: the defaults
@@ -594,6 +645,7 @@ def train(c:RunConfig, # the run file
     "Run this process's part of `c`: settings, checks, strategy, process group, agreement, then the stage's trainer."
     procs = processes()
     s, notes, files = prepare(c)
+    reward = resolve_reward(c.reward) if c.reward is not None else None      # the user's code, before any model loads
     model, data = resolve_model(c.model), resolve_data(c.data)   # tiny models are built before the process group exists
     eval_data, replay = resolve_data(c.eval_data, 'eval_data'), resolve_data(c.replay_data, 'replay_data')
     notes += _apply_env(s, files)
@@ -607,9 +659,10 @@ def train(c:RunConfig, # the run file
     out = Path(os.path.realpath(s.output_dir))
     claim = files_on_claim({CONFIG_FILE: launched.to_yaml(), **{str(Path(os.path.realpath(p)).relative_to(out)): t for p, t in files.values()}})
     kw = dict(tokenizer=c.tokenizer, settings=s, callbacks=[log_callback(s.output_dir), claim, *callbacks], eval_data=eval_data,
-              monitor=monitor_callback(c.monitor, s, c.stage), on_bad_rows=c.on_bad_rows, overwrite_output_dir=c.overwrite_output_dir)
-    if c.stage in ('continue_pretraining', 'sft'): kw['replay_data'] = replay
-    return getattr(T, c.stage)(model, data, **kw)
+              monitor=monitor_callback(c.monitor, s, c.stage), on_bad_rows=c.on_bad_rows,
+              overwrite_output_dir=c.overwrite_output_dir, replay_data=replay, reward=reward)
+    takes = stage_arguments(c.stage)                                # only what the stage's function takes
+    return getattr(T, c.stage)(model, data, **{k: v for k, v in kw.items() if k in takes})
 
 # %% ../../nbs/train/08_launch.ipynb #29a4ec85
 def _parser()->argparse.ArgumentParser:

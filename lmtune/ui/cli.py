@@ -15,7 +15,7 @@ from pathlib import Path
 from ..plan.fit import compare_gpus, fixes
 from ..catalog import UnknownArchitecture, gpu_spec
 from ..report import fmt_count
-from ..settings import RunSettings, bad_value, run_settings, FIELDS, ESTIMATOR_FIELDS
+from ..settings import RunSettings, bad_value, run_settings, ESTIMATOR_FIELDS, FIELDS, STAGES, STAGE_ALIASES
 
 # %% ../../nbs/ui/02_cli.ipynb #2978baab
 def _count(x:str)->int:
@@ -147,7 +147,8 @@ def _parser()->argparse.ArgumentParser:
     e = sub.add_parser('estimate', help='memory, time and cost of a run, whether it fits each GPU, what to change')
     e.add_argument('model', help='catalog name (e.g. llama-3.1-8b), a model directory, a config.json or a hub id')
     e.add_argument('--stage', default=_COMPARE['stage'].default,
-                   help='pretrain, continue_pretraining (continued), sft or dpo: decides the defaults')
+                   help=f"{', '.join(STAGES)} (or {', '.join(STAGE_ALIASES)}): decides the defaults and what a step "
+                        f"runs (default: {_COMPARE['stage'].default})")
     add_settings_args(e)
     e.add_argument('--gpu', action='append',
                    help=f"GPU type (repeatable); default: {', '.join(_COMPARE['gpus'].default)}")

@@ -9,14 +9,21 @@ from __future__ import annotations
 import sys
 from dataclasses import fields
 from ..catalog import ARCHITECTURES, HUB_IDS, ModelSpec, gpu_spec, DEFAULT_GPU
-from ..settings import RunSettings, changed_fields, check_choice, method_info, resolve_defaults, stage_info
+from ..estimate.run import STAGE_TRAINERS
+from ..settings import RunSettings, changed_fields, check_choice, method_info, resolve_defaults, stage_info, STAGES
 
 # %% auto #0
-__all__ = ['TRAIN_FUNCTIONS', 'SETUP_FORMATS', 'SETUP_IMPORTS', 'model_id', 'train_call_code', 'trainer_kwargs', 'peft_code',
-           'quantization_code', 'trainer_code', 'launch_code', 'run_file_code', 'setup_ready', 'setup_code']
+__all__ = ['TRAIN_FUNCTIONS', 'SETUP_FORMATS', 'SETUP_IMPORTS', 'default_reward', 'model_id', 'train_call_code', 'trainer_kwargs',
+           'peft_code', 'quantization_code', 'trainer_code', 'launch_code', 'run_file_code', 'setup_ready',
+           'setup_code']
 
 # %% ../../nbs/ui/00_code.ipynb #1dd0589d
-TRAIN_FUNCTIONS = {"pretrain": "pretrain", "continue_pretraining": "continue_pretraining", "sft": "sft", "dpo": "dpo"} # lmtune.train
+TRAIN_FUNCTIONS = {s: s for s in STAGES} # lmtune.train's function of each stage: it is named after the stage
+
+def default_reward()->str:
+    "The reward the code names for GRPO when none is given: the first of lmtune's built-in rewards."
+    from lmtune.train.rewards import REWARDS
+    return next(iter(REWARDS))
 
 def model_id(model, # catalog name, hub id, path or ModelSpec
             )->str:
@@ -28,21 +35,27 @@ def model_id(model, # catalog name, hub id, path or ModelSpec
 
 def train_call_code(model, # catalog name, hub id, path or ModelSpec (written as its `model_id`)
                     settings:RunSettings, # the run
-                    stage:str="sft", # pretrain, continue_pretraining, sft or dpo: picks the `lmtune.train` function
-                    data:str="data.jsonl", # the training data the call names
+                    stage:str="sft", # one of `STAGES`: picks the `lmtune.train` function
+                    data:str="data.jsonl", # the training data the call names (GRPO: its prompts)
+                    reward:str|None=None, # GRPO: the built-in reward the call names (None: `default_reward`)
                    )->str:
     "The `lmtune.train` call that runs this setup."
-    fn = TRAIN_FUNCTIONS[stage_info(stage).name]
+    stage = stage_info(stage).name
+    fn = TRAIN_FUNCTIONS[stage]
     args = ",\n                       ".join(f"{k}={v[1]!r}" for k, v in changed_fields(RunSettings(), settings).items())
+    gen = STAGE_TRAINERS[stage].generates
+    rw = ("# reward: a built-in reward's name (lmtune.train.rewards.REWARDS) or your function (completions, **kwargs)"
+          " -> floats\n" if gen else "")
+    call = f"{model_id(model)!r}, {data!r}" + (f", reward={reward or default_reward()!r}" if gen else "")
     return (f"from lmtune.settings import RunSettings\nfrom lmtune.train import {fn}\n\n"
-            f"settings = RunSettings({args})\nresult = {fn}({model_id(model)!r}, {data!r}, settings=settings)\n")
+            f"settings = RunSettings({args})\n{rw}result = {fn}({call}, settings=settings)\n")
 
 # %% ../../nbs/ui/00_code.ipynb #762503f9
 def trainer_kwargs(settings:RunSettings, # the run
-                   stage:str="sft", # pretrain, continue_pretraining, sft or dpo
+                   stage:str="sft", # one of `STAGES`
                    gpu=DEFAULT_GPU, # catalog GPU name or `GPU`: bf16 if it has it, else fp16
                   )->dict:
-    "The `SFTConfig`/`DPOConfig` keywords `lmtune.train` passes for this run (`trainer_arguments`), with the precision of `gpu`."
+    "The TRL config's keywords `lmtune.train` passes for this run (`trainer_arguments`), with the precision of `gpu`."
     from lmtune.train.recipe import Run, learning_rate_for, trainer_arguments
     stage, g = stage_info(stage).name, gpu_spec(gpu)
     r = resolve_defaults(settings, stage, cuda=True, bf16_supported=g.bf16_supported)
@@ -57,7 +70,7 @@ def _call(name:str, kw:dict, indent:str="    ")->str:
     return f"{name}(\n" + "".join(f"{indent}{k}={v!r},\n" for k, v in kw.items()) + ")"
 
 def peft_code(settings:RunSettings, # the run
-              stage:str="sft", # pretrain, continue_pretraining, sft or dpo: decides the default method
+              stage:str="sft", # one of `STAGES`: decides the default method
               model=None, # the model (name, path or config): IA3 needs it to pick its target modules
              )->str:
     "The PEFT config of the run as code (empty for methods PEFT does not build), from `lmtune.train.model.peft_config_for`."
@@ -71,7 +84,7 @@ def peft_code(settings:RunSettings, # the run
     return f"from peft import {type(cfg).__name__}\n\npeft_config = {_call(type(cfg).__name__, kw)}\n"
 
 def quantization_code(settings:RunSettings, # the run
-                      stage:str="sft", # pretrain, continue_pretraining, sft or dpo: decides the default method
+                      stage:str="sft", # one of `STAGES`: decides the default method
                       gpu=DEFAULT_GPU, # catalog GPU name or `GPU`: compute dtype bf16 if it has it, else fp16
                      )->str:
     "The bitsandbytes 4-bit config of a QLoRA run as code (empty for other methods)."
@@ -83,19 +96,19 @@ def quantization_code(settings:RunSettings, # the run
             f"    bnb_4bit_compute_dtype={dtype},\n)\n")
 
 def trainer_code(settings:RunSettings, # the run
-                 stage:str="sft", # pretrain, continue_pretraining, sft or dpo: DPOConfig for dpo, else SFTConfig
+                 stage:str="sft", # one of `STAGES`: its TRL config class (`STAGE_TRAINERS`)
                  gpu=DEFAULT_GPU, # catalog GPU name or `GPU`: decides the precision
                  model=None, # the model (name, path or config): IA3 needs it to pick its target modules
                 )->str:
     "The TRL config (a `TrainingArguments`), PEFT config and bitsandbytes config equivalent to the `lmtune.train` call."
     stage = stage_info(stage).name
-    cls = "DPOConfig" if stage == "dpo" else "SFTConfig"
+    module, cls = STAGE_TRAINERS[stage].config.rsplit(".", 1)
     kw = trainer_kwargs(settings, stage, gpu)
-    return (f"from trl import {cls}  # a transformers TrainingArguments subclass, as lmtune.train uses\n\n"
+    return (f"from {module} import {cls}  # a transformers TrainingArguments subclass, as lmtune.train uses\n\n"
             f"args = {_call(cls, kw)}\n\n{peft_code(settings, stage, model)}\n{quantization_code(settings, stage, gpu)}")
 
 def launch_code(settings:RunSettings, # the run: its GPUs, machines and strategy
-                stage:str="sft", # pretrain, continue_pretraining, sft or dpo
+                stage:str="sft", # one of `STAGES`
                 gpu=DEFAULT_GPU, # catalog GPU name or `GPU`: decides the precision
                 run_file:str="run.yaml", # the run file the launch lines pass to `lmtune train`
                )->str:
@@ -117,12 +130,15 @@ def launch_code(settings:RunSettings, # the run: its GPUs, machines and strategy
 
 def run_file_code(model, # catalog name, hub id, path or ModelSpec (written as its `model_id`)
                   settings:RunSettings, # the run
-                  stage:str="sft", # pretrain, continue_pretraining, sft or dpo
+                  stage:str="sft", # one of `STAGES`
                   data:str="data.jsonl", # the training data the run file names
+                  reward:str|None=None, # GRPO: the reward the run file names (None: `default_reward`)
                  )->str:
     "The run file for `lmtune train run.yaml`: stage, model and data, then every `RunSettings` field (`lmtune.train.launch.config_yaml`)."
     from lmtune.train.launch import config_yaml
-    return config_yaml(stage_info(stage).name, model_id(model), data, settings)
+    stage = stage_info(stage).name
+    extra = {"reward": reward or default_reward()} if STAGE_TRAINERS[stage].generates else {}
+    return config_yaml(stage, model_id(model), data, settings, **extra)
 
 # %% ../../nbs/ui/00_code.ipynb #c0de0002
 SETUP_FORMATS = ("lmtune.train", "TRL / transformers + PEFT", "launch", "run.yaml") # what `setup_code` writes, in order
@@ -135,16 +151,17 @@ def setup_ready(fmt:str, # one of `SETUP_FORMATS`
 
 def setup_code(model, # catalog name, hub id, path or ModelSpec (written as its `model_id`)
                settings:RunSettings, # the run
-               stage:str="sft", # pretrain, continue_pretraining, sft or dpo
+               stage:str="sft", # one of `STAGES`
                gpu=DEFAULT_GPU, # catalog GPU name or `GPU`: decides the precision
                data:str="data.jsonl", # the training data the code names
+               reward:str|None=None, # GRPO: the reward the code names (None: `default_reward`)
                formats=SETUP_FORMATS, # the `SETUP_FORMATS` to write (the estimator writes only the one on display)
               )->dict:
     "The run as code to copy, one entry per format: the `lmtune.train` call, TRL/PEFT configs, launch lines, run file."
     g, formats = gpu_spec(gpu), (formats,) if isinstance(formats, str) else tuple(formats)
-    write = dict(zip(SETUP_FORMATS, (lambda: train_call_code(model, settings, stage, data),
+    write = dict(zip(SETUP_FORMATS, (lambda: train_call_code(model, settings, stage, data, reward),
                                      lambda: trainer_code(settings, stage, g, model),
                                      lambda: launch_code(settings, stage, g),
-                                     lambda: run_file_code(model, settings, stage, data))))
+                                     lambda: run_file_code(model, settings, stage, data, reward))))
     return {f: write[check_choice("formats", f, SETUP_FORMATS)]() for f in formats}
 

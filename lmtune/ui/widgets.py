@@ -13,13 +13,13 @@ from functools import cache
 from ..catalog import (ARCHITECTURES, GPUS, HUB_IDS, ModelSpec, gpu_spec, model_spec, catalog_name, nearest_models,
                             DEFAULT_GPU, COMMON_GPUS)
 from ..estimate.memory import BREAKDOWN_ORDER, MemoryEstimate, estimate_memory
-from ..estimate.run import OPTIMIZERS
+from ..estimate.run import OPTIMIZERS, STAGE_TRAINERS
 from ..estimate.time import TimeEstimate, estimate_time
 from ..plan.advisor import (Assumptions, DATA_QUALITIES, GOALS, KNOWLEDGE_LEVELS, PROMPTING_RESULTS,
-                                 Recommendation, advise)
+                                 START_FROM, Recommendation, advise)
 from ..plan.fit import fixes, max_batch_size, max_seq_len
 from ..report import fmt_count, fmt_gib, fmt_seconds, fmt_usd, html_table
-from ..settings import (ATTN_IMPLEMENTATIONS, BOTTLENECK_PLACEMENTS, ESTIMATOR_FIELDS, METHODS, PRECISIONS, STAGES, STRATEGIES,
+from ..settings import (ESTIMATOR_FIELDS, ATTN_IMPLEMENTATIONS, BOTTLENECK_PLACEMENTS, METHODS, PRECISIONS, STAGES, STRATEGIES,
                              RunSettings, bad_value, changed_fields, method_info, run_settings, stage_info)
 from ..specs import in_hub_cache
 from .code import SETUP_FORMATS, SETUP_IMPORTS, setup_code, setup_ready
@@ -27,13 +27,13 @@ from .code import SETUP_FORMATS, SETUP_IMPORTS, setup_code, setup_ready
 # %% auto #0
 __all__ = ['DETAILS_DELAY_S', 'MAX_FIXES', 'COLORS', 'VERDICT_COLORS', 'AUTO', 'CHOICES', 'ESTIMATOR_CONTROLS', 'WIDGET_INPUTS',
            'LABELS', 'SECTIONS', 'COMMON_OPTIMIZERS', 'MORE', 'DESCRIPTION_WIDTH', 'CONTROL_WIDTH', 'SHOWN_WHEN',
-           'WIDGET_VIEW', 'HUB_TIMEOUT_S', 'QUICK_S', 'ADVISOR_CHOICES', 'NOT_GIVEN', 'ADVISOR_SKIP', 'verdict',
-           'EstimateView', 'evaluate', 'add_details', 'memory_bar_html', 'gpu_row_html', 'peak_html', 'fit_detail_html',
-           'time_html', 'limits_html', 'fix_label', 'fixes_html', 'estimate_html', 'view_html', 'summary',
-           'control_label', 'layout_sections', 'field_docs', 'to_control', 'from_control', 'optimizer_options',
-           'make_control', 'shown_controls', 'LiveView', 'parse_amount', 'model_options', 'BackgroundCall',
-           'hub_miss_offline', 'lookup_model', 'EstimatorWidget', 'advise_docs', 'advisor_control', 'advisor_value',
-           'plan_to_estimate', 'AdvisorWidget', 'advice_card_html', 'advice_html']
+           'WIDGET_VIEW', 'HUB_TIMEOUT_S', 'QUICK_S', 'ADVISOR_CHOICES', 'ADVISOR_LABELS', 'NOT_GIVEN', 'ADVISOR_SKIP',
+           'verdict', 'EstimateView', 'evaluate', 'add_details', 'memory_bar_html', 'gpu_row_html', 'peak_html',
+           'fit_detail_html', 'time_html', 'limits_html', 'fix_label', 'fixes_html', 'estimate_html', 'view_html',
+           'summary', 'control_label', 'layout_sections', 'field_docs', 'to_control', 'from_control',
+           'optimizer_options', 'make_control', 'shown_controls', 'LiveView', 'parse_amount', 'model_options',
+           'BackgroundCall', 'hub_miss_offline', 'lookup_model', 'EstimatorWidget', 'advise_docs', 'advisor_control',
+           'advisor_value', 'plan_to_estimate', 'AdvisorWidget', 'advice_card_html', 'advice_html']
 
 # %% ../../nbs/ui/01_widgets.ipynb #1003c52e
 DETAILS_DELAY_S = 0.3  # after a change from the browser, wait this long for the next before searching limits and fixes
@@ -51,7 +51,7 @@ class EstimateView:
     model: object # the model as chosen (catalog name, hub id, path, or a ModelSpec)
     spec: ModelSpec # its shapes
     settings: RunSettings # the run as edited (defaults unresolved)
-    stage: str # pretrain, continue_pretraining, sft or dpo
+    stage: str # one of `lmtune.settings.STAGES`
     gpu: object # the catalog `GPU`
     tokens: float|None # training tokens (data tokens x epochs), for total time and cost
     usd_per_hour: float|None # price override per GPU-hour
@@ -68,7 +68,7 @@ class EstimateView:
 
 def evaluate(model, # catalog name, hub id, path, config dict or ModelSpec
              settings:RunSettings|dict|None=None, # the run
-             stage:str="sft", # pretrain, continue_pretraining, sft or dpo
+             stage:str="sft", # one of `lmtune.settings.STAGES`
              gpu=DEFAULT_GPU, # catalog GPU name or `GPU`
              tokens:float|None=None, # training tokens, for total time and cost
              usd_per_hour:float|None=None, # price override per GPU-hour
@@ -92,8 +92,10 @@ def add_details(ev:EstimateView, # a view from `evaluate(..., details=False)`: f
     return ev
 
 # %% ../../nbs/ui/01_widgets.ipynb #c74cdc95
-COLORS = dict(zip(BREAKDOWN_ORDER, ("#4c72b0", "#dd8452", "#937860", "#c44e52", "#8172b3", "#b07aa1", "#55a868",
-                                    "#da8bc3", "#8c8c8c", "#ccb974"))) # one color per `MemoryEstimate.breakdown` component
+COLORS = {"weights": "#4c72b0", "adapters": "#dd8452", "quantization state": "#937860", "gradients": "#c44e52",
+          "optimizer states": "#8172b3", "optimizer states (paged)": "#b07aa1", "activations": "#55a868",
+          "logits and loss": "#da8bc3", "mitigation": "#8c8c8c", "monitor": "#ccb974", "reference model": "#64b5cd",
+          "generation": "#e17c05"} # one color per `MemoryEstimate.breakdown` component (buffers and overhead: grey)
 VERDICT_COLORS = {"fits": "#1a7f37", "borderline": "#9a6700", "does not fit": "#cf222e"}
 
 def _e(x)->str: return html.escape(str(x))
@@ -193,7 +195,7 @@ def fixes_html(ev:EstimateView, # the run's view; says "computing..." until `add
 # %% ../../nbs/ui/01_widgets.ipynb #d5b38f0e
 def estimate_html(model, # catalog name, hub id, path, config dict or ModelSpec
                   settings:RunSettings|dict|None=None, # the run
-                  stage:str="sft", # pretrain, continue_pretraining, sft or dpo
+                  stage:str="sft", # one of `lmtune.settings.STAGES`
                   gpu=DEFAULT_GPU, # catalog GPU name or `GPU`
                   tokens:float|None=None, # training tokens, for total time and cost
                   usd_per_hour:float|None=None, # price override per GPU-hour
@@ -240,6 +242,7 @@ LABELS = { # each control's name on screen (its tooltip is the field's comment: 
     "gradient_accumulation_steps": "Gradient accumulation", "precision": "Precision", "optim": "Optimizer",
     "gradient_checkpointing": "Gradient checkpointing", "attn_implementation": "Attention kernel",
     "use_liger_kernel": "Liger kernels", "stage": "Training stage", "method": "Training method", "lora_r": "LoRA rank",
+    "beta": "Beta", "num_generations": "Completions per prompt", "max_completion_length": "Completion length",
     "lora_target_modules": "LoRA targets",
     "lora_dropout": "LoRA dropout", "use_dora": "DoRA (learned magnitude)", "double_quant": "Double quantization",
     "trainable_layers": "Trainable layers", "num_virtual_tokens": "Virtual tokens", "bottleneck_size": "Bottleneck size",
@@ -253,7 +256,8 @@ SECTIONS = { # the estimator's groups, top to bottom (a RunSettings control in n
     "Model": ("model",),
     "Run": ("batch_size", "seq_len", "gradient_accumulation_steps", "precision", "optim", "gradient_checkpointing",
             "attn_implementation", "use_liger_kernel"),
-    "Method": ("stage", "method", "lora_r", "lora_target_modules", "lora_dropout", "use_dora", "double_quant",
+    "Method": ("stage", "beta", "num_generations", "max_completion_length",
+               "method", "lora_r", "lora_target_modules", "lora_dropout", "use_dora", "double_quant",
                "trainable_layers", "num_virtual_tokens", "bottleneck_size", "bottleneck_placement"),
     "Against forgetting": ("kl_to_base_weight", "anchor_weight", "ewc_weight"),
     "GPUs": ("gpu", "num_gpus", "num_machines", "strategy", "offload_optimizer", "offload_params", "tensor_parallel",
@@ -345,7 +349,12 @@ def make_control(name:str, # a `RunSettings` field
     return w
 
 # %% ../../nbs/ui/01_widgets.ipynb #w1d90007
+# the stage's row of `lmtune.estimate.run.STAGE_TRAINERS`
+_trainer = lambda v: STAGE_TRAINERS[stage_info(v["stage"]).name]
 SHOWN_WHEN = { # the controls that matter only for some runs: field -> when, from the run's `Method` and the values
+    "beta": lambda m, v: _trainer(v).beta is not None,   # DPO, KTO, ORPO, GRPO
+    # GRPO
+    "num_generations": lambda m, v: _trainer(v).generates, "max_completion_length": lambda m, v: _trainer(v).generates,
     "lora_r": lambda m, v: m.lora, "lora_target_modules": lambda m, v: m.lora, "lora_dropout": lambda m, v: m.lora,
     "use_dora": lambda m, v: (m.lora and not m.dora) or v["use_dora"],   # method='dora' sets it; on elsewhere: shown
     "double_quant": lambda m, v: m.quantized_base,
@@ -484,7 +493,7 @@ class EstimatorWidget(LiveView):
     def __init__(self,
                  model="llama-3.1-8b", # catalog name, hub id, path to a config.json or model folder, or a ModelSpec
                  settings:RunSettings|dict|None=None, # the run to start from
-                 stage:str="sft", # pretrain, continue_pretraining, sft or dpo
+                 stage:str="sft", # one of `lmtune.settings.STAGES`
                  gpu=DEFAULT_GPU, # catalog GPU name
                  data_tokens:float|None=1e8, # tokens in the training data (one epoch), for total time and cost
                  usd_per_hour:float|None=None, # your price per GPU-hour; None: the catalog's
@@ -841,7 +850,16 @@ def measure(self:EstimatorWidget, max_steps:int=5):
 # %% ../../nbs/ui/01_widgets.ipynb #321de803
 ADVISOR_CHOICES = { # dropdown values of `advise`'s parameters
     "goal": tuple(GOALS), "base_knows_domain": (None,) + KNOWLEDGE_LEVELS, "prompting_works": PROMPTING_RESULTS,
-    "data_quality": DATA_QUALITIES, "language_supported": (None, True, False), "gpu": tuple(GPUS)}
+    "data_quality": DATA_QUALITIES, "language_supported": (None, True, False), "gpu": tuple(GPUS),
+    "checkable_answers": (None, True, False), "domain_public": (None, True, False), "start_from": (None,) + START_FROM}
+ADVISOR_LABELS = { # `advise`'s parameters in words, as the controls show them
+    "goal": "Goal", "labeled_examples": "Labelled examples", "preference_pairs": "Preference pairs",
+    "thumbs": "Thumbs up/down", "domain_tokens": "Domain text (tokens)", "checkable_answers": "Answers checkable by code",
+    "budget_usd": "Budget (USD)", "deadline_days": "Deadline (days)", "gpu": "GPU", "num_gpus": "GPUs",
+    "base_knows_domain": "Base knows the domain", "domain_public": "Domain text is public",
+    "language_supported": "Language supported", "queries_per_day": "Queries per day", "on_prem": "Data must stay on-prem",
+    "model": "Model", "start_from": "Start from", "prompting_works": "Prompting works", "data_quality": "Data quality",
+    "few_shot_tokens": "Few-shot tokens", "usd_per_million_tokens": "USD per 1M prompt tokens"}
 NOT_GIVEN = "not given"
 ADVISOR_SKIP = ("assumptions", "rules") # advise parameters that are not controls
 
@@ -857,7 +875,7 @@ def advisor_control(name:str, # an `advise` parameter
                    ):
     "The ipywidget for one `advise` parameter, with CSS class `lmtune-advisor-<name>`."
     import ipywidgets as W
-    kw = dict(description=name, tooltip=advise_docs().get(name) or name, **_box_style())
+    kw = dict(description=ADVISOR_LABELS.get(name, name), tooltip=advise_docs().get(name) or name, **_box_style())
     a = Assumptions()
     if name in ADVISOR_CHOICES:
         w = W.Dropdown(options=[(NOT_GIVEN if c is None else str(c), NOT_GIVEN if c is None else c) for c in ADVISOR_CHOICES[name]],
@@ -880,7 +898,7 @@ def advisor_value(name:str, # an `advise` parameter
     if v == NOT_GIVEN: return None
     if isinstance(control.value, str) and name not in ADVISOR_CHOICES and name != "model":
         x = parse_amount(name, v, positive=name in ("budget_usd", "deadline_days"))
-        return None if x is None else (int(x) if name in ("labeled_examples", "preference_pairs", "few_shot_tokens") and x.is_integer() else x)
+        return None if x is None else (int(x) if name in ("labeled_examples", "preference_pairs", "thumbs", "few_shot_tokens") and x.is_integer() else x)
     return v
 
 def plan_to_estimate(rec:Recommendation, # what `advise` returned
