@@ -6,7 +6,7 @@ Docs: https://lmtune.github.io/lmtune/train/monitor.html.md"""
 
 # %% ../../nbs/train/07_monitor.ipynb #1f83c20c
 from __future__ import annotations
-import base64, html, io, json, math, sys, threading, time
+import base64, contextlib, html, io, json, math, sys, threading, time
 from dataclasses import dataclass, fields, replace
 from fastcore.basics import patch
 from pathlib import Path
@@ -18,12 +18,16 @@ from .mitigate import active
 from ..files import write_atomic, write_json
 
 # %% auto #0
-__all__ = ['TASK_METRICS', 'FORGETTING_METRICS', 'DISPLAYS', 'HISTORY_COLUMNS', 'LOG_PREFIX', 'NOT_LOGGED', 'MITIGATIONS',
-           'VIEW_COLUMNS', 'PROGRESS_EVERY_S', 'jsonl_items', 'load_multiple_choice', 'load_instruction_probes',
-           'load_general_texts', 'load_task_examples', 'token_batches', 'predicted_logprobs', 'kl_rows',
-           'top_k_reference', 'kl_rows_top_k', 'encode_pair', 'choice_logprobs', 'token_f1', 'text_scores',
-           'greedy_answers', 'EvalSuite', 'is_peft_model', 'BaseReference', 'pareto_front', 'suggest', 'MonitorConfig',
-           'ForgettingMonitor', 'fewshot_prompt', 'TrainingHandle', 'builtin_inputs', 'plot_runs']
+__all__ = ['TASK_METRICS', 'FORGETTING_METRICS', 'DISPLAYS', 'HISTORY_COLUMNS', 'OVERHEAD_PARTS', 'LOG_PREFIX',
+           'UNTIMED_EVAL_FACTOR', 'CHECKPOINT_PRIOR_BPS', 'MIN_ITEMS', 'MIN_NEW_TOKENS', 'PILOT_TEXTS', 'PLAN_MARGIN',
+           'TRAIN_STEP_FORWARDS', 'PILOT_WORTH_STEPS', 'ADAPTER_CACHE_BYTES', 'MEASURED_MITIGATIONS', 'LEVER_SETTINGS',
+           'NOT_LOGGED', 'MITIGATIONS', 'VIEW_COLUMNS', 'PROGRESS_EVERY_S', 'FIGURE_PRIOR_S', 'jsonl_items',
+           'load_multiple_choice', 'load_instruction_probes', 'load_general_texts', 'load_task_examples',
+           'token_batches', 'predicted_logprobs', 'kl_rows', 'top_k_reference', 'kl_rows_top_k', 'encode_pair',
+           'choice_logprobs', 'token_f1', 'text_scores', 'greedy_answers', 'EvalSuite', 'is_peft_model',
+           'BaseReference', 'pareto_front', 'suggest', 'MonitorConfig', 'ForgettingMonitor', 'fewshot_prompt',
+           'CostModel', 'plan_measurements', 'mitigation_evidence', 'measured_mitigations', 'TrainingHandle',
+           'builtin_inputs', 'plot_runs']
 
 # %% ../../nbs/train/07_monitor.ipynb #c4a34cc6
 def jsonl_items(arg:str, # the argument the file was given as, for messages
@@ -309,6 +313,7 @@ class EvalSuite:
                  max_new_tokens:int=32, # greedy generation length for task answers
                  fewshot:int=0, # the first `fewshot` task examples become the prompting baseline's shots (and are not scored)
                  gen_batch_size:int=32, # prompts decoded together
+                 max_prompts:int|None=None, # task prompts answered (the first ones); None: every scored task example
                 ):
         self.tok, self.seq_len, self.batch_size, self.max_new_tokens = tokenizer, seq_len, batch_size, max_new_tokens
         self.max_tokens, self.gen_batch_size = batch_size * seq_len, gen_batch_size
@@ -321,7 +326,8 @@ class EvalSuite:
         self.shots = qa[:fewshot] if fewshot and len(qa) > fewshot else []
         rows = [r for r in rows if not any(r is s for s in self.shots)]
         self.task_rows, self.task = rows, _task_tokens(tokenizer, rows)
-        self.scored = [i for i, t in enumerate(self.task) if t["reference"] is not None and 1 in t["completion_mask"]] # rows with an answer to generate
+        self.scored = [i for i, t in enumerate(self.task) if t["reference"] is not None and 1 in t["completion_mask"]
+                      ][:max_prompts] # rows with an answer to generate
         self.prompts = [self.task[i]["input_ids"][:self.task[i]["completion_mask"].index(1)] for i in self.scored]
         self.references = [self.task[i]["reference"] for i in self.scored]
         self.probes = [] if instructions is None else load_instruction_probes(instructions)
@@ -331,6 +337,7 @@ class EvalSuite:
         if not (self.general or self.mc or self.task or self.probes):
             raise ValueError("ForgettingMonitor has nothing to measure: pass general_texts, mc or task_examples "
                              "(e.g. lmtune.train.monitor.builtin_inputs()).")
+        self.seconds = {} # of the last `measure`: scoring, generation, probes
 
     @property
     def n_general_tokens(self)->int:
@@ -353,7 +360,7 @@ class EvalSuite:
         finally: model.train(was)
 
     def _measure(self, model, base, generate):
-        row = {}
+        row, t = {}, time.perf_counter()
         if self.general:
             nll = kl = 0.0; n = 0
             for i, chunk in self.general_batches():
@@ -369,14 +376,20 @@ class EvalSuite:
             picks = [max(range(len(s)), key=s.__getitem__) for s in scores]
             row["mc_correct"] = [int(p == it["answer"]) for p, it in zip(picks, self.mc)]
             row["mc_accuracy"] = sum(row["mc_correct"]) / len(self.mc)
-        if self.task:
-            row["task_loss"] = self.task_loss(model)
-            if generate and self.prompts:
-                answers = greedy_answers(model, self.tok, self.prompts, self.max_new_tokens, self.gen_batch_size)
-                row.update(text_scores(answers, self.references), answers=answers)
-        if self.probes and generate:
-            said = greedy_answers(model, self.tok, self.probe_prompts, self.max_new_tokens, self.gen_batch_size)
-            row["if_followed"] = [int(follows(a, p)) for a, p in zip(said, self.probes)]
+        if self.task: row["task_loss"] = self.task_loss(model)
+        self.seconds = dict(scoring=time.perf_counter() - t)
+        if generate and (self.prompts or self.probes): row.update(self._generate(model))
+        return row
+
+    def _generate(self, model)->dict:
+        "Task answers and the probes' answers, in one batched generation; its seconds shared by prompt count."
+        t, n, prompts = time.perf_counter(), len(self.prompts), self.prompts + self.probe_prompts
+        said = greedy_answers(model, self.tok, prompts, self.max_new_tokens, self.gen_batch_size)
+        dt = time.perf_counter() - t
+        self.seconds.update(generation=dt * n / len(said), probes=dt * (len(said) - n) / len(said))
+        row = dict(text_scores(said[:n], self.references), answers=said[:n]) if n else {}
+        if self.probes:
+            row["if_followed"] = [int(follows(a, p)) for a, p in zip(said[n:], self.probes)]
             row["if_accuracy"] = sum(row["if_followed"]) / len(self.probes)
         return row
 
@@ -408,12 +421,13 @@ class BaseReference:
                   suite:EvalSuite, # the suite it is measured on
                   max_cache_bytes:int=2**30, # CPU bytes for the base's log-probabilities; beyond: a top-k approximation
                   top_k:int|None=None, # force the top-k approximation with this k
+                  adapter_cache_bytes:int=0, # PEFT: cache the base's log-probabilities if they fit (saves a pass)
                  )->"BaseReference":
-        "'adapter' for PEFT models; else the exact cache if it fits `max_cache_bytes`, else top-k; `top_k` forces top-k."
+        "PEFT: 'adapter' (the cache within `adapter_cache_bytes`); else the cache within `max_cache_bytes`, or top-k."
         V = model.get_output_embeddings().weight.shape[0]
         if top_k is not None: return cls("top-k", min(check_positive("kl_top_k", top_k), V))
-        if is_peft_model(model): return cls("adapter")
         n = suite.n_general_tokens
+        if is_peft_model(model): return cls("cache" if n * V * 4 <= adapter_cache_bytes else "adapter")
         if n * V * 4 <= max_cache_bytes: return cls("cache")
         return cls("top-k", max(1, min(V - 1, int(max_cache_bytes // (n * 8)))))
 
@@ -421,7 +435,8 @@ class BaseReference:
         "How kl_to_base is computed, in words."
         if self.mode == "adapter": return "exact (full vocabulary): the base is the model with its adapters disabled (PEFT disable_adapter), no extra memory"
         size = f" ({self.nbytes / 2**20:.1f} MiB on the CPU)" if self.cache else ""
-        if self.mode == "cache": return f"exact (full vocabulary): the base's log-probabilities cached at step 0{size}"
+        if self.mode == "cache":
+            return f"exact (full vocabulary): the base's log-probabilities, cached when it was measured{size}"
         return (f"approximate: the base's top-{self.top_k} tokens per position plus one bucket for the rest{size}; "
                 "a lower bound of the exact KL")
 
@@ -494,7 +509,8 @@ DISPLAYS = ("auto", "notebook", "console", "none")
 class MonitorConfig:
     "How often the monitor measures, what it stops on and how it shows it."
     eval_every:int|str = "auto" # evaluation cadence in optimizer steps; 'auto': evenly spaced, as often as `max_overhead` allows
-    max_overhead:float = 0.05 # 'auto' cadence: the monitor's share of training time (5%)
+    max_overhead:float = 0.05 # 'auto' cadence: the share of training time all of the monitor's work may take (5%)
+    max_items:int|None|str = "auto" # items of each input; 'auto': what max_overhead allows (fixed eval_every: all)
     max_general_loss_delta:float|None = None # forgetting budget: general_loss may rise this much over the base (nats/token)
     max_kl:float|None = None # forgetting budget: kl_to_base may reach this (nats/token)
     stop_on_budget:bool = True # stop training (at a checkpoint) when a budget is passed; False: only alert
@@ -513,10 +529,13 @@ class MonitorConfig:
     kl_top_k:int|None = None # force the top-k approximation of kl_to_base with this k
     save_at_eval:bool = True # ask the trainer for a checkpoint at every evaluation (so the suggested one exists)
     display:str = "auto" # 'notebook' (live view), 'console' (one line per evaluation), 'none'; auto: notebook in Jupyter
-    warmup_steps:int = 3 # 'auto' cadence: steps timed before the first plan
+    warmup_steps:int = 3 # 'auto' cadence: steps timed before the first plan (adapter methods measure the base then)
 
     def __post_init__(self):
         if self.eval_every != "auto": check_positive("eval_every", self.eval_every)
+        m = self.max_items
+        if m not in ("auto", None) and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+            raise bad_value("max_items", m, "'auto' (what max_overhead allows), None (all) or a whole number >= 1.")
         if not (isinstance(self.max_overhead, (int, float)) and 0 < self.max_overhead < 1):
             raise bad_value("max_overhead", self.max_overhead, "a fraction of training time in (0, 1), e.g. 0.05.")
         for k in ("max_general_loss_delta", "max_kl"):
@@ -564,11 +583,21 @@ HISTORY_COLUMNS = {
     "tokens_per_second": "training tokens per second since the previous evaluation (monitor time excluded)",
     "steps_per_second": "optimizer steps per second since the previous evaluation (monitor time excluded)",
     "monitor_seconds": "seconds this evaluation took (with its checkpoint save, if the monitor asked for it)",
-    "monitor_overhead": "the monitor's seconds so far over the training seconds so far",
+    "monitor_overhead": "all of the monitor's seconds so far (`overhead`) over the training seconds so far",
     "peak_memory_bytes": "CUDA: torch.cuda.max_memory_allocated so far",
     "checkpoint": "the checkpoint saved at this step (None: none)",
     "over_budget": "a forgetting budget was passed at this evaluation",
     "elapsed_seconds": "wall seconds since training began",
+}
+OVERHEAD_PARTS = { # what the monitor's own seconds are spent on (`ForgettingMonitor.overhead`)
+    "setup": "tokenizing the inputs, timing the pilot pass, planning",
+    "base measurement": "scoring the base: general text, KL, multiple choice, task loss",
+    "baseline": "the few-shot prompting baseline's answers",
+    "evaluations": "scoring at the evaluations after the base",
+    "generation": "greedy task answers (base and evaluations)",
+    "probes": "greedy answers to the instruction-following probes",
+    "checkpoints": "checkpoints saved only because the monitor asked",
+    "view and logs": "the live view, console lines, trackers and the state file",
 }
 LOG_PREFIX = "eval_" # trackers file these under eval/ (transformers' rewrite_logs)
 
@@ -618,17 +647,22 @@ class ForgettingMonitor:
                                 + " The settings are the fields of MonitorConfig.")
         cfg = config if isinstance(config, MonitorConfig) else MonitorConfig(**(config or {}))
         self.config = replace(cfg, **overrides)
+        given = set(config or {}) if not isinstance(config, MonitorConfig) else \
+                {f.name for f in fields(MonitorConfig) if getattr(config, f.name) != f.default}
+        self.explicit = given | set(overrides) # settings the user chose: obeyed even over the `max_overhead` budget
         if general_texts is None and mc is None and task_examples is None and instructions is None:
             raise ValueError("ForgettingMonitor has nothing to measure: pass general_texts, mc, task_examples or instructions "
                              "(e.g. ForgettingMonitor(**lmtune.train.monitor.builtin_inputs())).")
-        if general_texts is not None: load_general_texts(general_texts) # bad input fails now, before a model loads
-        if mc is not None: load_multiple_choice(mc)
-        if task_examples is not None: load_task_examples(task_examples)
-        if instructions is not None: load_instruction_probes(instructions)
+        loaders = dict(general_texts=load_general_texts, mc=load_multiple_choice, task_examples=load_task_examples,
+                       instructions=load_instruction_probes)
         self.inputs = dict(general_texts=general_texts, mc=mc, task_examples=task_examples, instructions=instructions)
+        self._loaded = {k: loaders[k](v) if v is not None else [] for k, v in self.inputs.items()} # bad input fails now
+        if task_examples is not None: # `text_scores`' libraries (rouge-score loads nltk: seconds) load now, not later
+            import sacrebleu, rouge_score.rouge_scorer
         self.tokenizer, self.settings, self.stage = tokenizer, settings, stage
-        self.rows, self.samples, self.baseline, self.notes, self.alert = [], [], {}, [], None
+        self.rows, self.samples, self.baseline, self.notes, self.alert, self.plan = [], [], {}, [], None, None
         self.suite = self.base = self._trainer = self._view = self._progress = self._dir = self._args = None
+        self._peft = False
         self.status, self._zero, self._stop = "waiting for training to start", True, threading.Event()
         self._active = self._starting = False; self._handle = None # a run in progress; begun by `start`; its handle
         self.views = [] # functions called with the monitor at every redraw (`add_view`)
@@ -638,6 +672,8 @@ class ForgettingMonitor:
     def _reset_clock(self):
         "Forget the timing and the trainer's logs of an earlier run."
         self._t0, self._monitor_s, self._last_eval_s, self._save_pending, self._next = None, 0.0, None, None, None
+        self._cost, self._t_end, self._final_view_s, self._fig_s = dict.fromkeys(OVERHEAD_PARTS, 0.0), None, None, None
+        self._steps_s, self._prev_tick, self._budget, self._checkpoint_guess = [], 0.0, None, 0.0
         self._spike_rule, self._spikes, self._log_points, self._last_log = _spike_rule(), [], [], {}
         self._last = dict(step=None, tokens=0, train_s=0.0)
         self._max_steps, self._start_step, self._peak, self._progress_t, self._step = None, 0, 0, 0.0, 0
@@ -665,23 +701,41 @@ class ForgettingMonitor:
 # %% ../../nbs/train/07_monitor.ipynb #ce20cca0
 @patch
 def _train_seconds(self:ForgettingMonitor)->float:
-    "Wall seconds since training began, the monitor's own seconds excluded."
-    return (time.perf_counter() - self._t0 - self._monitor_s) if self._t0 is not None else 0.0
+    "Wall seconds of training so far (until training ended), the monitor's own seconds excluded."
+    return ((self._t_end or time.perf_counter()) - self._t0 - self._monitor_s) if self._t0 is not None else 0.0
+
+@patch
+def _spend(self:ForgettingMonitor, part:str, seconds:float):
+    "Count `seconds` of the monitor's own work, on `part` (one of `OVERHEAD_PARTS`)."
+    self._cost[part] += seconds; self._monitor_s += seconds
+
+@patch
+@contextlib.contextmanager
+def _timing(self:ForgettingMonitor, part:str):
+    "Count the wall time of the block as the monitor's, on `part`."
+    t = time.perf_counter()
+    try: yield
+    finally: self._spend(part, time.perf_counter() - t)
 
 def _cuda_in_use()->bool:
     import torch
     return torch.cuda.is_available() and torch.cuda.is_initialized()
 
+
+# %% ../../nbs/train/07_monitor.ipynb #683833fd
 @patch
 def _measure(self:ForgettingMonitor, model, state, base_model:bool=False)->dict:
-    "One row of the history for the model at `state.global_step`."
-    import contextlib
-    t, step = time.perf_counter(), state.global_step
-    off = model.disable_adapter() if base_model and is_peft_model(model) else contextlib.nullcontext()
-    with off: m = self.suite.measure(model, self.base)
+    "One row of the history: the model at `state.global_step`, or the base (the step training started from)."
+    t, step = time.perf_counter(), (self._start_step if base_model else state.global_step)
+    peft_base = base_model and is_peft_model(model)
+    same = peft_base and self.base.mode == "adapter" # the model with adapters off is the base: KL 0, not measured
+    with (model.disable_adapter() if peft_base else contextlib.nullcontext()):
+        m = self.suite.measure(model, None if same else self.base, generate=self.plan["generate"])
+    if same and "general_loss" in m: m["kl_to_base"] = 0.0
     b = None if base_model else self.rows[0]
     row = dict(step=step, elapsed_seconds=t - self._t0)
-    row.update({k: m[k] for k in ("general_loss", "kl_to_base", "mc_accuracy", "task_loss") + TASK_METRICS[:-1] if k in m})
+    keys = ("general_loss", "kl_to_base", "mc_accuracy", "task_loss") + TASK_METRICS[:-1]
+    row.update({k: m[k] for k in keys if k in m})
     if "general_loss" in m: row["general_loss_delta"] = m["general_loss"] - (b or row)["general_loss"]
     if "mc_correct" in m:
         if base_model: self._base_mc = m["mc_correct"]
@@ -695,29 +749,40 @@ def _measure(self:ForgettingMonitor, model, state, base_model:bool=False)->dict:
     if "answers" in m:
         if base_model: self._base_answers = m["answers"]
         self.samples = [dict(prompt=self._prompt_text(i), reference=self.suite.references[i], base=self._base_answers[i],
-                             now=m["answers"][i], step=step) for i in range(min(self.config.n_samples, len(m["answers"])))]
-    row.update(train_loss=self._last_log.get("loss"), grad_norm=self._last_log.get("grad_norm"), loss_spikes=len(self._spikes))
-    train_s, tokens = self._train_seconds(), state.num_input_tokens_seen or 0
-    if self._last["step"] is not None and step > self._last["step"] and train_s > self._last["train_s"]:
-        dt = train_s - self._last["train_s"]
-        row["steps_per_second"] = (step - self._last["step"]) / dt
-        if tokens: row["tokens_per_second"] = (tokens - self._last["tokens"]) / dt
-    self._last = dict(step=step, tokens=tokens, train_s=train_s)
-    if _cuda_in_use():
-        import torch
-        self._peak = max(self._peak, torch.cuda.max_memory_allocated())
-        row["peak_memory_bytes"] = self._peak
-    dt = time.perf_counter() - t
-    self._monitor_s += dt; self._last_eval_s = dt
-    row["monitor_seconds"] = dt
-    row["monitor_overhead"] = None if base_model else self._monitor_s / max(self._train_seconds(), 1e-9)
-    return row
+                             now=m["answers"][i], step=step)
+                        for i in range(min(self.config.n_samples, len(m["answers"])))]
+    return self._row_costs(row, state, t, base_model)
 
 @patch
 def _prompt_text(self:ForgettingMonitor, i:int)->str:
     "The i-th scored task prompt as the user wrote it."
     p = self.suite.task_rows[self.suite.scored[i]]["prompt"]
     return p.strip() if isinstance(p, str) else " / ".join(m["content"] for m in p)
+
+
+# %% ../../nbs/train/07_monitor.ipynb #091adf3a
+@patch
+def _row_costs(self:ForgettingMonitor, row:dict, state, t:float, base_model:bool)->dict:
+    "Add the trainer's last loss, throughput since the last evaluation, peak memory and what this measurement cost."
+    last = {} if base_model else self._last_log
+    row.update(train_loss=last.get("loss"), grad_norm=last.get("grad_norm"), loss_spikes=len(self._spikes))
+    train_s, tokens, step = self._train_seconds(), state.num_input_tokens_seen or 0, row["step"]
+    if not base_model and step > self._last["step"] and train_s > self._last["train_s"]:
+        dt = train_s - self._last["train_s"]
+        row["steps_per_second"] = (step - self._last["step"]) / dt
+        if tokens: row["tokens_per_second"] = (tokens - self._last["tokens"]) / dt
+        self._last = dict(step=step, tokens=tokens, train_s=train_s)
+    if _cuda_in_use():
+        import torch
+        self._peak = max(self._peak, torch.cuda.max_memory_allocated())
+        row["peak_memory_bytes"] = self._peak
+    dt, gen = time.perf_counter() - t, {k: self.suite.seconds.get(k, 0.0) for k in ("generation", "probes")}
+    for k, s in gen.items(): self._spend(k, s)
+    self._spend("base measurement" if base_model else "evaluations", dt - sum(gen.values()))
+    row["monitor_seconds"] = dt
+    row["monitor_overhead"] = None if base_model else self._monitor_s / max(self._train_seconds(), 1e-9)
+    return row
+
 
 # %% ../../nbs/train/07_monitor.ipynb #9ab01699
 def fewshot_prompt(shots:list[dict], # solved examples: {prompt, completion}
@@ -744,47 +809,74 @@ def _prompting_baseline(self:ForgettingMonitor, model)->dict:
 # %% ../../nbs/train/07_monitor.ipynb #11cfa159
 @patch
 def on_train_begin(self:ForgettingMonitor, args, state, control, model=None, processing_class=None, **kwargs):
-    "Tokenize the inputs, choose the base reference, measure the base and the prompting baseline (or resume them)."
-    cfg = self.config
+    "Take the tokenizer; measure the base and the baseline now, or once steps are timed (adapters, 'auto'); or resume."
     if not self._starting: self._stop.clear() # a run not begun by `start`: a Stop from before it is not for it
     self._starting, self._active = False, True
     self._reset_clock()
     self._t0, self._zero, self._args = time.perf_counter(), state.is_world_process_zero, args
     self._max_steps, self._start_step = state.max_steps, state.global_step
-    self._model_config = getattr(model, "config", None)
+    self._last = dict(step=state.global_step, tokens=state.num_input_tokens_seen or 0, train_s=0.0)
+    self._model_config, self._peft = getattr(model, "config", None), is_peft_model(model)
     if self._trainer is None: self._trainer = _calling_trainer()
     from lmtune.train.guard import DivergenceGuard
     self._guard = next((c for c in getattr(getattr(self._trainer, "callback_handler", None), "callbacks", []) if isinstance(c, DivergenceGuard)), None)
-    tok = self.tokenizer or getattr(processing_class, "tokenizer", None) or processing_class
-    if tok is None: raise ValueError("ForgettingMonitor needs the run's tokenizer: pass tokenizer=... (this trainer has no processing_class).")
-    if self.suite is None or self.suite.tok is not tok: # a new run may bring another tokenizer
-        seq_len = cfg.seq_len or getattr(args, "max_length", None) or 512
-        self.suite = EvalSuite(tok, **self.inputs, seq_len=seq_len, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
-                               fewshot=cfg.fewshot, gen_batch_size=cfg.gen_batch_size)
+    self._tok = self.tokenizer or getattr(processing_class, "tokenizer", None) or processing_class
+    if self._tok is None:
+        raise ValueError("ForgettingMonitor needs the run's tokenizer: pass tokenizer=... "
+                         "(this trainer has no processing_class).")
     self._dir = Path(args.output_dir) / "monitor"
     if self._zero and self._mode() == "notebook" and self._progress is None:
         from IPython.display import display
         self._progress = display(_HTML(self.progress_html(state)), display_id=True)
-    if not (state.global_step > 0 and self._load_state(state.global_step)):
-        self.rows, self.samples, self.notes, self.alert = [], [], [], None
-        self.base = BaseReference.for_model(model, self.suite, cfg.max_cache_bytes, cfg.kl_top_k)
-        if state.global_step > 0 and self.base.mode != "adapter":
+    if not (state.global_step > 0 and self._load_state(state.global_step, model)):
+        self.rows, self.samples, self.notes, self.alert, self.baseline = [], [], [], None, {}
+        self.plan = self.base = None
+        if state.global_step > 0 and not is_peft_model(model):
             self.notes.append(f"Resumed at step {state.global_step} without the monitor's saved state: 'base' is that checkpoint.")
-        self.status = "measuring the base model"; self._show()
-        row = self._measure(model, state, base_model=True)
-        t = time.perf_counter()
-        self.baseline = self._prompting_baseline(model) if cfg.fewshot else {}
-        extra = time.perf_counter() - t
-        self._monitor_s += extra; row.update(monitor_seconds=row["monitor_seconds"] + extra, checkpoint=None, over_budget=False)
-        self.rows.append(row)
-        self._save_state(); self._log(row)
-    self.notes = [n for n in self.notes if not n.startswith(("kl_to_base", "Against forgetting"))] + [f"kl_to_base: {self.base.describe()}."]
-    mit = getattr(self._trainer, "mitigation", None) # lmtune.train.mitigate's terms in this run's loss
-    if mit is not None: self.notes.append("Against forgetting, in the loss: " + ", ".join(f"{k}={v:g}" for k, v in active(mit.s).items()) + ".")
-    self._last = dict(step=state.global_step, tokens=state.num_input_tokens_seen or 0, train_s=self._train_seconds())
+        if not (self._budgeted() and self._peft): # adapters under the budget: once steps are timed (`on_step_end`)
+            self._ensure_base(model, state) # it redraws the view
+            return control
     self.status = "training"; self._show()
     return control
 
+
+# %% ../../nbs/train/07_monitor.ipynb #51c2479d
+@patch
+def _ensure_base(self:ForgettingMonitor, model, state):
+    "Once a run: choose what to measure, measure the base and the prompting baseline, and log them as step 0."
+    if self.rows: return
+    self._build_suite(model, state)
+    asks = self._budgeted() and self.config.save_at_eval and getattr(self._args, "save_strategy", "no") != "no"
+    self._checkpoint_guess = _checkpoint_bytes(model, self._args) / CHECKPOINT_PRIOR_BPS if asks else 0.0
+    self.status = "measuring the base model"; self._show()
+    row = self._measure(model, state, base_model=True)
+    if self.plan["baseline"] and self.config.fewshot:
+        t = time.perf_counter(); self.baseline = self._prompting_baseline(model)
+        dt = time.perf_counter() - t; self._spend("baseline", dt); row["monitor_seconds"] += dt
+    row.update(checkpoint=None, over_budget=False)
+    self.rows.append(row)
+    self._base_notes()
+    with self._timing("view and logs"):
+        if not self._peft: self._save_state() # full fine-tuning cannot measure its base again: resuming needs it
+        self._log(row)
+    if self.plan.get("train_s"): self._budget = PLAN_MARGIN * self.config.max_overhead * self.plan["train_s"]
+    self.status = "training"; self._show()
+
+@patch
+def _base_notes(self:ForgettingMonitor):
+    "The notes on how the KL is computed, the loss terms against forgetting and, under the budget, what was measured."
+    self.notes = [n for n in self.notes if not n.startswith(("kl_to_base", "Against forgetting", "Budget"))]
+    self.notes.append(f"kl_to_base: {self.base.describe()}.")
+    mit = getattr(self._trainer, "mitigation", None) # lmtune.train.mitigate's terms in this run's loss
+    if mit is not None:
+        terms = ", ".join(f"{k}={v:g}" for k, v in active(mit.s).items())
+        self.notes.append(f"Against forgetting, in the loss: {terms}.")
+    if self.plan.get("budget") is not None:
+        self.notes.append(self._plan_note())
+        if self._zero and self._mode() == "console": print(f"[monitor] {self.notes[-1]}", flush=True)
+
+
+# %% ../../nbs/train/07_monitor.ipynb #6cd35358
 @patch
 def on_log(self:ForgettingMonitor, args, state, control, logs=None, **kwargs):
     "Keep the training loss and gradient norm; count loss spikes."
@@ -801,9 +893,12 @@ def on_log(self:ForgettingMonitor, args, state, control, logs=None, **kwargs):
 
 @patch
 def on_step_end(self:ForgettingMonitor, args, state, control, model=None, **kwargs):
-    "Evaluate when due, when training is about to stop, or when the Stop button was pressed."
+    "Time the step; measure the base once steps are timed (adapters, 'auto'); evaluate when due, at the end, on Stop."
+    self._tick()
     step, stop = state.global_step, self._stop.is_set()
-    if stop or control.should_training_stop or step >= state.max_steps or self._due(step, state):
+    last = stop or control.should_training_stop or step >= state.max_steps
+    if not self.rows and (last or step - self._start_step >= self._base_step(state)): self._ensure_base(model, state)
+    if self.rows and (last or self._due(step, state)):
         if stop and not control.should_training_stop:
             control.should_training_stop = True
             self.status = f"stopped by you at step {step}"
@@ -812,34 +907,48 @@ def on_step_end(self:ForgettingMonitor, args, state, control, model=None, **kwar
     return control
 
 @patch
+def _base_step(self:ForgettingMonitor, state)->int:
+    "Adapters, 'auto': steps timed before the base is measured: `warmup_steps`, or a tenth of the run up to 20."
+    # the first steps run slower than the rest, and the sizes chosen then hold for the whole run
+    return max(self.config.warmup_steps, min((state.max_steps - self._start_step) // 10, 20))
+
+@patch
 def on_save(self:ForgettingMonitor, args, state, control, **kwargs):
     "Count a checkpoint only the monitor asked for as monitor time; forget checkpoints `save_total_limit` deleted."
     if self._save_pending is not None:
         dt = time.perf_counter() - self._save_pending
-        self._monitor_s += dt; self._last_eval_s = (self._last_eval_s or 0) + dt
+        self._spend("checkpoints", dt); self._last_eval_s = (self._last_eval_s or 0) + dt
         if self.rows: self.rows[-1]["monitor_seconds"] += dt
         self._save_pending = None
+        if self._budgeted() and self._next not in (None, math.inf): # its cost known: plan the next evaluation again
+            self._next = self._plan(state.global_step, state)
     for r in self.rows:
         if r.get("checkpoint") and r["step"] < state.global_step and not Path(r["checkpoint"]).is_dir(): r["checkpoint"] = None
     return control
 
+
+# %% ../../nbs/train/07_monitor.ipynb #9e474034
 @patch
 def on_train_end(self:ForgettingMonitor, args, state, control, model=None, **kwargs):
     "Measure the final model if its step was not measured; load the suggested checkpoint if asked; draw the final view."
-    if self.rows and self.rows[-1]["step"] != state.global_step: self._evaluate(model, state, None, args)
-    cfg = self.config
-    i = self.suggested_index
+    if not self.rows: self._ensure_base(model, state)
+    if self.rows[-1]["step"] != state.global_step: self._evaluate(model, state, None, args)
+    cfg, i = self.config, self.suggested_index
     over = bool(self.rows[-1].get("over_budget"))
     if (cfg.load_best_at_end if cfg.load_best_at_end is not None else over) and i is not None and i != len(self.rows) - 1:
         ck = self.rows[i].get("checkpoint")
         if ck and Path(ck).is_dir():
-            _load_checkpoint_weights(model, ck)
+            with self._timing("checkpoints"): _load_checkpoint_weights(model, ck)
             self.notes.append(f"Loaded the suggested checkpoint {Path(ck).name} (step {self.rows[i]['step']}) at the end of training.")
         else: self.notes.append(f"The suggested step {self.rows[i]['step']} has no checkpoint on disk, so the final weights were kept.")
     if self.status == "training": self.status = f"finished at step {state.global_step}"
     self._stop.clear(); self._active = False
-    self._save_state(); self._show(final=True)
+    self._t_end = time.perf_counter() # training, and the monitor's work in it, end here: what follows is not counted
+    self.notes += self._overrun_notes()
+    self._save_state()
+    t = time.perf_counter(); self._show(final=True); self._final_view_s = time.perf_counter() - t
     return control
+
 
 # %% ../../nbs/train/07_monitor.ipynb #b4aed7e2
 @patch
@@ -854,21 +963,43 @@ def _due(self:ForgettingMonitor, step:int, state)->bool:
 
 @patch
 def _plan(self:ForgettingMonitor, step:int, state)->float:
-    "'auto' cadence: the next step to evaluate so that all evaluations, one reserved for the end, fit `max_overhead`."
-    done = step - self._start_step
-    if done <= 0 or not self._last_eval_s: return math.inf
-    total = self._train_seconds() / done * (state.max_steps - self._start_step) # projected training seconds
-    n = int((self.config.max_overhead * total - self._monitor_s - self._last_eval_s) // self._last_eval_s)
+    "'auto' cadence: the next step to evaluate so that all of the monitor's work, an evaluation kept for the end, fits."
+    step_s = self._step_seconds()
+    if step_s is None or not self.rows: return math.inf
+    self._budget = PLAN_MARGIN * self.config.max_overhead * self._projected_train_seconds(state, step_s)
+    per = self._evaluation_seconds()
+    n = int((self._budget - self._monitor_s - per) // per)
     left = state.max_steps - step
     if n < 1 or left < 2: return math.inf # only the final evaluation fits
     return step + max(1, math.ceil(left / (n + 1)))
 
 @patch
+def _evaluation_seconds(self:ForgettingMonitor)->float:
+    "Seconds of one evaluation, logs and checkpoint included: the last one, else a cautious guess from plan and base."
+    if len(self.rows) > 1 and self._last_eval_s: return self._last_eval_s
+    p, base = self.plan.get("predicted"), self.rows[0]["monitor_seconds"] - self._cost["baseline"]
+    guess = max(p["evaluation"], base * p["evaluation"] / p["base"]) if p and p["base"] > 0 else base
+    return UNTIMED_EVAL_FACTOR * guess + self._cost["view and logs"] + self._checkpoint_guess # the logging comes again
+
+UNTIMED_EVAL_FACTOR = 2 # until an evaluation is timed, assume twice the prediction: with adapters on (off for the
+                        # base) and on a busy CPU, benchmarks/monitor_overhead.py's first evaluations cost up to 2x that
+
+CHECKPOINT_PRIOR_BPS = 100 * 2**20 # bytes a second assumed for the monitor's first checkpoint, until one is timed:
+                                   # deliberately low (this repo's 2-core CI machine wrote 250-650 MiB/s with fsync)
+
+def _checkpoint_bytes(model, args)->int:
+    "Bytes of a checkpoint: the trained weights, and (unless `save_only_model`) Adam's two fp32 moments of each."
+    n = [(p.numel(), p.element_size()) for p in model.parameters() if p.requires_grad]
+    return sum(k * s for k, s in n) + (0 if getattr(args, "save_only_model", False) else sum(8 * k for k, _ in n))
+
+@patch
 def _evaluate(self:ForgettingMonitor, model, state, control, args):
     "Measure now; ask for a checkpoint at this step; check the budget; log; redraw. `control` None: training is over."
-    cfg = self.config
+    cfg, spent = self.config, self._monitor_s
     row = self._measure(model, state)
-    saving = control is not None and (control.should_save or (cfg.save_at_eval and args.save_strategy != "no"))
+    final = self._budgeted() and state.global_step >= state.max_steps # the run's own result: no checkpoint asked for
+    asked = cfg.save_at_eval and args.save_strategy != "no" and not final
+    saving = control is not None and (control.should_save or asked)
     ours = saving and not control.should_save # a checkpoint only the monitor wants: its time is the monitor's
     if ours: control.should_save = True
     row["checkpoint"] = str(Path(args.output_dir) / f"checkpoint-{state.global_step}") if saving else None
@@ -884,7 +1015,12 @@ def _evaluate(self:ForgettingMonitor, model, state, control, args):
     if i is not None and self.rows[i].get("checkpoint") and not getattr(args, "load_best_model_at_end", False):
         state.best_model_checkpoint = self.rows[i]["checkpoint"] # the trainer's rotation keeps it (save_total_limit)
     if cfg.eval_every == "auto": self._next = self._plan(state.global_step, state)
-    self._save_state(); self._log(row, control); self._show()
+    with self._timing("view and logs"):
+        if control is not None and not control.should_training_stop and not final:
+            self._save_state() # else on_train_end does
+        self._log(row, control)
+    self._show()
+    self._last_eval_s = self._monitor_s - spent # all of this evaluation's work (on_save adds its checkpoint)
     if ours: self._save_pending = time.perf_counter() # on_save adds the save's seconds
 
 def _load_checkpoint_weights(model, ckpt):
@@ -897,6 +1033,365 @@ def _load_checkpoint_weights(model, ckpt):
         from lmtune.train.recipe import load_weights
         load_weights(model, p)
 
+# %% ../../nbs/train/07_monitor.ipynb #b310d51e
+@dataclass
+class CostModel:
+    "Predicted seconds of the monitor's forward passes and generation, from timed passes (the pilot)."
+    call_s:float # seconds of the pilot forward pass
+    call_tokens:int # padded tokens in the pilot batch (rows x longest)
+    max_tokens:int = 4096 # padded tokens per scoring batch (`EvalSuite.max_tokens`)
+    gen_batch_size:int = 32 # prompts decoded together
+    step_s:float|None = None # seconds of one decoding step (a one-token pass); None: call_s
+
+    def _pass(self, rows:int, longest:int)->float: return self.call_s * max(1.0, rows * longest / self.call_tokens)
+
+    def forward(self, lengths:list[int])->float:
+        "Seconds to score sequences of these token lengths, batched as `token_batches` does."
+        batches = token_batches([range(n) for n in lengths], self.max_tokens)
+        return sum(self._pass(len(c), max(map(len, c))) for _, c in batches)
+
+    def generate(self, prompt_lengths:list[int], max_new_tokens:int)->float:
+        "Seconds to answer greedily, `gen_batch_size` prompts at a time: the prompt pass, then a step per new token."
+        step = self.step_s if self.step_s is not None else self.call_s
+        chunks = _chunks(prompt_lengths, self.gen_batch_size)
+        return sum(self._pass(len(c), max(c)) + max_new_tokens * step for _, c in chunks)
+
+
+# %% ../../nbs/train/07_monitor.ipynb #b511a3a7
+MIN_ITEMS = 4 # the fewest items of a kind the budget shrinks a set to
+MIN_NEW_TOKENS = 8 # the shortest the budget makes `max_new_tokens` (the built-in answers are a few words)
+
+def _halves(n:int, floor:int)->list[int]:
+    "n, then halved (rounded up) down to `floor`: 37 -> [37, 19, 10, 5, 4] for floor 4."
+    out = [n]
+    while out[-1] > floor: out.append(max(floor, -(-out[-1] // 2)))
+    return out
+
+def _scoring_plan(cost:CostModel, L:dict, cap:dict, auto:bool, kl_passes:int, budget:float)->tuple[dict, float, float]:
+    "`(sizes, base s, end s)`: the largest equal share of general texts, multiple choice and task examples in `budget`."
+    kinds = ("general", "mc", "task")
+    ladder = {k: _halves(cap[k], min(MIN_ITEMS, cap[k])) if auto else [cap[k]] for k in kinds}
+    at = lambda h: {k: ladder[k][min(h, len(ladder[k]) - 1)] for k in kinds}
+    def price(n): # the base scores the general texts once; the end kl_passes times (adapters on and off)
+        g = cost.forward(L["general"][:n["general"]])
+        rest = cost.forward([x for c in L["mc"][:n["mc"]] for x in c]) + cost.forward(L["task"][:n["task"]])
+        return g + rest, kl_passes * g + rest
+    depth = max(map(len, ladder.values()))
+    n = next((at(h) for h in range(depth) if sum(price(at(h))) <= budget), at(depth - 1))
+    for k in ("mc", "task"): # still too much at the smallest sets: drop a kind, never the last one
+        if auto and sum(price(n)) > budget and n[k] and sum(v > 0 for v in n.values()) > 1: n[k] = 0
+    return (n, *price(n))
+
+
+# %% ../../nbs/train/07_monitor.ipynb #f84ecd19
+def _generation_plan(cost:CostModel, L:dict, n_prompts:int, n_probes:int, auto:bool, max_new_tokens:int,
+                     keep_tokens:bool, left:float, force:bool, of:int)->tuple:
+    "`(largest that fits `left` or None, seconds of the smallest)`; each a (prompts, probes, new tokens, seconds)."
+    m = max_new_tokens
+    shorter = {t for t in (m, m // 2, m // 4) if t >= min(MIN_NEW_TOKENS, m)}
+    tokens = [max_new_tokens] if keep_tokens else sorted(shorter, reverse=True)
+    m = n_prompts or n_probes
+    ladder = _halves(m, min(MIN_ITEMS, m)) if auto else [m]
+    share = lambda p: n_probes if not auto else max(min(MIN_ITEMS, n_probes), -(-n_probes * p // of)) # p of `of`
+    cands = sorted([(p, share(p), t) if n_prompts else (0, p, t) for p in ladder for t in tokens],
+                   key=lambda c: ((c[0] + c[1]) * c[2], c[2]), reverse=True)
+    priced = [(p, q, t, 2 * cost.generate(L["prompts"][:p] + L["probes"][:q], t)) for p, q, t in cands] # base and end
+    return next((c for c in priced if c[3] <= left), priced[-1] if force else None), priced[-1][3]
+
+
+# %% ../../nbs/train/07_monitor.ipynb #0751d994
+def plan_measurements(budget:float, # seconds for the base, the prompting baseline and the final evaluation together
+                      cost:CostModel, # predicted seconds of the passes (see `CostModel`)
+                      lengths:dict, # tokens an item: general, mc (an item: its choices), task, prompts, probes, fewshot
+                      kl_passes:int=1, # passes over the general texts at an evaluation (2: the base is adapters off)
+                      max_new_tokens:int=32, # generation length asked for
+                      max_items:int|None|str="auto", # 'auto': the budget chooses; else the user's cap, obeyed
+                      keep_baseline:bool=False, # the user set `fewshot`: baseline, generation run whatever they cost
+                      keep_tokens:bool=False, # the user set `max_new_tokens`: never shortened
+                      keep_generation:bool=False, # the user asked for answers: generation runs (the fewest, if need be)
+                     )->dict:
+    "How many items of each kind to measure, how long to generate, and whether to run the baseline, within `budget`."
+    L = {k: list(lengths.get(k) or []) for k in ("general", "mc", "task", "prompts", "probes", "fewshot")}
+    auto, N = max_items == "auto", {k: len(v) for k, v in L.items()}
+    cap = {k: N[k] if max_items in (None, "auto") else min(N[k], max_items) for k in N}
+    gen, smallest = None, 0.0
+    for share in (0.5, 1.0): # scoring takes at most half the budget while generation fits in the rest; all of it if not
+        n, base_s, end_s = _scoring_plan(cost, L, cap, auto, kl_passes, share * budget)
+        P, force = min(n["task"], cap["prompts"]), keep_baseline or keep_generation or not auto or not any(n.values())
+        if P or cap["probes"]:
+            gen, smallest = _generation_plan(cost, L, P, cap["probes"], auto, max_new_tokens, keep_tokens,
+                                             budget - base_s - end_s, force, cap["prompts"])
+        if gen or not auto: break
+    p, q, t, g = gen or (0, 0, max_new_tokens, 0.0)
+    shots = cost.generate(L["fewshot"][:p], t) if p and L["fewshot"] else 0.0
+    baseline = bool(shots) and (keep_baseline or base_s + end_s + g + shots <= budget)
+    skipped = [f"task answers and instruction probes ({smallest:.2f} s at the fewest)"] if smallest and not gen else []
+    if shots and not baseline: skipped.append(f"the prompting baseline (predicted {shots:.2f} s)")
+    elif L["fewshot"] and not gen: skipped.append("the prompting baseline (it needs the task answers)")
+    return dict(n=dict(n, prompts=p, probes=q), available=N, max_new_tokens=t, generate=gen is not None,
+                baseline=baseline, skipped=skipped, budget=budget,
+                predicted=dict(base=base_s + g / 2, baseline=shots if baseline else 0.0, evaluation=end_s + g / 2))
+
+
+# %% ../../nbs/train/07_monitor.ipynb #ecb4e3a5
+@patch
+def _task_split(self:ForgettingMonitor)->tuple[list, list]:
+    "`(shots, rest)`: the baseline's solved examples (the first `fewshot` question-answer rows) and the rows scored."
+    rows, k = self._loaded["task_examples"], self.config.fewshot
+    qa = [r for r in rows if "text" not in r]
+    shots = qa[:k] if k and len(qa) > k else []
+    return shots, [r for r in rows if not any(r is s for s in shots)]
+
+@patch
+def _seq_len(self:ForgettingMonitor)->int:
+    "Truncation of the general texts: `seq_len`, else the trainer's `max_length`, else 512."
+    return self.config.seq_len or getattr(self._args, "max_length", None) or 512
+
+@patch
+def _lengths(self:ForgettingMonitor)->dict:
+    "Estimated tokens per item for `plan_measurements`: characters times the tokens per character of a sample."
+    tok, inp, (shots, rest) = self._tok, self._loaded, self._task_split()
+    text = lambda p: p if isinstance(p, str) else "\n".join(m["content"] for m in p)
+    sample = (inp["general_texts"] + [it["question"] for it in inp["mc"]] + [p["prompt"] for p in inp["instructions"]]
+              )[:16] or [text(r.get("text") or r["prompt"]) for r in rest[:16]]
+    rate = sum(map(len, tok(sample)["input_ids"])) / max(sum(map(len, sample)), 1) # tokens per character
+    est = lambda s: max(1, round(len(s) * rate))
+    qa = [r for r in rest if "text" not in r]
+    return dict(general=[min(est(t), self._seq_len()) for t in inp["general_texts"]],
+                mc=[[est(it["question"] + " " + c) for c in it["choices"]] for it in inp["mc"]],
+                task=[est(r["text"]) if "text" in r else est(text(r["prompt"]) + r["completion"]) for r in rest],
+                prompts=[est(text(r["prompt"])) for r in qa], probes=[est(p["prompt"]) for p in inp["instructions"]],
+                fewshot=[est(fewshot_prompt(shots, r["prompt"])) for r in qa] if shots else [])
+
+
+# %% ../../nbs/train/07_monitor.ipynb #5d54d658
+def _forward_seconds(model, ids, mask, repeat:int=1)->list[float]:
+    "Wall seconds of `repeat` forward passes, one after the other (eval mode, no gradients; the device synchronised)."
+    import torch
+    was, out = model.training, []
+    model.eval()
+    try:
+        with torch.no_grad():
+            for _ in range(repeat):
+                t = time.perf_counter(); model(input_ids=ids, attention_mask=mask)
+                if ids.device.type == "cuda": torch.cuda.synchronize(ids.device)
+                out.append(time.perf_counter() - t)
+    finally: model.train(was)
+    return out
+
+@patch
+def _pad_id(self:ForgettingMonitor)->int:
+    "The tokenizer's padding token, else its end-of-sequence token."
+    return self._tok.pad_token_id if self._tok.pad_token_id is not None else self._tok.eos_token_id
+
+PILOT_TEXTS = 8 # texts in the pilot pass: enough tokens to say something about throughput, not only latency
+
+@patch
+def _pilot(self:ForgettingMonitor, model)->CostModel:
+    "This model's `CostModel`: a pass over the first `PILOT_TEXTS` general texts (or others), then a one-token pass."
+    inp, tok, cfg = self._loaded, self._tok, self.config
+    texts = (inp["general_texts"] or [it["question"] for it in inp["mc"]] or [p["prompt"] for p in inp["instructions"]]
+             or [r.get("text") or r.get("completion") for r in inp["task_examples"]])[:PILOT_TEXTS]
+    seqs = [ids or [self._pad_id()] for ids in tok(texts, truncation=True, max_length=self._seq_len())["input_ids"]]
+    ids, mask = _pad(seqs, self._pad_id(), model.device)
+    call = _forward_seconds(model, ids, mask)[0] # a new shape, as each scoring pass is
+    step = _forward_seconds(model, ids[:, -1:], mask[:, -1:])[0] # a decoding step: one new token per row
+    return CostModel(call, ids.numel(), cfg.batch_size * self._seq_len(), cfg.gen_batch_size, step_s=step)
+
+
+# %% ../../nbs/train/07_monitor.ipynb #98ed32cb
+@patch
+def _tick(self:ForgettingMonitor):
+    "Keep the training seconds of the step that just ended (the monitor's own seconds excluded)."
+    now = self._train_seconds()
+    self._steps_s.append(now - self._prev_tick); self._prev_tick = now
+
+@patch
+def _step_seconds(self:ForgettingMonitor, low:bool=False)->float|None:
+    "Median (`low`: fastest) training seconds of the recent steps; the first (warm-up) left out when others exist."
+    import statistics
+    xs = (self._steps_s[1:] or self._steps_s)[-50:]
+    return (min(xs) if low else statistics.median(xs)) if xs else None
+
+PLAN_MARGIN = 0.8 # the plans spend at most this share of the budget: the rest absorbs timing noise
+TRAIN_STEP_FORWARDS = 3 # a training step's forward and backward cost about 3 forward passes (2N + 4N FLOPs a token,
+                        # Kaplan et al. 2020, "Scaling Laws for Neural Language Models"); the optimizer comes on top
+
+@patch
+def _prior_step_seconds(self:ForgettingMonitor, model)->float:
+    "Before the first step: `TRAIN_STEP_FORWARDS` passes over a training-shaped batch, per accumulation step."
+    import torch
+    a = self._args
+    rows, L = getattr(a, "per_device_train_batch_size", 8), self._batch_length()
+    ids = torch.full((rows, L), self._pad_id(), dtype=torch.long, device=model.device)
+    warm = min(_forward_seconds(model, ids, torch.ones_like(ids), repeat=3)[1:]) # the first pays for the new shape
+    return warm * TRAIN_STEP_FORWARDS * getattr(a, "gradient_accumulation_steps", 1)
+
+@patch
+def _batch_length(self:ForgettingMonitor)->int:
+    "Tokens a row of a training batch: the mean over the first batches of their longest row (a batch pads to it)."
+    a, ds = self._args, getattr(self._trainer, "train_dataset", None)
+    L = getattr(a, "max_length", None) or self._seq_len()
+    try: n = [len(x) for x in ds[:8 * getattr(a, "per_device_train_batch_size", 8)]["input_ids"]]
+    except Exception: return L # no tokenized rows to look at (a streamed or untokenized dataset): the longest allowed
+    rows = getattr(a, "per_device_train_batch_size", 8)
+    longest = [max(n[i:i + rows]) for i in range(0, len(n), rows)]
+    return max(1, min(L, round(sum(longest) / len(longest)))) if longest else L
+
+@patch
+def _projected_train_seconds(self:ForgettingMonitor, state, step_s:float)->float:
+    "Training seconds so far plus the steps left at `step_s` each."
+    return self._train_seconds() + max(state.max_steps - state.global_step, 0) * step_s
+
+
+# %% ../../nbs/train/07_monitor.ipynb #ff4a0e07
+@patch
+def _budgeted(self:ForgettingMonitor)->bool:
+    "Does `max_overhead` decide what is measured and when? (the 'auto' cadence)"
+    return self.config.eval_every == "auto"
+
+@patch
+def _full_plan(self:ForgettingMonitor, L:dict|None=None)->dict:
+    "What a fixed `eval_every` measures: every item (at most `max_items` a kind), generation, the baseline."
+    cfg, L = self.config, L or self._lengths()
+    cap = lambda k: len(L[k]) if cfg.max_items in (None, "auto") else min(len(L[k]), cfg.max_items)
+    return dict(n={k: cap(k) for k in ("general", "mc", "task", "prompts", "probes")},
+                available={k: len(v) for k, v in L.items()}, max_new_tokens=cfg.max_new_tokens, generate=True,
+                baseline=bool(L["fewshot"]), skipped=[], budget=None, predicted=None)
+
+PILOT_WORTH_STEPS = 4 # a budget under this many training steps skips the pilot (a step does more than one pass)
+
+@patch
+def _choose_plan(self:ForgettingMonitor, model, state)->dict:
+    "Everything (a fixed `eval_every`; `max_items` caps it), or what fits the budget (`plan_measurements`)."
+    cfg, t, L = self.config, time.perf_counter(), self._lengths()
+    if not self._budgeted(): return self._full_plan(L)
+    step_s = self._step_seconds(low=True) # the sizes cannot change later: err toward a shorter run, a smaller budget
+    prior = step_s is None
+    if prior: step_s = self._prior_step_seconds(model)
+    train_s = self._projected_train_seconds(state, step_s)
+    budget = lambda: PLAN_MARGIN * cfg.max_overhead * train_s - self._monitor_s - (time.perf_counter() - t)
+    # a budget of a few steps buys the fewest measurements whatever a pilot says: price each pass at a step, no pilot
+    cost = CostModel(step_s, 2**62) if not prior and budget() < PILOT_WORTH_STEPS * step_s else self._pilot(model)
+    V = model.get_output_embeddings().weight.shape[0] # adapters: a second pass for the KL, unless the base's cache fits
+    passes = 2 if is_peft_model(model) and sum(L["general"]) * V * 4 > self._adapter_cache_bytes() else 1
+    plan = plan_measurements(budget(), cost, L, kl_passes=passes, max_new_tokens=cfg.max_new_tokens,
+                             max_items=cfg.max_items, keep_baseline="fewshot" in self.explicit and cfg.fewshot > 0,
+                             keep_tokens="max_new_tokens" in self.explicit, keep_generation=self._wants_generation())
+    return dict(plan, train_s=train_s, prior=prior,
+                cost=dict(call_s=cost.call_s, call_tokens=cost.call_tokens, step_s=cost.step_s))
+
+@patch
+def _wants_generation(self:ForgettingMonitor)->bool:
+    "Did the user ask for generation: `max_new_tokens`, `n_samples`, or a `task_metric` scored on answers?"
+    cfg = self.config
+    return bool({"max_new_tokens", "n_samples"} & self.explicit) or cfg.task_metric not in ("auto", "task_loss")
+
+
+# %% ../../nbs/train/07_monitor.ipynb #dcc82d0f
+@patch
+def _build_suite(self:ForgettingMonitor, model, state):
+    "Choose what to measure (or keep the resumed choice), tokenize it, and choose the base reference."
+    cfg, inp = self.config, self._loaded
+    with self._timing("setup"):
+        if self.plan is None: self.plan = self._choose_plan(model, state)
+        n, (shots, rest) = self.plan["n"], self._task_split()
+        self.suite = EvalSuite(self._tok, inp["general_texts"][:n["general"]] or None, inp["mc"][:n["mc"]] or None,
+                               shots + rest[:n["task"]] if n["task"] else None,
+                               inp["instructions"][:n["probes"]] or None, seq_len=self._seq_len(),
+                               batch_size=cfg.batch_size, max_new_tokens=self.plan["max_new_tokens"],
+                               fewshot=cfg.fewshot, gen_batch_size=cfg.gen_batch_size, max_prompts=n["prompts"])
+        if self.base is None: self.base = BaseReference.for_model(model, self.suite, cfg.max_cache_bytes, cfg.kl_top_k,
+                                                                  self._adapter_cache_bytes())
+
+@patch
+def _adapter_cache_bytes(self:ForgettingMonitor)->int:
+    "Under the budget, adapter runs keep the base's log-probabilities up to `ADAPTER_CACHE_BYTES` (saves a pass)."
+    return min(ADAPTER_CACHE_BYTES, self.config.max_cache_bytes) if self._budgeted() else 0
+
+ADAPTER_CACHE_BYTES = 64 * 2**20 # CPU bytes
+
+
+# %% ../../nbs/train/07_monitor.ipynb #07626df2
+def mitigation_evidence(res:dict, # the result of `benchmarks/forgetting_experiment.py --mitigations` (its JSON)
+                        equal_gain:float=0.75, # the exact match at which the levers' forgetting is compared
+                       )->dict:
+    "Per lever, over its seeds: mean final exact match and KL to the base; mean KL where exact match hit `equal_gain`."
+    groups = {} # the experiment's grouping: an arm's `group`, else its loss terms, else 'none'
+    for a in res["arms"]:
+        terms = " ".join(f"{k}={w:g}" for k, w in a.get("mitigation", {}).items())
+        groups.setdefault(a.get("group") or terms or "none", []).append(a)
+    mean = lambda xs: round(sum(xs) / len(xs), 3) if xs else None
+    out = {}
+    for g, arms in groups.items():
+        at = [x["kl_to_base"] for a in arms if (x := (a.get("at_target") or {}).get(f"{equal_gain:g}"))]
+        last = [a["history"][-1] for a in arms]
+        out[g] = dict(seeds=len(arms), steps=last[0]["step"], final_exact_match=mean([r["exact_match"] for r in last]),
+                      final_kl=mean([r["kl_to_base"] for r in last]), kl_at_equal_gain=mean(at), reached=len(at))
+    return out
+
+
+# %% ../../nbs/train/07_monitor.ipynb #1a50408d
+MEASURED_MITIGATIONS = dict( # what the alert quotes; the notebook's test checks it equals the committed JSON
+    source="benchmarks/results/forgetting_mitigations.json",
+    command="OMP_NUM_THREADS=1 .venv/bin/python benchmarks/forgetting_experiment.py --mitigations",
+    equal_gain=0.75, # the exact match at which forgetting is compared
+    levers={
+        'none': dict(seeds=3, steps=150, final_exact_match=1.0, final_kl=1.401,
+                      kl_at_equal_gain=1.133, reached=3),
+        'kl_to_base_weight=1': dict(seeds=3, steps=150, final_exact_match=0.667, final_kl=0.639,
+                                     kl_at_equal_gain=0.759, reached=1),
+        'anchor_weight=0.01': dict(seeds=3, steps=150, final_exact_match=1.0, final_kl=0.172,
+                                    kl_at_equal_gain=0.631, reached=3),
+        'ewc_weight=0.01': dict(seeds=3, steps=150, final_exact_match=1.0, final_kl=0.557,
+                                 kl_at_equal_gain=0.794, reached=3),
+        'replay 0.25': dict(seeds=3, steps=150, final_exact_match=1.0, final_kl=0.282,
+                             kl_at_equal_gain=0.334, reached=3),
+        'lr 3e-4': dict(seeds=3, steps=150, final_exact_match=0.975, final_kl=0.103,
+                         kl_at_equal_gain=0.103, reached=3),
+        'LoRA r=16 lr 2e-3': dict(seeds=3, steps=150, final_exact_match=0.883, final_kl=0.676,
+                                   kl_at_equal_gain=0.668, reached=3),
+        'LoRA r=64 lr 5e-4': dict(seeds=3, steps=150, final_exact_match=0.792, final_kl=0.214,
+                                   kl_at_equal_gain=0.2, reached=2),
+    })
+
+
+# %% ../../nbs/train/07_monitor.ipynb #67df5618
+LEVER_SETTINGS = { # how each measured lever is set with lmtune, and what it does
+    "kl_to_base_weight=1": "kl_to_base_weight=1 (a KL term to the base's predictions in the loss)",
+    "anchor_weight=0.01": "anchor_weight=0.01 (L2-SP: a pull toward the base weights)",
+    "ewc_weight=0.01": "ewc_weight=0.01 (EWC: that pull, weighted by each weight's Fisher information)",
+    "replay 0.25": "replay_fraction=0.25 with replay_data=<general text>",
+    "lr 3e-4": "learning_rate=3e-4 instead of 1e-3",
+    "LoRA r=16 lr 2e-3": "LoRA r=16 at learning_rate=2e-3", "LoRA r=64 lr 5e-4": "LoRA r=64 at learning_rate=5e-4",
+}
+
+def measured_mitigations(evidence:dict=MEASURED_MITIGATIONS, # or `mitigation_evidence` of another result
+                         keep:float=0.05, # recommended: final exact match within this of the run without
+                        )->list[str]:
+    "The levers that kept the task score, least forgetting at equal gain first, with numbers; the rest in one line."
+    lv, g = evidence["levers"], evidence["equal_gain"]
+    no = lv["none"]
+    at_gain = lambda k: lv[k]["kl_at_equal_gain"] if lv[k]["kl_at_equal_gain"] is not None else lv[k]["final_kl"]
+    kept = sorted((k for k in lv if k != "none" and lv[k]["final_exact_match"] >= no["final_exact_match"] - keep),
+                  key=at_gain)
+    def line(k):
+        x = lv[k]
+        at = ""
+        if x["kl_at_equal_gain"] is not None and no["kl_at_equal_gain"] is not None:
+            some = f", reached by {x['reached']} of {x['seeds']} seeds" if x["reached"] < x["seeds"] else ""
+            at = (f" and from {no['kl_at_equal_gain']:.2f} to {x['kl_at_equal_gain']:.2f} at equal task gain "
+                  f"(exact match {g:g}{some})")
+        return (f"{LEVER_SETTINGS.get(k, k)}: on lmtune's tiny pretrain -> fine-tune experiment it cut the KL to the "
+                f"base "
+                f"from {no['final_kl']:.2f} to {x['final_kl']:.2f} after the same {x['steps']} steps (exact match "
+                f"{x['final_exact_match']:.2f} vs {no['final_exact_match']:.2f}){at}; {x['seeds']} seeds")
+    rest = [f"{LEVER_SETTINGS.get(k, k)} (exact match {lv[k]['final_exact_match']:.2f}, KL {lv[k]['final_kl']:.2f})"
+            for k in lv if k != "none" and k not in kept]
+    tail = [f"also measured, at a cost in task score: {', '.join(rest)} ({evidence['source']})"] if rest else []
+    return [line(k) for k in kept] + tail
+
+
 # %% ../../nbs/train/07_monitor.ipynb #4e283b42
 NOT_LOGGED = ("step", "checkpoint", "train_loss", "grad_norm", "elapsed_seconds", "steps_per_second", "tokens_per_second") # the trainer logs these itself
 
@@ -908,9 +1403,11 @@ def _log(self:ForgettingMonitor, row:dict, control=None):
     logs = {LOG_PREFIX + k: float(v) for k, v in row.items() if k not in NOT_LOGGED and isinstance(v, (int, float))}
     if row is self.rows[0]: logs.update({LOG_PREFIX + "fewshot_" + k: float(v) for k, v in self.baseline.items() if k in TASK_METRICS})
     self._logging, was = True, control.should_log if control is not None else None
+    st = getattr(self._trainer, "state", None)
+    now, st.global_step = st.global_step, row["step"] # the base, measured after warm-up steps, logged at its step
     try: self._trainer.log(logs)
     finally:
-        self._logging = False
+        self._logging, st.global_step = False, now
         if control is not None: control.should_log = was # trainer.log clears it: the trainer's own log of this step must still happen
 
 MITIGATIONS = ( # what helps against forgetting, and why (the forgetting tutorial measures some of them)
@@ -923,11 +1420,13 @@ MITIGATIONS = ( # what helps against forgetting, and why (the forgetting tutoria
 
 @patch
 def _mitigations(self:ForgettingMonitor)->list[str]:
-    "The mitigations, with this run's values where they help."
+    "What lmtune measured against forgetting (`measured_mitigations`), then the general levers, with this run's values."
     a, peft, i = self._args, self.base is not None and self.base.mode == "adapter", self.suggested_index
     now = {0: f" (now {a.learning_rate:g})" if a else "", 3: f" (now {a.weight_decay:g})" if a else ""}
     if i is not None: now[4] = f" (suggested: step {self.rows[i]['step']})"
-    return [("use a lower LoRA rank" if j == 2 and peft else what) + now.get(j, "") + ": " + why for j, (what, why) in enumerate(MITIGATIONS)]
+    general = [("use a lower LoRA rank" if j == 2 and peft else what) + now.get(j, "") + ": " + why
+               for j, (what, why) in enumerate(MITIGATIONS)]
+    return measured_mitigations() + general
 
 @patch
 def _update_alert(self:ForgettingMonitor, row:dict, over:list):
@@ -945,28 +1444,38 @@ def _save_state(self:ForgettingMonitor):
     self._dir.mkdir(parents=True, exist_ok=True)
     d = dict(rows=self.rows, samples=self.samples, baseline=self.baseline, notes=self.notes, alert=self.alert,
              base_mc=getattr(self, "_base_mc", None), base_answers=getattr(self, "_base_answers", None),
-             kl_mode=self.base.mode if self.base else None, spikes=self._spikes, log_points=self._log_points)
+             base_if=getattr(self, "_base_if", None), kl_mode=self.base.mode if self.base else None,
+             spikes=self._spikes, log_points=self._log_points, plan=self.plan, cost=self._cost,
+             train_seconds=self._train_seconds())
     write_json(self._dir / "state.json", d, default=float)
-    f = self._dir / "base_logprobs.pt"
-    if self.base is not None and self.base.mode != "adapter" and self.base.cache and not f.exists(): self.base.save(f)
+    f = self._dir / "base_logprobs.pt" # adapter runs need none to resume: their base is the model with its adapters off
+    if self.base is not None and self.base.mode != "adapter" and self.base.cache and not self._peft and not f.exists():
+        self.base.save(f)
 
 @patch
-def _load_state(self:ForgettingMonitor, step:int)->bool:
-    "Resume: the saved history up to `step` and the base reference; False when there is none to resume."
+def _load_state(self:ForgettingMonitor, step:int, model)->bool:
+    "Resume: the saved history up to `step`, the base reference and what is measured; False when there is none."
     f = self._dir / "state.json"
     if not f.exists(): return False
     d = json.loads(f.read_text())
-    if d["kl_mode"] == "adapter": self.base = BaseReference("adapter")
-    elif (self._dir / "base_logprobs.pt").exists(): self.base = BaseReference.load(self._dir / "base_logprobs.pt")
+    if (self._dir / "base_logprobs.pt").exists(): self.base = BaseReference.load(self._dir / "base_logprobs.pt")
+    elif d["kl_mode"] == "adapter" or self._peft: self.base = BaseReference("adapter")
     else: return False
     self.rows = [r for r in d["rows"] if r["step"] <= step]
     self.samples, self.baseline, self.notes, self.alert = d["samples"], d["baseline"], d["notes"], d["alert"]
-    self._base_mc, self._base_answers = d["base_mc"], d["base_answers"]
+    self.notes = [n for n in self.notes if not n.startswith("The monitor took")] # the cost is counted again at the end
+    self._base_mc, self._base_answers, self._base_if = d["base_mc"], d["base_answers"], d.get("base_if")
+    self.plan = d.get("plan") or self._full_plan() # a state file from before plans: everything was measured
     self._spikes = [tuple(s) for s in d["spikes"] if s[0] <= step]
     self._log_points = [p for p in d["log_points"] if p["step"] <= step]
     self._spike_rule.history = [dict(step=p["step"], loss=p["loss"], grad_norm=p.get("grad_norm")) for p in self._log_points]
-    self._monitor_s = sum(r.get("monitor_seconds") or 0 for r in self.rows)
+    spent = d.get("cost") or {"evaluations": sum(r.get("monitor_seconds") or 0 for r in self.rows)}
+    self._cost = dict.fromkeys(OVERHEAD_PARTS, 0.0) | spent
+    self._monitor_s = sum(self._cost.values())
+    self._t0 = time.perf_counter() - (d.get("train_seconds") or 0.0) - self._monitor_s # the saved seconds carry on
+    self._last["train_s"] = self._prev_tick = self._train_seconds()
     self._last_eval_s = self.rows[-1].get("monitor_seconds") if self.rows else None
+    self._build_suite(model, None)
     self.notes.append(f"Resumed at step {step} with the saved base measurements.")
     return bool(self.rows)
 
@@ -1016,6 +1525,51 @@ def suggested(self:ForgettingMonitor)->dict|None:
     r = self.rows[i]
     return dict(step=r["step"], checkpoint=r.get("checkpoint"), task_metric=self.task_metric, learning=self.learning[i],
                 forgetting_metric=self.config.forgetting_metric, forgetting=self.forgetting[i])
+
+# %% ../../nbs/train/07_monitor.ipynb #5f974af4
+@patch(as_prop=True)
+def overhead(self:ForgettingMonitor)->dict:
+    "What the monitor cost: its wall seconds by part (`OVERHEAD_PARTS`), training seconds without them, the ratio."
+    train = self._train_seconds()
+    return dict(parts=dict(self._cost), monitor_seconds=self._monitor_s, train_seconds=train,
+                fraction=self._monitor_s / train if train > 0 else None, max_overhead=self.config.max_overhead,
+                budgeted=self._budgeted(), final_view_seconds=self._final_view_s)
+
+_KINDS = dict(general="general texts", mc="multiple-choice items", task="task examples", probes="instruction probes")
+
+@patch
+def _plan_note(self:ForgettingMonitor)->str:
+    "What the budget bought, in words: the sizes, the generation, what was skipped, and the settings that override it."
+    p, cfg = self.plan, self.config
+    n, N = p["n"], p["available"]
+    of = lambda k: f"all {N[k]}" if n[k] == N[k] else f"{n[k]} of {N[k]}"
+    sets = [f"{of(k)} {w}" for k, w in _KINDS.items() if n[k]]
+    if p["generate"] and n["prompts"]:
+        sets.append(f"answers to {n['prompts']} task prompts at {p['max_new_tokens']} new tokens")
+    skipped = [f"the {N[k]} {w}" for k, w in _KINDS.items() if N[k] and not n[k] and (k != "probes" or p["generate"])]
+    skipped += p["skipped"]
+    how = "a forward pass timed before the first step" if p["prior"] else "the measured step time"
+    return (f"Budget: {cfg.max_overhead:.0%} of ~{p['train_s']:.1f} s of training (projected from {how}) for all "
+            f"of the monitor's work. Measured {', '.join(sets)}."
+            + (f" Skipped {'; '.join(skipped)}." if skipped else "")
+            + (" To measure more, set max_items=None, fewshot, max_new_tokens or a fixed eval_every: they are obeyed "
+               "whatever they cost." if skipped or any(n[k] < N[k] for k in _KINDS) else ""))
+
+
+# %% ../../nbs/train/07_monitor.ipynb #ce6f9c18
+@patch
+def _overrun_notes(self:ForgettingMonitor)->list[str]:
+    "Why the monitor took more than `max_overhead`, if it did: the user's settings, or costs too big for the run."
+    o, cfg = self.overhead, self.config
+    if o["fraction"] is None or o["fraction"] <= cfg.max_overhead: return []
+    mine = [f"{k}={getattr(cfg, k)!r}" for k in ("eval_every", "max_items", "fewshot", "max_new_tokens")
+            if k in self.explicit]
+    head = f"The monitor took {o['fraction']:.1%} of the training time, over max_overhead={cfg.max_overhead:g}"
+    were = "was" if len(mine) == 1 else "were"
+    if mine: return [f"{head}: {', '.join(mine)} {were} set, and obeyed whatever it cost."]
+    return [f"{head}: the measurements cost more than planned, or even the fewest cost more than a run this short "
+            "allows (see the cost table)."]
+
 
 # %% ../../nbs/train/07_monitor.ipynb #0702eeee
 @patch
@@ -1134,24 +1688,53 @@ def _memory_notes(self:ForgettingMonitor)->list[str]:
             f"{extra / 2**30:.2f} GiB more during the monitor's evaluations."]
 
 @patch
+def _overhead_html(self:ForgettingMonitor)->str:
+    "The monitor's cost: its seconds by part and their share of the training time, and the budget."
+    o = self.overhead
+    if not o["monitor_seconds"]: return ""
+    pct = lambda s: f"{s / o['train_seconds']:.1%}" if o["train_seconds"] > 0 else "–"
+    rows = "".join(f'<tr><td title="{html.escape(OVERHEAD_PARTS[k])}">{k}</td><td>{s:.2f}</td><td>{pct(s)}</td></tr>'
+                   for k, s in o["parts"].items() if s > 0)
+    end, fv = "", o["final_view_seconds"]
+    if fv is not None: end = f"<br>Drawing this view after the last step took {fv:.2f} s (not counted: it came after)."
+    budget = f"budget {o['max_overhead']:.0%}" if o["budgeted"] else f"eval_every={self.config.eval_every}: no budget"
+    return (f"<b>The monitor's cost</b>: {o['monitor_seconds']:.2f} s = <b>{pct(o['monitor_seconds'])}</b> of "
+            f"{o['train_seconds']:.1f} s of training ({budget})"
+            f"<table><tr><th>part</th><th>seconds</th><th>% of training</th></tr>{rows}</table>{end}")
+
+@patch
+def _figure_fits(self:ForgettingMonitor)->bool:
+    "Live view: does drawing the figure now fit the budget, the final evaluation kept aside? (Always without one.)"
+    if not self._budgeted() or self._budget is None or not self.rows: return not self._budgeted()
+    need = self._fig_s if self._fig_s is not None else FIGURE_PRIOR_S
+    return self._monitor_s + need + self._evaluation_seconds() <= self._budget
+
+@patch
 def to_html(self:ForgettingMonitor, embed_png:bool=True, # the figure inline (a data: URL); False: <img src=png_name>
             png_name:str="forgetting.png", # the figure's file, when not embedded
+            figure:bool|None=None, # draw the figure; None: unless, while training, the budget cannot pay for it
            )->str:
     "The monitor's view as a self-contained HTML fragment."
     rows, out = self.rows, [_CSS, '<div class="lmt-mon">']
+    if figure is None: figure = not self._active or self._figure_fits()
     st = self.status + (f" · step {rows[-1]['step']}/{self._max_steps}" if rows and self._max_steps else "")
     out.append(f'<div class="lmt-status">Forgetting monitor: {html.escape(st)}</div>')
     if self.alert:
         out.append(f'<div class="lmt-alert"><b>{html.escape(self.alert["message"])}</b> What helps:<ul>'
                    + "".join(f"<li>{html.escape(x)}</li>" for x in self.alert["mitigations"]) + "</ul></div>")
-    if rows:
-        src = "data:image/png;base64," + base64.b64encode(self.png()).decode() if embed_png else html.escape(png_name)
-        out += [f'<img src="{src}" alt="forgetting monitor: learning curves, task score, learning vs forgetting, forgetting, general ability, throughput">',
-                self._table_html()]
+    if rows and figure:
+        t = time.perf_counter(); png = self.png(); self._fig_s = time.perf_counter() - t
+        src = "data:image/png;base64," + base64.b64encode(png).decode() if embed_png else html.escape(png_name)
+        out.append(f'<img src="{src}" alt="forgetting monitor: learning curves, task score, learning vs forgetting, '
+                   'forgetting, general ability, throughput">')
+    elif rows: out.append(f"<p><i>The figure is drawn at the end: drawing it (~{self._fig_s or FIGURE_PRIOR_S:.1f} s) "
+                          "does not fit the monitor's budget now.</i></p>")
+    if rows: out.append(self._table_html())
     if self.samples:
         out.append(f"<b>Sample generations, base against step {self.samples[0]['step']}</b><table><tr><th>prompt</th><th>reference</th>"
                    "<th>base</th><th>now</th></tr>" + "".join("<tr>" + "".join(f"<td>{html.escape(s[k])}</td>" for k in ("prompt", "reference", "base", "now"))
                                                               + "</tr>" for s in self.samples) + "</table>")
+    out.append(self._overhead_html())
     out.append("<p>" + "<br>".join(html.escape(n) for n in self.notes + self._memory_notes()) + "</p></div>")
     return "".join(out)
 
@@ -1187,13 +1770,16 @@ def report(self:ForgettingMonitor, path="forgetting.html", # the HTML file; the 
 
 @patch
 def summary(self:ForgettingMonitor)->dict:
-    "History, prompting baseline, suggestion, alert, samples and notes as plain data (JSON-ready)."
+    "History, prompting baseline, suggestion, alert, samples, notes, the monitor's cost and plan, as plain data."
     d = dict(status=self.status, task_metric=self.task_metric, history=self.rows, suggested=self.suggested, alert=self.alert,
-             prompting_baseline={k: v for k, v in self.baseline.items() if k != "answers"}, samples=self.samples, notes=self.notes)
+             prompting_baseline={k: v for k, v in self.baseline.items() if k != "answers"}, samples=self.samples,
+             notes=self.notes, overhead=self.overhead, plan=self.plan)
     return json.loads(json.dumps(d, default=float))
 
 # %% ../../nbs/train/07_monitor.ipynb #bcdaa3d0
 PROGRESS_EVERY_S = 1.0 # seconds between progress redraws between evaluations (a redraw is one line of HTML)
+FIGURE_PRIOR_S = 1.0 # seconds to draw the figure, before it has been timed: 0.4-1.3 s on a shared 2-core CPU
+                     # (benchmarks/monitor_overhead.py prints it: benchmarks/results/monitor_overhead.txt)
 
 class _HTML:
     "A display object that is only HTML, which a saved notebook keeps."
@@ -1211,34 +1797,34 @@ def progress_html(self:ForgettingMonitor, state=None)->str:
     "One line: a progress bar, `step N/M`, the training loss and the status."
     step = state.global_step if state is not None else max(self._step, self.rows[-1]["step"] if self.rows else 0)
     tot, loss = self._max_steps or 0, self._last_log.get("loss")
+    cost = self.overhead["fraction"] if self.rows else None
     return (f'<div style="font-family:system-ui,sans-serif;font-size:13px"><progress value="{step}" max="{max(tot, 1)}" '
             f'style="width:280px;vertical-align:middle"></progress> step {step}/{tot}' + (f" · training loss {loss:.3f}" if loss is not None else "")
-            + f" · {html.escape(self.status)}</div>")
+            + f" · {html.escape(self.status)}" + (f" · monitor {cost:.1%} of training" if cost else "") + "</div>")
 
 @patch
 def _show(self:ForgettingMonitor, final:bool=False):
     "Redraw the live view: in its views (`add_view`), else through display handles (notebook mode; process zero)."
     if not self._zero or (self._mode() != "notebook" and not self.views): return
-    t = time.perf_counter()
-    if self.views:
-        for fn in self.views: fn(self)
-        if not final: self._monitor_s += time.perf_counter() - t
-        return
-    from IPython.display import display
-    view = _HTML(self.to_html(), repr(self))
-    if self._view is None: self._view = display(view, display_id=True)
-    else: self._view.update(view)
-    if self._progress is not None: self._progress.update(_HTML(self.progress_html()))
-    if not final: self._monitor_s += time.perf_counter() - t
+    with (contextlib.nullcontext() if final else self._timing("view and logs")): # the final view comes after training
+        if self.views:
+            for fn in self.views: fn(self)
+            return
+        from IPython.display import display
+        view = _HTML(self.to_html(), repr(self))
+        if self._view is None: self._view = display(view, display_id=True)
+        else: self._view.update(view)
+        if self._progress is not None: self._progress.update(_HTML(self.progress_html()))
 
 @patch
 def _show_progress(self:ForgettingMonitor, state):
     "Update the progress line between evaluations (at most every `PROGRESS_EVERY_S`)."
     self._progress_t, self._step = time.perf_counter(), state.global_step
-    if self.views:
-        for fn in self.views: fn(self)
-    elif self._mode() == "notebook" and self._progress is not None: self._progress.update(_HTML(self.progress_html(state)))
-    self._monitor_s += time.perf_counter() - self._progress_t
+    with self._timing("view and logs"):
+        if self.views:
+            for fn in self.views: fn(self)
+        elif self._mode() == "notebook" and self._progress is not None:
+            self._progress.update(_HTML(self.progress_html(state)))
 
 # %% ../../nbs/train/07_monitor.ipynb #98e8549e
 class TrainingHandle:
