@@ -9,7 +9,7 @@ Docs: https://lmtune.github.io/lmtune/ui/training.html.md"""
 __all__ = ['TINY_MODELS', 'STAGE_DATA', 'DATA_CHOICES', 'UPLOAD_TYPES', 'RUNS_ROOT', 'TAB_MONITOR', 'new_run_dir', 'save_upload',
            'TrainingPanel', 'history_html']
 
-# %% ../../nbs/ui/04_training.ipynb #df3aa314
+# %% ../../nbs/ui/04_training.ipynb #9837d0f8
 import html
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from .widgets import LiveView, _html, summary
 from ..files import write_atomic
 from fastcore.basics import patch
 
-# %% ../../nbs/ui/04_training.ipynb #1704b878
+# %% ../../nbs/ui/04_training.ipynb #b5cb66d2
 TINY_MODELS = ("tiny:llama", "tiny:qwen2", "tiny:gpt2") # lmtune.models.ARCHS as model specs: built on first use
 STAGE_DATA = {"pretrain": "builtin:general?n=400", "continue_pretraining": "builtin:domain?n=400", # each stage's
               "sft": "builtin:instruction?n=400", "dpo": "builtin:preference?n=200", "orpo": "builtin:preference?n=200", # built-in
@@ -30,7 +30,7 @@ UPLOAD_TYPES = (".jsonl", ".json", ".csv", ".parquet", ".txt") # what lmtune.dat
 RUNS_ROOT = "lmtune-runs" # where the tab's runs and uploads go, unless `root=` says otherwise
 TAB_MONITOR = dict(n_general=32, n_mc=16, n_task=12) # held-out sets small enough to measure in a second on a CPU
 
-# %% ../../nbs/ui/04_training.ipynb #8406d761
+# %% ../../nbs/ui/04_training.ipynb #dc40a0f7
 def new_run_dir(root, # the runs folder
                 stage:str, # the run's stage
                )->Path:
@@ -40,7 +40,7 @@ def new_run_dir(root, # the runs folder
     while p.exists(): p, i = Path(f"{base}-{i}"), i + 1
     return p
 
-# %% ../../nbs/ui/04_training.ipynb #fcaea390
+# %% ../../nbs/ui/04_training.ipynb #dc1a4956
 def save_upload(upload:dict, # one entry of `ipywidgets.FileUpload.value`: name and content
                 root, # the runs folder
                )->Path:
@@ -50,7 +50,7 @@ def save_upload(upload:dict, # one entry of `ipywidgets.FileUpload.value`: name 
         raise ValueError(f"upload {name!r}: lmtune reads {', '.join(UPLOAD_TYPES)} files; convert it to JSONL, one row a line.")
     return write_atomic(Path(root) / "uploads" / name, bytes(upload["content"]))
 
-# %% ../../nbs/ui/04_training.ipynb #1bd4d3b9
+# %% ../../nbs/ui/04_training.ipynb #f16bbe9b
 class TrainingPanel(LiveView):
     "Start a run from the notebook and follow it: model, data, stage, Start/Stop, live status and dashboard, run history."
     def __init__(self,
@@ -70,7 +70,7 @@ class TrainingPanel(LiveView):
         self.handle = self.job = self.result = self.comparison = None
         self._build(W, model, data)
 
-# %% ../../nbs/ui/04_training.ipynb #a321a3bd
+# %% ../../nbs/ui/04_training.ipynb #6ce3693a
 @patch
 def _build(self:TrainingPanel, W, model:str, data:str):
     "The controls, the live outputs, and their layout."
@@ -109,7 +109,7 @@ def _build(self:TrainingPanel, W, model:str, data:str):
                         self.status, self.dashboard, self.history_view, self.compare_box])
     self.view.add_class(self._css_class)
 
-# %% ../../nbs/ui/04_training.ipynb #f845def9
+# %% ../../nbs/ui/04_training.ipynb #22032cca
 @patch
 def _show_settings(self:TrainingPanel):
     self.run_info.value = f"<small>Run: {html.escape(summary(self.settings))}</small>"
@@ -142,7 +142,7 @@ def _uploaded(self:TrainingPanel):
     except ValueError as e: self.error.value = f"<b style='color:#b00'>{html.escape(str(e))}</b>"
 
 
-# %% ../../nbs/ui/04_training.ipynb #01850241
+# %% ../../nbs/ui/04_training.ipynb #06cc07fb
 @patch
 def _job(self:TrainingPanel)->tuple:
     "`(run, data)`: the checked run the boxes describe, in a new folder, and its data resolved (raises with the fix)."
@@ -150,10 +150,11 @@ def _job(self:TrainingPanel)->tuple:
     model, data = self.model_box.value.strip(), self.data_box.value.strip()
     out = new_run_dir(self.root, stage_info(self.stage_box.value).name)
     s = self.settings.replace(max_steps=self.steps_box.value, output_dir=str(out), progress_bar=False)
-    job = RunConfig(stage=self.stage_box.value, model=model, data=data, settings=s)
+    reward = dict(reward=self.reward_box.value) if self.stage_box.value == "grpo" else {}
+    job = RunConfig(stage=self.stage_box.value, model=model, data=data, settings=s, **reward)
     return job, resolve_data(job.data) # a missing file or a bad builtin: spec fails here, not in the thread
 
-# %% ../../nbs/ui/04_training.ipynb #c8e98955
+# %% ../../nbs/ui/04_training.ipynb #3fa0eec0
 @patch
 def start(self:TrainingPanel):
     "Check the run, then train it in a background thread with a forgetting monitor; the tab follows it."
@@ -170,17 +171,17 @@ def start(self:TrainingPanel):
     self.error.value, self.job = "", job
     return self.watch(monitor, lambda: self._train(job, data, monitor))
 
-# %% ../../nbs/ui/04_training.ipynb #656fa21e
+# %% ../../nbs/ui/04_training.ipynb #04308de8
 @patch
 def _train(self:TrainingPanel, job, data, monitor):
     "The training thread: resolve the model (a tiny model is built, a hub id fetched), run the stage, return its result."
     from lmtune.train import stages
-    from lmtune.train.launch import resolve_model
+    from lmtune.train.launch import resolve_model, resolve_reward
     self.status.value = f"preparing {html.escape(job.model)}…"
-    kw = dict(reward=self.reward_box.value) if job.stage == "grpo" else {}
+    kw = dict(reward=resolve_reward(job.reward)) if job.stage == "grpo" else {}
     return getattr(stages, job.stage)(resolve_model(job.model), data, settings=job.settings, monitor=monitor, **kw)
 
-# %% ../../nbs/ui/04_training.ipynb #ae63ae00
+# %% ../../nbs/ui/04_training.ipynb #6b6907ec
 @patch
 def watch(self:TrainingPanel,
           monitor, # a `lmtune.train.monitor.ForgettingMonitor`
@@ -206,7 +207,7 @@ def _follow(self:TrainingPanel, monitor):
     if key != self._drawn: self._drawn, self.dashboard.value = key, monitor.to_html()
 
 
-# %% ../../nbs/ui/04_training.ipynb #5fff13ca
+# %% ../../nbs/ui/04_training.ipynb #0209cf7a
 @patch
 def stop(self:TrainingPanel):
     "Stop the run after the current step, at a checkpoint (what the Stop button does)."
@@ -232,7 +233,7 @@ def _finished(self:TrainingPanel, monitor, result=None, error=None):
     self._publish()
 
 
-# %% ../../nbs/ui/04_training.ipynb #4a43c810
+# %% ../../nbs/ui/04_training.ipynb #8f01b364
 @patch
 def compare(self:TrainingPanel,
             n:int=20, # prompts to rate: the monitor's task prompts
