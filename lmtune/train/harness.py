@@ -101,14 +101,13 @@ def check_benchmarks(benchmarks:list|str, # lm-eval task, group or tag names
 
 # %% ../../nbs/train/16_harness.ipynb #98661c38
 def corpus_task(folder, # where to write `<name>.jsonl` and `<name>.yaml` (made if missing)
-                items:list[dict]|None=None, # {question, choices, answer} items; None: `lmtune.corpus.multiple_choice_set(200)`
+                items:list[dict]|None=None, # checked {question, choices, answer-index} items (`monitor.load_multiple_choice`); None: `multiple_choice_set(200)`
                 name:str="lmtune_facts", # the task's name
                )->str:
     "Write `items` as an lm-eval multiple-choice task in `folder`; returns the task name (pass `folder` as `include_path`)."
     from lmtune.corpus import multiple_choice_set
     from lmtune.files import write_atomic
-    from lmtune.train.monitor import load_multiple_choice
-    items = load_multiple_choice(multiple_choice_set(200) if items is None else items)
+    items = multiple_choice_set(200) if items is None else items # the monitor checks its items; it imports this module
     d = Path(folder); d.mkdir(parents=True, exist_ok=True)
     write_atomic(d / f"{name}.jsonl", "".join(json.dumps(it) + "\n" for it in items))
     yaml = (f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {json.dumps(str((d / name).resolve()) + '.jsonl')}\n"

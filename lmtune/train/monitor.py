@@ -530,6 +530,9 @@ class MonitorConfig:
     save_at_eval:bool = True # ask the trainer for a checkpoint at every evaluation (so the suggested one exists)
     display:str = "auto" # 'notebook' (live view), 'console' (one line per evaluation), 'none'; auto: notebook in Jupyter
     warmup_steps:int = 3 # 'auto' cadence: steps timed before the first plan (adapter methods measure the base then)
+    benchmarks:list|None = None # lm-eval task names scored on the base and at every evaluation (lmtune[eval]; obeyed over budget)
+    benchmark_limit:int|float|None = None # items per benchmark task (lm-eval's limit); None: all
+    benchmark_include:str|None = None # a folder of extra lm-eval task YAMLs (e.g. `lmtune.train.harness.corpus_task`'s)
 
     def __post_init__(self):
         if self.eval_every != "auto": check_positive("eval_every", self.eval_every)
@@ -598,6 +601,7 @@ OVERHEAD_PARTS = { # what the monitor's own seconds are spent on (`ForgettingMon
     "probes": "greedy answers to the instruction-following probes",
     "checkpoints": "checkpoints saved only because the monitor asked",
     "view and logs": "the live view, console lines, trackers and the state file",
+    "benchmarks": "named lm-eval benchmarks (`benchmarks=`), on the base and at every evaluation",
 }
 LOG_PREFIX = "eval_" # trackers file these under eval/ (transformers' rewrite_logs)
 
@@ -647,6 +651,10 @@ class ForgettingMonitor:
                                 + " The settings are the fields of MonitorConfig.")
         cfg = config if isinstance(config, MonitorConfig) else MonitorConfig(**(config or {}))
         self.config = replace(cfg, **overrides)
+        if self.config.benchmarks: # lm-eval missing, an unknown task, or hub data offline: fails here, before training
+            from lmtune.train.harness import check_benchmarks
+            c = self.config
+            self.config = replace(c, benchmarks=check_benchmarks(c.benchmarks, c.benchmark_limit, c.benchmark_include))
         given = set(config or {}) if not isinstance(config, MonitorConfig) else \
                 {f.name for f in fields(MonitorConfig) if getattr(config, f.name) != f.default}
         self.explicit = given | set(overrides) # settings the user chose: obeyed even over the `max_overhead` budget
@@ -731,12 +739,16 @@ def _measure(self:ForgettingMonitor, model, state, base_model:bool=False)->dict:
     same = peft_base and self.base.mode == "adapter" # the model with adapters off is the base: KL 0, not measured
     with (model.disable_adapter() if peft_base else contextlib.nullcontext()):
         m = self.suite.measure(model, None if same else self.base, generate=self.plan["generate"])
+        self._bench_s = time.perf_counter()
+        if self.config.benchmarks: m["benchmarks"] = self._benchmark_scores(model)
+        self._bench_s = time.perf_counter() - self._bench_s; self._spend("benchmarks", self._bench_s)
     if same and "general_loss" in m: m["kl_to_base"] = 0.0
     b = None if base_model else self.rows[0]
     row = dict(step=step, elapsed_seconds=t - self._t0)
     keys = ("general_loss", "kl_to_base", "mc_accuracy", "task_loss") + TASK_METRICS[:-1]
     row.update({k: m[k] for k in keys if k in m})
     if "general_loss" in m: row["general_loss_delta"] = m["general_loss"] - (b or row)["general_loss"]
+    for k, v in m.get("benchmarks", {}).items(): row[k], row[k + "_delta"] = v, v - (b or {}).get(k, v)
     if "mc_correct" in m:
         if base_model: self._base_mc = m["mc_correct"]
         row["mc_accuracy_delta"] = m["mc_accuracy"] - (b or row)["mc_accuracy"]
@@ -759,6 +771,14 @@ def _prompt_text(self:ForgettingMonitor, i:int)->str:
     p = self.suite.task_rows[self.suite.scored[i]]["prompt"]
     return p.strip() if isinstance(p, str) else " / ".join(m["content"] for m in p)
 
+@patch
+def _benchmark_scores(self:ForgettingMonitor, model)->dict:
+    "The `benchmarks`' metrics on `model` as it is now, from lm-eval (`lmtune.train.harness`), as `bench_<task>_<metric>`."
+    from lmtune.train.harness import run_benchmarks
+    c = self.config
+    scores = run_benchmarks(model, self.suite.tok, c.benchmarks, c.benchmark_limit, c.benchmark_include, batch_size=c.batch_size)
+    return {f"bench_{task}_{metric}": v for task, ms in scores.items() for metric, v in ms.items()}
+
 
 # %% ../../nbs/train/07_monitor.ipynb #091adf3a
 @patch
@@ -778,7 +798,7 @@ def _row_costs(self:ForgettingMonitor, row:dict, state, t:float, base_model:bool
         row["peak_memory_bytes"] = self._peak
     dt, gen = time.perf_counter() - t, {k: self.suite.seconds.get(k, 0.0) for k in ("generation", "probes")}
     for k, s in gen.items(): self._spend(k, s)
-    self._spend("base measurement" if base_model else "evaluations", dt - sum(gen.values()))
+    self._spend("base measurement" if base_model else "evaluations", dt - sum(gen.values()) - getattr(self, "_bench_s", 0.0))
     row["monitor_seconds"] = dt
     row["monitor_overhead"] = None if base_model else self._monitor_s / max(self._train_seconds(), 1e-9)
     return row
@@ -1914,8 +1934,8 @@ def plot_runs(runs:dict, # {label: ForgettingMonitor, or its summary() dict}
     if ax is None: ax = Figure(figsize=(6, 4.2), dpi=80, layout="constrained").subplots()
     for label, d in data.items():
         pts = [(r[forgetting_metric], r[m], r["step"]) for r in d["history"] if r.get(m) is not None and r.get(forgetting_metric) is not None]
-        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=label)
-        ax.annotate(str(pts[-1][2]), pts[-1][:2], fontsize=7, xytext=(3, 3), textcoords="offset points", color=line.get_color())
+        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=label + ("" if pts else f" ({m} not measured)"))
+        if pts: ax.annotate(str(pts[-1][2]), pts[-1][:2], fontsize=7, xytext=(3, 3), textcoords="offset points", color=line.get_color())
         b = d.get("prompting_baseline", {})
         if m in b: ax.scatter([0], [b[m]], marker="D", color=line.get_color(), s=30, zorder=3)
     ax.set(xlabel=forgetting_metric, ylabel=m)
