@@ -78,9 +78,10 @@ from lmtune.settings import FIELDS, RunSettings
 OTHER = dict(method="full", precision="fp32", optim="sgd", lr_scheduler_type="linear", attn_implementation="eager", lora_alpha=8, lora_target_modules=["q_proj"],
              strategy="zero2", learning_rate=1e-3, lr_preset="pretrain", max_steps=5, packing=True, early_stopping=1,
              eval_steps=50, save_total_limit=3, output_dir="runs/elsewhere", resume=False, report_to="tensorboard",
-             bottleneck_placement="pfeiffer")
+             bottleneck_placement="pfeiffer", lora_init="olora", loraplus_lr_ratio=16.0)
 CONTEXT = dict(offload_optimizer=dict(strategy="zero2"), offload_params=dict(strategy="zero3"),  # settings the change needs to be valid
-               tensor_parallel=dict(num_gpus=2), pipeline_parallel=dict(num_gpus=2), num_gpus=dict(), use_dora=dict(method="lora"))
+               tensor_parallel=dict(num_gpus=2), pipeline_parallel=dict(num_gpus=2), num_gpus=dict(), use_dora=dict(method="lora"),
+               use_rslora=dict(method="lora"), lora_init=dict(method="lora"), loraplus_lr_ratio=dict(method="lora"))
 
 def _other(k, v):
     "A valid value of field `k` that differs from its default `v`."

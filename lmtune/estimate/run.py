@@ -16,8 +16,8 @@ from ..settings import (RunSettings, Method, run_settings, resolve_defaults, met
 __all__ = ['GiB', 'OPTIMIZERS', 'CUDA_CONTEXT_BYTES', 'WORKSPACE_BYTES', 'NCCL_BYTES', 'HOST_BASE_BYTES', 'SHARD_BYTES',
            'FRAG_CONST', 'FRAG_LOGITS', 'LIGER_MODEL_TYPES', 'TRL_TOKEN_TILE', 'TRL_VOCAB_TILE', 'STAGE_TRAINERS',
            'NF4_BLOCK', 'NESTED_BLOCK', 'NF4_CODE_BYTES', 'OptimState', 'lora_targets', 'lora_params',
-           'resolve_attention', 'StageTrainer', 'StagePasses', 'passes_for', 'stage_passes', 'trained_run',
-           'batch_sizes', 'check_stage', 'ResolvedRun', 'resolve_run', 'bias_params', 'bottleneck_tensors',
+           'resolve_attention', 'StageTrainer', 'StagePasses', 'passes_for', 'ResolvedRun', 'resolve_run',
+           'stage_passes', 'trained_run', 'batch_sizes', 'check_stage', 'bias_params', 'bottleneck_tensors',
            'count_trainable', 'trainable_params', 'lowest_trainable_layer', 'has_backward', 'block_backward',
            'weights_train', 'sliding', 'sdpa_gets_mask', 'attention_kernel']
 
@@ -190,51 +190,6 @@ def passes_for(stage:str, # one of `STAGES`
                        generated=s.batch_size*s.gradient_accumulation_steps if t.generates else 0,
                        prompt=s.seq_len if t.generates else 0, completion=C)
 
-def stage_passes(run:ResolvedRun, # a run as `resolve_run` returns it (or as `trained_run` does: its passes)
-                )->StagePasses:
-    "What one micro-batch of `run` runs: `passes_for` its stage and settings."
-    return run.passes if run.passes is not None else passes_for(run.stage, run.settings)
-
-def trained_run(run:ResolvedRun, # a run as `resolve_run` returns it
-               )->ResolvedRun:
-    "`run` with `batch_size` and `seq_len` those of the forward and backward its stage trains, and its `passes` set."
-    if run.passes is not None: return run
-    p = stage_passes(run)
-    return replace(run, settings=run.settings.replace(batch_size=p.rows, seq_len=p.seq), passes=p)
-
-
-# %% ../../nbs/estimate/00_run.ipynb #3032ad03
-def batch_sizes(stage:str, # one of `STAGES`
-                settings:RunSettings, # the run (GRPO: its accumulation, GPUs and num_generations)
-               )->tuple[int, int]:
-    "(smallest, step): the `batch_size` values the stage's trainer accepts are `smallest + k x step`."
-    t, s = STAGE_TRAINERS[stage_info(stage).name], settings
-    if not t.generates: return t.min_batch, 1
-    step = s.num_generations // math.gcd(s.num_generations, s.gradient_accumulation_steps*s.data_parallel)
-    return step, step
-
-def check_stage(spec:ModelSpec, # the model
-                s:RunSettings, # the run, resolved
-                stage:str, # its stage
-               ):
-    "Refuse, naming the setting and the fix, what the stage's TRL trainer refuses (or what the model cannot hold)."
-    t, (lo, step) = STAGE_TRAINERS[stage], batch_sizes(stage, s)
-    if t.generates and s.num_generations < 2:
-        raise bad_value('num_generations', s.num_generations, "GRPO compares the completions of one prompt with each "
-                        "other: use at least 2 (TRL's rule; its default is 8)")
-    if s.batch_size < lo and not t.generates:
-        raise bad_value('batch_size', s.batch_size, f"{t.trainer} needs at least {lo} rows per GPU and micro-batch "
-                        f"(KTO's KL batch pairs each prompt with another row's completion); use batch_size >= {lo}")
-    if t.generates and (s.batch_size - lo) % step:
-        n = s.batch_size*s.gradient_accumulation_steps*s.data_parallel
-        raise bad_value('batch_size', s.batch_size, f"GRPO generates whole groups of num_generations={s.num_generations} "
-                        f"completions: batch_size x gradient_accumulation_steps x GPUs ({s.batch_size} x "
-                        f"{s.gradient_accumulation_steps} x {s.data_parallel} = {n}) must be a multiple of "
-                        f"{s.num_generations} (TRL's rule); use a multiple of {step}")
-    if t.generates and spec.learned_positions and s.seq_len + s.max_completion_length > spec.max_position_embeddings:
-        raise bad_value('max_completion_length', s.max_completion_length, f"{spec.name} has {spec.max_position_embeddings} "
-                        f"positions: prompt (seq_len={s.seq_len}) + completion must fit; lower one of them")
-
 
 # %% ../../nbs/estimate/00_run.ipynb #a338cca8
 @dataclass(frozen=True)
@@ -306,6 +261,53 @@ def resolve_run(model, # catalog name, hub id, path, config dict, `PretrainedCon
     return ResolvedRun(spec=spec, settings=s, stage=stage_info(stage).name, method=info, optim=OPTIMIZERS[s.optim],
                        targets=targets, liger=s.use_liger_kernel and spec.model_type in LIGER_MODEL_TYPES,
                        attn=s.attn_implementation, context_bytes=CUDA_CONTEXT_BYTES if context_bytes is None else int(context_bytes))
+
+# %% ../../nbs/estimate/00_run.ipynb #stgpas02
+def stage_passes(run:ResolvedRun, # a run as `resolve_run` returns it (or as `trained_run` does: its passes)
+                )->StagePasses:
+    "What one micro-batch of `run` runs: `passes_for` its stage and settings."
+    return run.passes if run.passes is not None else passes_for(run.stage, run.settings)
+
+def trained_run(run:ResolvedRun, # a run as `resolve_run` returns it
+               )->ResolvedRun:
+    "`run` with `batch_size` and `seq_len` those of the forward and backward its stage trains, and its `passes` set."
+    if run.passes is not None: return run
+    p = stage_passes(run)
+    return replace(run, settings=run.settings.replace(batch_size=p.rows, seq_len=p.seq), passes=p)
+
+
+# %% ../../nbs/estimate/00_run.ipynb #3032ad03
+def batch_sizes(stage:str, # one of `STAGES`
+                settings:RunSettings, # the run (GRPO: its accumulation, GPUs and num_generations)
+               )->tuple[int, int]:
+    "(smallest, step): the `batch_size` values the stage's trainer accepts are `smallest + k x step`."
+    t, s = STAGE_TRAINERS[stage_info(stage).name], settings
+    if not t.generates: return t.min_batch, 1
+    step = s.num_generations // math.gcd(s.num_generations, s.gradient_accumulation_steps*s.data_parallel)
+    return step, step
+
+def check_stage(spec:ModelSpec, # the model
+                s:RunSettings, # the run, resolved
+                stage:str, # its stage
+               ):
+    "Refuse, naming the setting and the fix, what the stage's TRL trainer refuses (or what the model cannot hold)."
+    t, (lo, step) = STAGE_TRAINERS[stage], batch_sizes(stage, s)
+    if t.generates and s.num_generations < 2:
+        raise bad_value('num_generations', s.num_generations, "GRPO compares the completions of one prompt with each "
+                        "other: use at least 2 (TRL's rule; its default is 8)")
+    if s.batch_size < lo and not t.generates:
+        raise bad_value('batch_size', s.batch_size, f"{t.trainer} needs at least {lo} rows per GPU and micro-batch "
+                        f"(KTO's KL batch pairs each prompt with another row's completion); use batch_size >= {lo}")
+    if t.generates and (s.batch_size - lo) % step:
+        n = s.batch_size*s.gradient_accumulation_steps*s.data_parallel
+        raise bad_value('batch_size', s.batch_size, f"GRPO generates whole groups of num_generations={s.num_generations} "
+                        f"completions: batch_size x gradient_accumulation_steps x GPUs ({s.batch_size} x "
+                        f"{s.gradient_accumulation_steps} x {s.data_parallel} = {n}) must be a multiple of "
+                        f"{s.num_generations} (TRL's rule); use a multiple of {step}")
+    if t.generates and spec.learned_positions and s.seq_len + s.max_completion_length > spec.max_position_embeddings:
+        raise bad_value('max_completion_length', s.max_completion_length, f"{spec.name} has {spec.max_position_embeddings} "
+                        f"positions: prompt (seq_len={s.seq_len}) + completion must fit; lower one of them")
+
 
 # %% ../../nbs/estimate/00_run.ipynb #mem00009
 NF4_BLOCK = 64          # bitsandbytes NF4: one absmax per 64 weights
