@@ -20,14 +20,13 @@ from ..files import write_atomic, write_json
 # %% auto #0
 __all__ = ['TASK_METRICS', 'FORGETTING_METRICS', 'DISPLAYS', 'HISTORY_COLUMNS', 'OVERHEAD_PARTS', 'LOG_PREFIX',
            'UNTIMED_EVAL_FACTOR', 'CHECKPOINT_PRIOR_BPS', 'MIN_ITEMS', 'MIN_NEW_TOKENS', 'PILOT_TEXTS', 'PLAN_MARGIN',
-           'TRAIN_STEP_FORWARDS', 'PILOT_WORTH_STEPS', 'ADAPTER_CACHE_BYTES', 'MEASURED_MITIGATIONS', 'LEVER_SETTINGS',
-           'NOT_LOGGED', 'MITIGATIONS', 'VIEW_COLUMNS', 'PROGRESS_EVERY_S', 'FIGURE_PRIOR_S', 'jsonl_items',
-           'load_multiple_choice', 'load_instruction_probes', 'load_general_texts', 'load_task_examples',
-           'token_batches', 'predicted_logprobs', 'kl_rows', 'top_k_reference', 'kl_rows_top_k', 'encode_pair',
-           'choice_logprobs', 'token_f1', 'text_scores', 'greedy_answers', 'EvalSuite', 'is_peft_model',
-           'BaseReference', 'pareto_front', 'suggest', 'MonitorConfig', 'ForgettingMonitor', 'fewshot_prompt',
-           'CostModel', 'plan_measurements', 'mitigation_evidence', 'measured_mitigations', 'TrainingHandle',
-           'builtin_inputs', 'plot_runs']
+           'TRAIN_STEP_FORWARDS', 'PILOT_WORTH_STEPS', 'ADAPTER_CACHE_BYTES', 'LEVER_SETTINGS', 'NOT_LOGGED',
+           'MITIGATIONS', 'VIEW_COLUMNS', 'PROGRESS_EVERY_S', 'FIGURE_PRIOR_S', 'jsonl_items', 'load_multiple_choice',
+           'load_instruction_probes', 'load_general_texts', 'load_task_examples', 'token_batches', 'predicted_logprobs',
+           'kl_rows', 'top_k_reference', 'kl_rows_top_k', 'encode_pair', 'choice_logprobs', 'token_f1', 'text_scores',
+           'greedy_answers', 'EvalSuite', 'is_peft_model', 'BaseReference', 'pareto_front', 'suggest', 'MonitorConfig',
+           'ForgettingMonitor', 'fewshot_prompt', 'CostModel', 'plan_measurements', 'mitigation_evidence',
+           'measured_mitigations', 'TrainingHandle', 'builtin_inputs', 'plot_runs']
 
 # %% ../../nbs/train/07_monitor.ipynb #c4a34cc6
 def jsonl_items(arg:str, # the argument the file was given as, for messages
@@ -1352,29 +1351,7 @@ def mitigation_evidence(res:dict, # the result of `benchmarks/forgetting_experim
 
 
 # %% ../../nbs/train/07_monitor.ipynb #1a50408d
-MEASURED_MITIGATIONS = dict( # what the alert quotes; the notebook's test checks it equals the committed JSON
-    source="benchmarks/results/forgetting_mitigations.json",
-    command="OMP_NUM_THREADS=1 .venv/bin/python benchmarks/forgetting_experiment.py --mitigations",
-    equal_gain=0.75, # the exact match at which forgetting is compared
-    levers={
-        'none': dict(seeds=3, steps=150, final_exact_match=1.0, final_kl=1.401,
-                      kl_at_equal_gain=1.133, reached=3),
-        'kl_to_base_weight=1': dict(seeds=3, steps=150, final_exact_match=0.667, final_kl=0.639,
-                                     kl_at_equal_gain=0.759, reached=1),
-        'anchor_weight=0.01': dict(seeds=3, steps=150, final_exact_match=1.0, final_kl=0.172,
-                                    kl_at_equal_gain=0.631, reached=3),
-        'ewc_weight=0.01': dict(seeds=3, steps=150, final_exact_match=1.0, final_kl=0.557,
-                                 kl_at_equal_gain=0.794, reached=3),
-        'replay 0.25': dict(seeds=3, steps=150, final_exact_match=1.0, final_kl=0.282,
-                             kl_at_equal_gain=0.334, reached=3),
-        'lr 3e-4': dict(seeds=3, steps=150, final_exact_match=0.975, final_kl=0.103,
-                         kl_at_equal_gain=0.103, reached=3),
-        'LoRA r=16 lr 2e-3': dict(seeds=3, steps=150, final_exact_match=0.883, final_kl=0.676,
-                                   kl_at_equal_gain=0.668, reached=3),
-        'LoRA r=64 lr 5e-4': dict(seeds=3, steps=150, final_exact_match=0.792, final_kl=0.214,
-                                   kl_at_equal_gain=0.2, reached=2),
-    })
-
+from ..plan.advisor import MEASURED_MITIGATIONS # the measured levers: the advisor quotes them too
 
 # %% ../../nbs/train/07_monitor.ipynb #67df5618
 LEVER_SETTINGS = { # how each measured lever is set with lmtune, and what it does
