@@ -122,7 +122,7 @@ def group_lines(res:dict)->list[str]:
     import statistics
     T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776} # Student t, two-sided 95%, by degrees of freedom
     groups = {}
-    for a in res["arms"]: groups.setdefault(a.get("group") or " ".join(f"{k}={w:g}" for k, w in a.get("mitigation", {}).items()) or "none", []).append(a)
+    for a in res["arms"]: groups.setdefault(a["group"], []).append(a)
     def ci(xs):
         if not xs: return "-"
         m = statistics.mean(xs)

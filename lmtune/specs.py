@@ -44,10 +44,7 @@ def builtin_data(source:str, # 'builtin:KIND?option=value&...'
         t = opts['tasks']
         groups = {'general': corpus.GENERAL_TASKS, 'domain': corpus.DOMAIN_TASKS}
         opts['tasks'] = groups.get(t) or tuple(x.strip() for x in str(t).split(','))
-    fn = {'general': corpus.general_corpus, 'domain': corpus.domain_corpus, 'instruction': corpus.instruction_set,
-          'preference': corpus.preference_set, 'multiple_choice': corpus.multiple_choice_set,
-          'instruction_following': corpus.instruction_following_set, 'feedback': corpus.feedback_set,
-          'verifiable': corpus.verifiable_set}[kind]
+    fn = {**corpus.CORPUS_KINDS, 'instruction_following': corpus.instruction_following_set}[kind]
     return fn(**opts)
 
 def resolve_data(source:str|None, # a file path or builtin:KIND

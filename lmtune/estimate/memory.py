@@ -729,10 +729,10 @@ def _stage_moments(run:ResolvedRun, h:dict, d:dict, base:float, Gacc:float, afte
 
 def _stage_notes(run:ResolvedRun)->list[str]:
     "What a preference or RL estimate rests on, in words."
-    p, s, GiB_ = run.passes, run.settings, GiB
+    p, s = run.passes, run.settings
     ref = {"none": "no reference model",
            "adapters off": "the reference is the base with the adapters disabled (no extra weights)",
-           "copy": f"the reference is a frozen copy of the model ({_reference_bytes(run)/GiB_:.2f} GiB)"}[p.reference]
+           "copy": f"the reference is a frozen copy of the model ({_reference_bytes(run)/GiB:.2f} GiB)"}[p.reference]
     out = [f"{run.stage}: as {p.trainer.trainer} of TRL 1.16 runs it (read from its source, not yet measured on a GPU): "
            f"{p.rows} sequences of {p.seq} tokens a micro-batch, {ref}"
            + (f", {n} forward{'s'*(n > 1)} without gradients a micro-batch" if (n := p.reference_forwards + p.policy_forwards)
@@ -740,7 +740,7 @@ def _stage_notes(run:ResolvedRun)->list[str]:
            + ("; TRL's fused LM head (no full logits)" if p.head == "trl" else "")]
     if p.generated:
         out.append(f"GRPO generates {p.generated} completions per GPU and step (batch_size x gradient_accumulation_steps) "
-                   f"in one generate call: KV cache {_kv_bytes(run, p.generated, p.prompt + p.completion)/GiB_:.2f} GiB at "
+                   f"in one generate call: KV cache {_kv_bytes(run, p.generated, p.prompt + p.completion)/GiB:.2f} GiB at "
                    f"{p.prompt} + {p.completion} tokens; every completion assumed to run to max_completion_length")
     return out
 

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, replace
 from ..catalog import ia3_params, ModelSpec, model_spec, ia3_targets
 from ..settings import (RunSettings, Method, run_settings, resolve_defaults, method_info, stage_info, bad_value,
-                             DEFAULT_ATTN, BOTTLENECK_PLACEMENTS, check_bottleneck_size, ESTIMATOR_FIELDS)
+                             DEFAULT_ATTN, BOTTLENECK_PLACEMENTS, check_bottleneck_size)
 
 # %% auto #0
 __all__ = ['GiB', 'OPTIMIZERS', 'CUDA_CONTEXT_BYTES', 'WORKSPACE_BYTES', 'NCCL_BYTES', 'HOST_BASE_BYTES', 'SHARD_BYTES',

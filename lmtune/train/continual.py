@@ -426,9 +426,9 @@ def _plan_continual(model, stream, monitor=None, output_dir="runs/continual", st
 @patch
 def _load(self:Continual, model):
     "A model to measure: loaded as the stage loads it (an adapter folded in), on the GPU when there is one."
-    from lmtune.train.model import _cuda, _load_pretrained, _precision_for, weight_dtype
-    p = self.plan
-    m = _load_pretrained(model, p.s, None, weight_dtype(_precision_for(p.s.precision, p.method, p.stage)))
+    from lmtune.train.model import _cuda
+    from lmtune.train.recipe import load_model
+    m = load_model(self.plan, model) # qlora is refused up front: never a 4-bit load
     return m.to("cuda") if _cuda() else m
 
 @patch

@@ -101,19 +101,20 @@ def check_benchmarks(benchmarks:list|str, # lm-eval task, group or tag names
 
 # %% ../../nbs/train/16_harness.ipynb #98661c38
 def corpus_task(folder, # where to write `<name>.jsonl` and `<name>.yaml` (made if missing)
-                items:list[dict]|None=None, # checked {question, choices, answer-index} items (`monitor.load_multiple_choice`); None: `multiple_choice_set(200)`
+                items:list[dict]|None=None, # checked items (`monitor.load_multiple_choice`); None: `multiple_choice_set(200)`
                 name:str="lmtune_facts", # the task's name
                )->str:
     "Write `items` as an lm-eval multiple-choice task in `folder`; returns the task name (pass `folder` as `include_path`)."
     from lmtune.corpus import multiple_choice_set
+    import yaml
     from lmtune.files import write_atomic
     items = multiple_choice_set(200) if items is None else items # the monitor checks its items; it imports this module
     d = Path(folder); d.mkdir(parents=True, exist_ok=True)
     write_atomic(d / f"{name}.jsonl", "".join(json.dumps(it) + "\n" for it in items))
-    yaml = (f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {json.dumps(str((d / name).resolve()) + '.jsonl')}\n"
-            "test_split: test\noutput_type: multiple_choice\ndoc_to_text: '{{question}}'\ndoc_to_choice: '{{choices}}'\n"
-            "doc_to_target: '{{answer}}'\nmetric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n")
-    write_atomic(d / f"{name}.yaml", yaml)
+    task = dict(task=name, dataset_path="json", dataset_kwargs=dict(data_files=dict(test=str((d / f"{name}.jsonl").resolve()))),
+                test_split="test", output_type="multiple_choice", doc_to_text="{{question}}", doc_to_choice="{{choices}}",
+                doc_to_target="{{answer}}", metric_list=[dict(metric="acc", aggregation="mean", higher_is_better=True)])
+    write_atomic(d / f"{name}.yaml", yaml.safe_dump(task, sort_keys=False))
     return name
 
 # %% ../../nbs/train/16_harness.ipynb #8f9f9f54

@@ -16,10 +16,10 @@ from .records import TrainResult
 # %% auto #0
 __all__ = ['LEARNED_POSITION_FIELDS', 'ATTENTION_PACKAGES', 'DECODER_LAYER_PATHS', 'RESIDUAL_INITS', 'AFTER_WRAP_4BIT',
            'REQUIRES_GRAD_SETUP', 'PARAM_GROUP_KEYS', 'weight_dtype', 'resolve_optim', 'check_weights_format',
-           'adapter_base', 'own_copy', 'start_adapter', 'model_config', 'tokenizer_for', 'position_limit',
-           'check_seq_len', 'check_attention', 'decoder_layers', 'freeze_all_but_last', 'bitfit', 'train_everything',
-           'lora_init_weights', 'peft_config_for', 'qlora_quantization_config', 'prepare_method', 'lora_start',
-           'init_lora_variant', 'save_lora_for_base', 'loraplus_optimizer', 'loraplus_factory']
+           'adapter_base', 'own_copy', 'full_weights', 'start_adapter', 'model_config', 'tokenizer_for',
+           'position_limit', 'check_seq_len', 'check_attention', 'decoder_layers', 'freeze_all_but_last', 'bitfit',
+           'train_everything', 'lora_init_weights', 'peft_config_for', 'qlora_quantization_config', 'prepare_method',
+           'lora_start', 'init_lora_variant', 'save_lora_for_base', 'loraplus_optimizer', 'loraplus_factory']
 
 # %% ../../nbs/train/01_model.ipynb #24960daf
 def _cuda()->bool:
@@ -120,12 +120,14 @@ def own_copy(model, # a model, maybe wrapped by PEFT, that a trainer has run
     for mod in c.modules(): mod.__dict__.pop("forward", None)
     return c
 
+def full_weights(r:TrainResult)->bool:
+    "Did run `r` save whole model weights (`model*.safetensors`), not an adapter?"
+    return bool(r.weights_path) and Path(r.weights_path).name.startswith("model")
+
 def start_adapter(model, # what a stage was given as its model
                  )->str|None:
     "The adapter folder a stage starts from (given as a folder, or the folder of an adapter `TrainResult`), else None."
-    if isinstance(model, TrainResult):
-        w = model.weights_path and Path(model.weights_path).name
-        model = model.output_dir if model.output_dir and not (w or "").startswith("model") else None
+    if isinstance(model, TrainResult): model = None if full_weights(model) else model.output_dir
     ab = adapter_base(model) if isinstance(model, (str, Path)) else None
     return os.path.realpath(ab[1]) if ab else None
 
@@ -171,7 +173,7 @@ def _load_pretrained(model, s:RunSettings, quantization_config=None, dtype=None)
     "The model for the stages that start from trained weights, loaded in `dtype` (not the checkpoint's)."
     from transformers import AutoModelForCausalLM, PreTrainedModel
     if isinstance(model, TrainResult):
-        if model.weights_path and Path(model.weights_path).name.startswith("model"): model = model.output_dir
+        if full_weights(model): model = model.output_dir
         else: model = own_copy(model.model).merge_and_unload() # adapter result: fold the adapter in
     ab = adapter_base(model)
     if ab: # an adapter folder: its base with the adapter folded in

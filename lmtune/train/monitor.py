@@ -738,9 +738,9 @@ def _measure(self:ForgettingMonitor, model, state, base_model:bool=False)->dict:
     same = peft_base and self.base.mode == "adapter" # the model with adapters off is the base: KL 0, not measured
     with (model.disable_adapter() if peft_base else contextlib.nullcontext()):
         m = self.suite.measure(model, None if same else self.base, generate=self.plan["generate"])
-        self._bench_s = time.perf_counter()
+        tb = time.perf_counter()
         if self.config.benchmarks: m["benchmarks"] = self._benchmark_scores(model)
-        self._bench_s = time.perf_counter() - self._bench_s; self._spend("benchmarks", self._bench_s)
+        self._bench_s = time.perf_counter() - tb; self._spend("benchmarks", self._bench_s) # _row_costs leaves it out
     if same and "general_loss" in m: m["kl_to_base"] = 0.0
     b = None if base_model else self.rows[0]
     row = dict(step=step, elapsed_seconds=t - self._t0)
@@ -797,7 +797,7 @@ def _row_costs(self:ForgettingMonitor, row:dict, state, t:float, base_model:bool
         row["peak_memory_bytes"] = self._peak
     dt, gen = time.perf_counter() - t, {k: self.suite.seconds.get(k, 0.0) for k in ("generation", "probes")}
     for k, s in gen.items(): self._spend(k, s)
-    self._spend("base measurement" if base_model else "evaluations", dt - sum(gen.values()) - getattr(self, "_bench_s", 0.0))
+    self._spend("base measurement" if base_model else "evaluations", dt - sum(gen.values()) - self._bench_s)
     row["monitor_seconds"] = dt
     row["monitor_overhead"] = None if base_model else self._monitor_s / max(self._train_seconds(), 1e-9)
     return row
@@ -1000,11 +1000,11 @@ def _evaluation_seconds(self:ForgettingMonitor)->float:
     guess = max(p["evaluation"], base * p["evaluation"] / p["base"]) if p and p["base"] > 0 else base
     return UNTIMED_EVAL_FACTOR * guess + self._cost["view and logs"] + self._checkpoint_guess # the logging comes again
 
-UNTIMED_EVAL_FACTOR = 2 # until an evaluation is timed, assume twice the prediction: with adapters on (off for the
-                        # base) and on a busy CPU, benchmarks/monitor_overhead.py's first evaluations cost up to 2x that
+UNTIMED_EVAL_FACTOR = 2 # until an evaluation is timed, assume twice the prediction (adapters on, off for the base; a
+                        # busy CPU): a conservative guess, not measured by a committed benchmark
 
 CHECKPOINT_PRIOR_BPS = 100 * 2**20 # bytes a second assumed for the monitor's first checkpoint, until one is timed:
-                                   # deliberately low (this repo's 2-core CI machine wrote 250-650 MiB/s with fsync)
+                                   # a deliberately low guess, not measured by a committed benchmark
 
 def _checkpoint_bytes(model, args)->int:
     "Bytes of a checkpoint: the trained weights, and (unless `save_only_model`) Adam's two fp32 moments of each."
@@ -1775,8 +1775,8 @@ def summary(self:ForgettingMonitor)->dict:
 
 # %% ../../nbs/train/07_monitor.ipynb #bcdaa3d0
 PROGRESS_EVERY_S = 1.0 # seconds between progress redraws between evaluations (a redraw is one line of HTML)
-FIGURE_PRIOR_S = 1.0 # seconds to draw the figure, before it has been timed: 0.4-1.3 s on a shared 2-core CPU
-                     # (benchmarks/monitor_overhead.py prints it: benchmarks/results/monitor_overhead.txt)
+FIGURE_PRIOR_S = 1.0 # seconds to draw the figure, before it has been timed: above the 0.39-0.46 s that
+                     # benchmarks/monitor_overhead.py measured (benchmarks/results/monitor_overhead*.txt)
 
 class _HTML:
     "A display object that is only HTML, which a saved notebook keeps."

@@ -6,7 +6,7 @@ Docs: https://lmtune.github.io/lmtune/train/recipe.html.md"""
 
 # %% ../../nbs/train/04_recipe.ipynb #48e26c96
 from __future__ import annotations
-import contextlib, copy, importlib.util, json, math, os, shutil, sys, warnings
+import contextlib, importlib.util, json, math, os, shutil, sys, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from ..settings import (RunSettings, bad_value, check_bool, check_choice, method_info, resolve_packing, run_settings,
